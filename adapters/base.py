@@ -1,0 +1,51 @@
+"""The adapter interface and the registry the I/O layer dispatches on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..registry import Registry
+from ..spatial import SpatialArray
+
+#: name -> Adapter subclass; filled by the adapter modules when imported.
+ADAPTERS: Registry[type["Adapter"]] = Registry("adapter", InputError)
+
+
+class Adapter:
+    """Reads and writes one file format.
+
+    Subclasses set ``name`` and implement the class methods below. ``write`` receives a
+    temporary path chosen by :func:`geo_med_sr.io.write` and must write exactly there; the I/O
+    layer renames it into place only when ``write`` returns.
+    """
+
+    name: str = ""
+    #: True when the format is a folder (DICOM series), False for single files.
+    is_folder: bool = False
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        """Whether ``path`` looks like this format (by name or content; cheap, never raises)."""
+        raise NotImplementedError
+
+    @classmethod
+    def can_write(cls, path: Path) -> bool:
+        """Whether ``path`` names an output of this format."""
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, path: Path, **options: Any) -> SpatialArray:
+        """Read ``path`` into a SpatialArray; raise :class:`InputError` naming the file on failure."""
+        raise NotImplementedError
+
+    @classmethod
+    def write(cls, image: SpatialArray, path: Path, **options: Any) -> None:
+        """Write ``image`` to ``path`` (a file, or a new folder when ``is_folder``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls, image: SpatialArray) -> dict[str, Any]:
+        """Format-specific lines for ``geo-med-sr info`` (series UID, CRS, ...)."""
+        return {}

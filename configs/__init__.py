@@ -1,0 +1,1 @@
+"""Bundled YAML configurations (installed as ``geo_med_sr.configs``)."""

@@ -1,0 +1,91 @@
+"""Declarative configuration: YAML validated into typed objects (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError, file_error
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """Which upsampler to use: ``method`` model (with ``name``: checkpoint path or bundled name) or classical."""
+
+    method: Literal["model", "bspline", "linear", "nearest"] = "model"
+    name: str | None = None
+
+
+class NormalizeConfig(_Strict):
+    """Intensity normaliser applied before a network (``percentile``, ``window`` or ``none``)."""
+
+    name: str = "percentile"
+    params: dict[str, float] = Field(default_factory=lambda: {"lower": 1.0, "upper": 99.0})
+
+
+class InferenceConfig(_Strict):
+    """Patch engine settings; ``patch_size`` and ``halo`` in LR pixels (``halo`` None = model's radius)."""
+
+    patch_size: int = Field(64, ge=1)
+    halo: int | None = Field(None, ge=0)
+    batch_size: int = Field(4, ge=1)
+    device: str = "auto"
+    amp: bool = False
+
+
+class OutputConfig(_Strict):
+    """Output values: ``input`` = cast back to the input's storage dtype, or ``float32``."""
+
+    dtype: Literal["input", "float32"] = "input"
+
+
+class SRConfig(_Strict):
+    """Everything :func:`geo_med_sr.pipeline.super_resolve` needs besides paths and scale."""
+
+    model: ModelConfig = ModelConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    inference: InferenceConfig = InferenceConfig()
+    output: OutputConfig = OutputConfig()
+
+    def updated(self, **sections: dict[str, Any]) -> SRConfig:
+        """A copy with the given sections' fields replaced (``None`` values are ignored)."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section].update({k: v for k, v in values.items() if v is not None})
+        return validate_config(data, source="options")
+
+
+def validate_config(data: dict[str, Any], source: str | os.PathLike = "config") -> SRConfig:
+    """Validate a plain dict into :class:`SRConfig`; errors name the source and the bad key."""
+    try:
+        return SRConfig.model_validate(data or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise file_error(ConfigError, source, f"invalid configuration: {problems}") from exc
+
+
+def load_config(path: str | os.PathLike) -> SRConfig:
+    """Load a YAML file, or a bundled config by name such as ``medical/mri``."""
+    path_obj = Path(path)
+    if not path_obj.exists():
+        bundled = resources.files("geo_med_sr.configs").joinpath(f"{path}.yaml")
+        if not bundled.is_file():
+            raise file_error(ConfigError, path, "no such config file or bundled config (e.g. medical/mri)")
+        text = bundled.read_text()
+    else:
+        text = path_obj.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise file_error(ConfigError, path, f"not valid YAML ({exc})") from exc
+    if data is not None and not isinstance(data, dict):
+        raise file_error(ConfigError, path, "a config must be a YAML mapping")
+    return validate_config(data or {}, source=path)
