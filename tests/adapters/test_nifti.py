@@ -1,0 +1,101 @@
+"""NIfTI adapter: values, geometry and header fields survive a round trip."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import oblique_affine, shared_path, smooth_volume, write_nifti
+
+from geo_med_sr import io
+from geo_med_sr.errors import InputError
+
+
+def test_read_keeps_index_order_values_and_affine(tmp_path):
+    data = np.arange(5 * 4 * 3, dtype=np.int16).reshape(5, 4, 3)
+    affine = oblique_affine()
+    image = io.read(write_nifti(tmp_path / "a.nii.gz", data, affine))
+    assert image.array.shape == (1, 5, 4, 3)
+    np.testing.assert_array_equal(image.array[0], data)
+    np.testing.assert_allclose(image.affine, affine, atol=1e-6)
+    assert image.meta["dtype"] == "int16" and image.meta["nifti"]["sform_code"] == 1
+
+
+def test_round_trip_keeps_header_fields(tmp_path):
+    src = write_nifti(tmp_path / "a.nii", smooth_volume((6, 5, 4)), oblique_affine())
+    image = io.read(src)
+    io.write(image, tmp_path / "b.nii.gz")
+    back = nib.load(str(tmp_path / "b.nii.gz"))
+    orig = nib.load(str(src))
+    assert back.get_data_dtype() == orig.get_data_dtype()
+    for field in ("sform_code", "qform_code", "descrip", "xyzt_units"):
+        assert back.header[field] == orig.header[field], field
+    np.testing.assert_allclose(back.get_sform(), orig.get_sform(), atol=1e-6)
+    np.testing.assert_allclose(back.get_qform(), orig.get_qform(), atol=1e-5)
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), np.asanyarray(orig.dataobj))
+
+
+def test_scaled_file_reads_real_values_and_writes_them_back(tmp_path):
+    raw = (np.arange(60) % 200).astype(np.uint8).reshape(5, 4, 3)
+    src = write_nifti(tmp_path / "s.nii.gz", raw, oblique_affine(), dtype=np.uint8, slope=6.48, inter=-10.0)
+    image = io.read(src)
+    assert image.array.dtype == np.float32 and image.meta["nifti"]["scaled"]
+    np.testing.assert_allclose(image.array[0], raw * 6.48 - 10.0, rtol=1e-6)
+    io.write(image, tmp_path / "t.nii.gz")
+    back = nib.load(str(tmp_path / "t.nii.gz"))
+    assert back.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(back.get_fdata(), raw * 6.48 - 10.0, atol=6.48 / 2 + 1e-4)
+
+
+def test_4d_keeps_the_fourth_axis_as_channels(tmp_path):
+    data = smooth_volume((5, 4, 3, 2))
+    img = nib.Nifti1Image(data, oblique_affine())
+    img.header.set_zooms(tuple(np.linalg.norm(oblique_affine()[:3, :3], axis=0)) + (2.5,))
+    nib.save(img, str(tmp_path / "d.nii.gz"))
+    image = io.read(tmp_path / "d.nii.gz")
+    assert image.array.shape == (2, 5, 4, 3)
+    np.testing.assert_array_equal(image.array[1], data[..., 1])
+    io.write(image, tmp_path / "e.nii.gz")
+    back = nib.load(str(tmp_path / "e.nii.gz"))
+    assert back.shape == (5, 4, 3, 2) and back.header.get_zooms()[3] == pytest.approx(2.5)
+
+
+def test_provenance_is_stored_as_a_json_extension(tmp_path):
+    image = io.read(write_nifti(tmp_path / "a.nii.gz", smooth_volume((4, 4, 4)), oblique_affine()))
+    image = image.with_array(image.array, meta_update={"provenance": {"method": "bspline", "scale": [1, 1, 1]}})
+    io.write(image, tmp_path / "p.nii.gz")
+    ext = nib.load(str(tmp_path / "p.nii.gz")).header.extensions
+    assert json.loads(ext[0].get_content())["method"] == "bspline"
+
+
+@pytest.mark.parametrize(
+    "name,content,problem",
+    [
+        ("text.nii", b"this is not an image\n" * 30, "not a readable NIfTI"),
+        ("trunc.nii.gz", None, "not a readable NIfTI"),
+    ],
+)
+def test_corrupt_files_raise_input_error_naming_the_file(tmp_path, name, content, problem):
+    path = tmp_path / name
+    if content is None:  # a real gzipped NIfTI cut in half
+        full = tmp_path / "full.nii.gz"
+        write_nifti(full, smooth_volume((20, 20, 20)), oblique_affine())
+        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=problem) as info:
+        io.read(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_real_scaled_mri_round_trip(tmp_path):
+    src = shared_path("mri", "MR_Gd_T1gd_1mm_iso.nii.gz")
+    image = io.read(src)
+    assert image.array.shape == (1, 176, 188, 144) and image.meta["dtype"] == "uint8"
+    io.write(image, tmp_path / "copy.nii.gz")
+    back = io.read(tmp_path / "copy.nii.gz")
+    np.testing.assert_allclose(back.affine, image.affine, atol=1e-6)
+    np.testing.assert_allclose(back.array, image.array, atol=float(image.array.max()) / 255 / 2 + 1e-3)

@@ -1,0 +1,162 @@
+"""CLI: each bad input is one line naming the file, exit status 2, and no output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import oblique_affine, smooth_volume, write_nifti
+
+from geo_med_sr import io
+from geo_med_sr.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_clean_failure(code: int, err: str, path_named: Path, output: Path, problem: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("geo-med-sr: error: ")
+    assert str(path_named) in lines[0], lines[0]
+    assert problem in lines[0], lines[0]
+    assert not output.exists()
+    assert not [p for p in output.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_missing_input(tmp_path, capsys):
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", tmp_path / "nope.nii.gz", out, "--scale", "2", "--method", "linear")
+    assert_clean_failure(code, err, tmp_path / "nope.nii.gz", out, "no such file")
+
+
+def test_empty_file(tmp_path, capsys):
+    src = tmp_path / "empty.nii.gz"
+    src.write_bytes(b"")
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "linear")
+    assert_clean_failure(code, err, src, out, "empty")
+
+
+def test_truncated_gzip(tmp_path, capsys):
+    full = write_nifti(tmp_path / "full.nii.gz", smooth_volume((24, 24, 24)), oblique_affine())
+    src = tmp_path / "cut.nii.gz"
+    src.write_bytes(full.read_bytes()[:-200])
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "linear")
+    assert_clean_failure(code, err, src, out, "not a readable NIfTI")
+
+
+def test_text_file_named_nii(tmp_path, capsys):
+    src = tmp_path / "notes.nii"
+    src.write_text("patient notes, not an image\n" * 20)
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "linear")
+    assert_clean_failure(code, err, src, out, "not a readable NIfTI")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_voxels(tmp_path, capsys, bad):
+    data = smooth_volume((6, 6, 6)).astype(np.float32)
+    data[2, 3, 1] = bad
+    src = write_nifti(tmp_path / "nan.nii.gz", data, oblique_affine())
+    out = tmp_path / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "linear")
+    assert_clean_failure(code, err, src, out, "1 NaN/Inf voxel")
+
+
+@pytest.mark.parametrize("scale,problem", [("1.5", "whole numbers"), ("0", "whole numbers"), ("2,0,2", "whole numbers"), ("two", "not a number"), ("2,2", "3 spatial axes")])
+def test_bad_scale(oblique_nifti, capsys, scale, problem):
+    out = oblique_nifti.parent / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", scale, "--method", "linear")
+    named = oblique_nifti if problem == "3 spatial axes" else "--scale"
+    assert_clean_failure(code, err, named, out, problem)
+
+
+def test_output_equal_to_input(oblique_nifti, capsys):
+    before = oblique_nifti.read_bytes()
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, oblique_nifti, "--scale", "2", "--method", "linear", "--overwrite")
+    assert code == 2 and "same as the input" in err and str(oblique_nifti) in err
+    assert oblique_nifti.read_bytes() == before
+
+
+def test_existing_output_needs_overwrite(oblique_nifti, capsys):
+    out = oblique_nifti.parent / "out.nii.gz"
+    out.write_bytes(b"precious")
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear")
+    assert code == 2 and "--overwrite" in err and str(out) in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == b"precious"
+    code, stdout, _ = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear", "--overwrite")
+    assert code == 0 and "wrote" in stdout
+    assert io.read(out).spatial_shape == (26, 20, 18)
+
+
+def test_model_method_without_weights_says_so(oblique_nifti, capsys):
+    out = oblique_nifti.parent / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2")
+    assert code == 2 and "bundled weights are not shipped yet" in err and "--model" in err
+    assert not out.exists()
+
+
+def test_unsupported_output_name(oblique_nifti, capsys):
+    out = oblique_nifti.parent / "out.png"
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear")
+    assert_clean_failure(code, err, out, out, "unsupported output")
+
+
+def test_info_prints_geometry(oblique_nifti, capsys):
+    code, out, _ = run_cli(capsys, "info", oblique_nifti)
+    assert code == 0
+    for word in ("shape", "(13, 10, 9)", "spacing", "orientation", "origin", "int16", "affine"):
+        assert word in out
+
+
+def test_failed_write_leaves_no_output(oblique_nifti, capsys, monkeypatch):
+    """A crash inside the writer (disk full, kill) must not leave a partial file at OUTPUT."""
+    from geo_med_sr.adapters import nifti
+
+    def crash(image, path, **options):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(nifti.NiftiAdapter, "write", crash)
+    out = oblique_nifti.parent / "out.nii.gz"
+    with pytest.raises(OSError):
+        main(["upscale", str(oblique_nifti), str(out), "--scale", "2", "--method", "linear"])
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_killed_mid_run_leaves_no_output(tmp_path):
+    """SIGKILL while the output is being produced: OUTPUT never exists half-written."""
+    src = write_nifti(tmp_path / "big.nii.gz", smooth_volume((64, 64, 48)), oblique_affine())
+    out = tmp_path / "out.nii.gz"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "geo_med_sr", "upscale", str(src), str(out), "--scale", "3", "--method", "bspline", "--quiet"], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if [p for p in tmp_path.iterdir() if ".partial-" in p.name]:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed mid-write"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+
+
+def test_console_script_exit_code(tmp_path):
+    exe = Path(sys.executable).with_name("geo-med-sr")
+    if not exe.exists():
+        pytest.skip("console script not installed in this environment")
+    proc = subprocess.run([str(exe), "upscale", str(tmp_path / "missing.nii"), str(tmp_path / "o.nii"), "--scale", "2"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.nii" in proc.stderr
