@@ -1,0 +1,30 @@
+"""`geo-med-sr demo` runs end to end on generated data and writes outputs plus a PNG."""
+
+from __future__ import annotations
+
+import pytest
+
+from geo_med_sr import io
+from geo_med_sr.demo import run_demo
+from geo_med_sr.errors import OutputError
+
+
+def test_demo_writes_outputs_and_figure(tmp_path, capsys):
+    out = tmp_path / "demo"
+    scores = run_demo(out)
+    assert (out / "side_by_side.png").stat().st_size > 10_000
+    assert (out / "sr_bspline_dicom").is_dir() and len(list((out / "sr_bspline_dicom").iterdir())) == 64
+    # B-spline beats the thick slices themselves; DICOM and NIfTI paths agree.
+    assert scores["sr_bspline.nii.gz"] > scores["sr_nearest.nii.gz"] + 0.5
+    assert scores["sr_bspline_dicom"] == pytest.approx(scores["sr_bspline.nii.gz"], abs=0.05)
+    assert io.read(out / "sr_bspline.nii.gz").spatial_shape == (72, 80, 64)
+    assert "bundled weights are not shipped yet" in capsys.readouterr().out
+    run_demo(out)  # a second run replaces the demo's own files
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("keep me")
+    with pytest.raises(OutputError, match="not made by the demo"):
+        run_demo(tmp_path / "mine")
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "keep me"
