@@ -136,8 +136,11 @@ def super_resolve(
         GeoMedSRError subclasses with a one-line message naming the file and the problem.
     """
     config = config or SRConfig()
-    factors = parse_scale(scale)
     src_path, dst_path = Path(src), Path(dst)
+    try:
+        factors = parse_scale(scale)
+    except ConfigError as exc:
+        raise file_error(ConfigError, src_path, str(exc)) from exc
     adapter = io.adapter_for_input(src_path)
     io.check_output(dst_path, inputs=(src_path,), overwrite=overwrite)
     options = {"series": series} if adapter.is_folder else {}

@@ -112,3 +112,11 @@ def test_series_with_a_missing_slice(tmp_path, capsys):
     out = tmp_path / "out.nii.gz"
     code, _, err = run_cli(capsys, "upscale", folder, out, "--scale", "2", "--method", "linear")
     assert_clean_failure(code, err, folder, out, "missing")
+
+
+def test_info_on_a_dicom_series(tmp_path, capsys):
+    make_synthetic_series(tmp_path / "s", shape=(8, 7, 5), description="knee")
+    code, out, _ = run_cli(capsys, "info", tmp_path / "s")
+    assert code == 0
+    for word in ("dicom", "(8, 7, 5)", "orientation", "knee", "uint16"):
+        assert word in out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import oblique_affine, smooth_volume, write_nifti
+from conftest import oblique_affine, shared_path, smooth_volume, write_nifti
 
 from geo_med_sr import io
 from geo_med_sr.checkpoint import save_checkpoint
@@ -45,3 +45,16 @@ def test_nifti_upscale_returns_the_original_grid(tmp_path, lr_shape, scale, meth
     assert out.meta["dtype"] == "int16"
     if method == "nearest":  # each LR voxel fills its block exactly
         np.testing.assert_array_equal(out.array[0, :: scale[0], :: scale[1], :: scale[2]], np.rint(lr.array[0]))
+
+
+@pytest.mark.parametrize("name,scale", [("T2w_1x1x2mm.nii.gz", (2, 2, 2)), ("MR_Gd_T1gd_1mm_iso.nii.gz", (1, 1, 4))])
+def test_real_mri_round_trip_keeps_the_grid(tmp_path, name, scale):
+    real = io.read(shared_path("mri", name))
+    lr = block_average(real, scale)
+    io.write(lr, tmp_path / "lr.nii.gz")
+    config = SRConfig().updated(model={"method": "bspline"})
+    super_resolve(tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz", ",".join(map(str, scale)), config, progress=False)
+    out = io.read(tmp_path / "sr.nii.gz")
+    assert out.spatial_shape == tuple(n // s * s for n, s in zip(real.spatial_shape, scale))
+    assert affine_difference_in_voxels(real.affine, out.affine) <= 1e-6
+    assert out.meta["dtype"] == real.meta["dtype"]

@@ -1,0 +1,54 @@
+"""Configs: YAML validated into typed objects; unknown keys and bad values are errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from geo_med_sr.config import SRConfig, load_config
+from geo_med_sr.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ["medical/mri", "medical/ct"])
+def test_bundled_configs_load(name):
+    config = load_config(name)
+    assert isinstance(config, SRConfig)
+    assert config.normalize.name in ("percentile", "window")
+
+
+def test_unknown_key_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inference:\n  patch_sise: 32\n")
+    with pytest.raises(ConfigError, match="patch_sise") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text,problem", [("inference: {patch_size: 0}", "patch_size"), ("model: {method: magic}", "method"), ("- a\n- b\n", "mapping"), ("a: [", "YAML")])
+def test_bad_values(tmp_path, text, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(path)
+
+
+def test_missing_config():
+    with pytest.raises(ConfigError, match="no such config"):
+        load_config("medical/nothing")
+
+
+def test_updated_ignores_none_and_validates():
+    config = SRConfig().updated(inference={"patch_size": 32, "device": None})
+    assert config.inference.patch_size == 32 and config.inference.device == "auto"
+    with pytest.raises(ConfigError, match="batch_size"):
+        SRConfig().updated(inference={"batch_size": 0})
+
+
+def test_cli_uses_a_config_file(oblique_nifti, tmp_path):
+    from geo_med_sr import io
+    from geo_med_sr.cli import main
+
+    path = tmp_path / "linear.yaml"
+    path.write_text("model: {method: linear}\ninference: {patch_size: 5}\noutput: {dtype: float32}\n")
+    assert main(["upscale", str(oblique_nifti), str(tmp_path / "o.nii.gz"), "--scale", "2", "--config", str(path), "--quiet"]) == 0
+    out = io.read(tmp_path / "o.nii.gz")
+    assert out.meta["dtype"] == "float32" and out.spatial_shape == (26, 20, 18)
