@@ -19,13 +19,14 @@ EXIT_ERROR = 2
 def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upscale",
-        help="super-resolve a NIfTI file or a DICOM series folder",
+        help="super-resolve a NIfTI file, a DICOM series folder or a GeoTIFF",
         description="Upscale INPUT by SCALE keeping the exact field of view and write OUTPUT "
-        "(.nii/.nii.gz file, or a folder name for a DICOM series).",
+        "(.nii/.nii.gz file, a folder name for a DICOM series, or a .tif Cloud-Optimized GeoTIFF). "
+        "GeoTIFF scenes are streamed window by window, so any scene size works.",
     )
-    p.add_argument("input", help="input .nii/.nii.gz file or DICOM series folder")
-    p.add_argument("output", help="output .nii/.nii.gz file or folder (DICOM series)")
-    p.add_argument("--scale", required=True, help="whole factor, or one per voxel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice), e.g. 2 or 1,1,4")
+    p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
+    p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
+    p.add_argument("--scale", required=True, help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4")
     p.add_argument("--method", choices=["model", "bspline", "linear", "nearest"], default=None, help="SR network (default) or a classical interpolation on the same grid")
     p.add_argument("--model", default=None, help="checkpoint (.safetensors with its .json) for --method model")
     p.add_argument("--config", default=None, help="YAML config file or bundled name (medical/mri, medical/ct)")
@@ -35,13 +36,16 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default 4)")
     p.add_argument("--float32", action="store_true", help="write float32 values instead of the input's dtype")
     p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
+    p.add_argument("--bands", default=None, help="GeoTIFF bands to keep, 1-based, e.g. 1,2,3 (default: all)")
+    p.add_argument("--no-cog", dest="cog", action="store_false", help="write a tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF with overviews")
+    p.add_argument("--fill-radius", type=int, default=None, help="pixels over which nodata is filled from valid neighbours before the network (default: the model's receptive radius)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="print the geometry of an image", description="Print shape, spacing, orientation, origin, dtype and format details of INPUT.")
-    p.add_argument("input", help=".nii/.nii.gz file or DICOM series folder")
+    p = sub.add_parser("info", help="print the geometry of an image", description="Print shape, spacing, orientation, origin, dtype and format details of INPUT (CRS, transform, bounds, bands and nodata for GeoTIFF).")
+    p.add_argument("input", help=".nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
     p.add_argument("--series", default=None, help="SeriesInstanceUID for a DICOM folder with several series")
 
 
@@ -68,10 +72,12 @@ def _run_upscale(args: argparse.Namespace) -> None:
     config = load_config(args.config) if args.config else SRConfig()
     config = config.updated(
         model={"method": args.method, "name": args.model},
-        inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size},
+        inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
         output={"dtype": "float32" if args.float32 else None},
     )
-    result = super_resolve(args.input, args.output, args.scale, config, series=args.series, overwrite=args.overwrite, progress=False if args.quiet else None)
+    result = super_resolve(
+        args.input, args.output, args.scale, config, series=args.series, bands=args.bands, overwrite=args.overwrite, progress=False if args.quiet else None, cog=args.cog
+    )
     if not args.quiet:
         print(f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method {result.provenance['method']}, scale {tuple(result.provenance['scale'])}")
 

@@ -32,11 +32,16 @@ class NormalizeConfig(_Strict):
 
 
 class InferenceConfig(_Strict):
-    """Patch engine settings; ``patch_size`` and ``halo`` in LR pixels (``halo`` None = model's radius)."""
+    """Patch engine settings in LR pixels.
+
+    ``halo`` None = the model's receptive radius; ``fill_radius`` (how far nodata is filled from
+    valid neighbours before the network) None = the receptive radius when the image has nodata.
+    """
 
     patch_size: int = Field(64, ge=1)
     halo: int | None = Field(None, ge=0)
     batch_size: int = Field(4, ge=1)
+    fill_radius: int | None = Field(None, ge=0)
     device: str = "auto"
     amp: bool = False
 

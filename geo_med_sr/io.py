@@ -16,7 +16,7 @@ from .errors import InputError, InputNotFoundError, OutputError, file_error
 from .spatial import SpatialArray
 
 #: adapter modules imported on first use (each registers itself in ADAPTERS).
-_ADAPTER_MODULES = ("nifti", "dicom")
+_ADAPTER_MODULES = ("nifti", "dicom", "geotiff")
 
 
 def _load_adapters() -> None:
@@ -36,7 +36,7 @@ def adapter_for_input(path: str | os.PathLike) -> type[Adapter]:
         adapter = ADAPTERS.get(name)
         if adapter.can_read(path):
             return adapter
-    raise file_error(InputError, path, "unsupported input: expected a .nii/.nii.gz file or a folder holding a DICOM series")
+    raise file_error(InputError, path, "unsupported input: expected a .nii/.nii.gz file, a folder holding a DICOM series, or a .tif/.tiff GeoTIFF")
 
 
 def adapter_for_output(path: str | os.PathLike) -> type[Adapter]:
@@ -47,7 +47,7 @@ def adapter_for_output(path: str | os.PathLike) -> type[Adapter]:
         adapter = ADAPTERS.get(name)
         if adapter.can_write(path):
             return adapter
-    raise file_error(OutputError, path, "unsupported output: use a .nii/.nii.gz file name or a folder name (DICOM series)")
+    raise file_error(OutputError, path, "unsupported output: use a .nii/.nii.gz file name, a folder name (DICOM series) or a .tif file name (GeoTIFF)")
 
 
 def read(path: str | os.PathLike, **options: Any) -> SpatialArray:

@@ -96,6 +96,24 @@ class WindowNormalizer(Normalizer):
         return {"name": self.name, "level": self.level, "window": self.width, "offset": [low] * c, "width": [self.width] * c}
 
 
+@NORMALIZERS.register("fixed")
+class FixedScaleNormalizer(Normalizer):
+    """Fixed linear map ``x' = x * scale + offset`` for every band (e.g. Landsat/Sentinel-2
+    surface reflectance: ``scale=1e-4``, ``offset=0``, or Collection-2 ``2.75e-5``, ``-0.2``).
+    """
+
+    name = "fixed"
+
+    def __init__(self, scale: float = 1e-4, offset: float = 0.0) -> None:
+        if not scale or not np.isfinite(scale):
+            raise ConfigError(f"fixed normaliser needs a non-zero finite scale, got {scale}")
+        self.scale, self.offset = float(scale), float(offset)
+
+    def fit(self, array: np.ndarray, valid: np.ndarray | None = None) -> dict[str, Any]:
+        c = array.shape[0]
+        return {"name": self.name, "scale": self.scale, "add_offset": self.offset, "offset": [-self.offset / self.scale] * c, "width": [1.0 / self.scale] * c}
+
+
 @NORMALIZERS.register("none")
 class IdentityNormalizer(Normalizer):
     """No change of values (offset 0, width 1)."""

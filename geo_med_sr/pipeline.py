@@ -1,10 +1,17 @@
 """super_resolve(src, dst, ...): the tool the CLI, notebooks and scripts call.
 
-read -> check values -> normalise -> patch engine -> inverse -> exact geometry -> atomic write.
+open -> check -> fit normaliser -> patch engine (normalise, fill nodata, network, inverse,
+re-mask, cast; window by window) -> exact geometry -> atomic write.
+
+Medical volumes are read into memory; GeoTIFF scenes stream window by window from a
+:class:`~geo_med_sr.adapters.geotiff.GeoTiffSource` into a
+:class:`~geo_med_sr.adapters.geotiff.GeoTiffSink`, so memory does not grow with scene size.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,9 +23,10 @@ from torch import nn
 
 from . import __version__, io
 from .config import SRConfig
-from .errors import ConfigError, InputError, ModelError, file_error
-from .geometry import scaled_shape
+from .errors import ConfigError, InputError, ModelError, OutputError, file_error
+from .geometry import scale_affine, scaled_shape
 from .inference.classical import CLASSICAL
+from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
 from .normalize import build_normalizer
 from .spatial import SpatialArray
@@ -51,13 +59,23 @@ def parse_scale(text: str | int | Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def broadcast_scale(scale: Sequence[int], image: SpatialArray, path: object) -> tuple[int, ...]:
-    """One factor per spatial axis of ``image`` (a single factor applies to every axis)."""
-    n = image.spatial_dims
+def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """``"1,2,3"`` -> ``(1, 2, 3)`` (1-based band indexes); None keeps every band."""
+    if text is None:
+        return None
+    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else [str(v) for v in text]
+    try:
+        return tuple(int(v) for v in items if v != "")
+    except ValueError:
+        raise ConfigError(f"--bands {text!r}: expected 1-based band numbers such as 1,2,3") from None
+
+
+def broadcast_scale(scale: Sequence[int], spatial_dims: int, path: object) -> tuple[int, ...]:
+    """One factor per spatial axis (a single factor applies to every axis)."""
     if len(scale) == 1:
-        return tuple(scale) * n
-    if len(scale) != n:
-        raise file_error(ConfigError, path, f"--scale has {len(scale)} factors but the image has {n} spatial axes (index order, fastest first)")
+        return tuple(scale) * spatial_dims
+    if len(scale) != spatial_dims:
+        raise file_error(ConfigError, path, f"--scale has {len(scale)} factors but the image has {spatial_dims} spatial axes (index order, fastest first)")
     return tuple(scale)
 
 
@@ -68,6 +86,14 @@ def check_finite(image: SpatialArray, path: object) -> None:
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
             raise file_error(InputError, path, f"contains {bad} NaN/Inf voxel(s); replace them with finite values before super-resolving")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int) -> tuple[nn.Module, dict[str, Any]]:
@@ -88,27 +114,69 @@ def build_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int)
         raise ModelError(f"model {config.model.name} upsamples by {model_scale} but --scale asks for {scale}")
     if getattr(model, "spatial_dims", spatial_dims) != spatial_dims:
         raise ModelError(f"model {config.model.name} is {model.spatial_dims}D but the image has {spatial_dims} spatial axes")
-    return model, {"method": "model", "model": config.model.name, **{k: v for k, v in info.items() if k in ("name", "sha256")}}
+    network = info.get("network", {}).get("name", type(model).__name__)
+    return model, {"method": "model", "model": str(config.model.name), "network": network, "weights_sha256": _sha256(Path(config.model.name))}
+
+
+def _radiometry(config: SRConfig, method: str, source: Any, upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
+    """Normaliser fitted on valid pixels (networks only) plus the nodata fill/re-mask settings."""
+    if method == "model":
+        normalizer = build_normalizer(config.normalize.name, **config.normalize.params)
+        stats = normalizer.fit(sample_valid_values(source))
+    else:  # classical interpolation is linear in the values: no normalisation needed
+        normalizer = build_normalizer("none")
+        stats = normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
+    fill = config.inference.fill_radius
+    if fill is None:
+        fill = int(getattr(upsampler, "receptive_radius", 0)) if has_mask else 0
+    return Radiometry(normalizer, stats, fill_radius=fill, out_dtype=out_dtype, nodata=nodata)
+
+
+def _provenance(prov: dict[str, Any], scale: Sequence[int], radiometry: Radiometry) -> dict[str, Any]:
+    return {"tool": f"geo_med_sr {__version__}", **prov, "scale": list(scale), "normalization": radiometry.stats}
+
+
+def _resolver(config: SRConfig, upsampler: nn.Module, scale: tuple[int, ...], progress: bool | None) -> SuperResolver:
+    inf = config.inference
+    return SuperResolver(upsampler, scale, patch_size=inf.patch_size, halo=inf.halo, batch_size=inf.batch_size, device=inf.device, amp=inf.amp, progress=progress)
 
 
 def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig, *, progress: bool | None = None) -> tuple[SpatialArray, dict[str, Any]]:
-    """Super-resolve an in-memory image; returns the HR image and its provenance dict."""
+    """Super-resolve an in-memory image; returns the HR image (float32 values) and provenance."""
+    from .inference.io import ArraySource
+
     upsampler, prov = build_upsampler(config, scale, image.spatial_dims)
-    if prov["method"] == "model":
-        normalizer = build_normalizer(config.normalize.name, **config.normalize.params)
-        stats = normalizer.fit(image.array, image.valid)
-    else:  # classical interpolation is linear in the values: no normalisation needed
-        normalizer = build_normalizer("none")
-        stats = normalizer.fit(image.array)
-    inf = config.inference
-    resolver = SuperResolver(upsampler, scale, patch_size=inf.patch_size, halo=inf.halo, batch_size=inf.batch_size, device=inf.device, amp=inf.amp, progress=progress)
-    y = normalizer.inverse(resolver(normalizer.forward(image.array, stats)), stats)
+    radiometry = _radiometry(config, prov["method"], ArraySource(image.array, image.valid), upsampler, out_dtype=None, nodata=None, has_mask=image.valid is not None)
+    y = _resolver(config, upsampler, scale, progress)(image.array, image.valid, radiometry)
     dtype = "float32" if config.output.dtype == "float32" else image.meta.get("dtype", str(image.array.dtype))
-    prov = {"tool": f"geo_med_sr {__version__}", **prov, "scale": list(scale), "normalization": stats}
+    prov = _provenance(prov, scale, radiometry)
     meta_update: dict[str, Any] = {"dtype": dtype, "provenance": prov}
     if config.output.dtype == "float32" and "nifti" in image.meta:
         meta_update["nifti"] = {**image.meta["nifti"], "scaled": False}
     return image.with_array(y, scale, meta_update=meta_update), prov
+
+
+def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tuple[int, ...], config: SRConfig, *, bands: Sequence[int] | None, overwrite: bool, progress: bool | None, cog: bool) -> Result:
+    """GeoTIFF path: read windows, super-resolve, write windows; never the whole scene."""
+    with adapter_in.open_source(src, bands=bands) as source:
+        scale = broadcast_scale(factors, len(source.shape) - 1, src)
+        out_spatial = scaled_shape(source.shape[1:], scale)
+        upsampler, prov = build_upsampler(config, scale, len(scale))
+        meta = copy.deepcopy(source.meta)
+        nodata = meta.get("geotiff", {}).get("nodata")
+        nodata = float("nan") if nodata == "nan" else nodata
+        out_dtype = np.dtype("float32") if config.output.dtype == "float32" else np.dtype(source.dtype)
+        if nodata is not None and out_dtype.kind in "iu" and not (np.iinfo(out_dtype).min <= nodata <= np.iinfo(out_dtype).max):
+            raise file_error(ConfigError, src, f"nodata {nodata} does not fit the output dtype {out_dtype}")
+        radiometry = _radiometry(config, prov["method"], source, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=True)
+        resolver = _resolver(config, upsampler, scale, progress)
+        prov = _provenance(prov, scale, radiometry)
+        meta.update(dtype=out_dtype.name, provenance=prov)
+        out_shape = (resolver.output_channels(source.shape[0]), *out_spatial)
+        with io.atomic_path(dst, overwrite=overwrite) as tmp:
+            with adapter_out.open_sink(tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog) as sink:
+                resolver.run(source, sink, radiometry)
+        return Result(dst, tuple(source.shape[1:]), tuple(out_spatial), prov)
 
 
 def super_resolve(
@@ -118,19 +186,23 @@ def super_resolve(
     config: SRConfig | None = None,
     *,
     series: str | None = None,
+    bands: str | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    cog: bool = True,
 ) -> Result:
     """Upscale the image at ``src`` by ``scale`` and write it to ``dst`` with exact geometry.
 
     Args:
-        src: ``.nii``/``.nii.gz`` file or a folder holding a DICOM series.
-        dst: ``.nii``/``.nii.gz`` file, or a folder name for a DICOM series.
+        src: ``.nii``/``.nii.gz`` file, a folder holding a DICOM series, or a ``.tif`` GeoTIFF.
+        dst: ``.nii``/``.nii.gz`` file, a folder name for a DICOM series, or a ``.tif`` file.
         scale: one factor or one per spatial axis in index order, fastest first (``"1,1,4"``).
         config: model, normalisation, inference and output settings (defaults if None).
         series: SeriesInstanceUID to pick from a DICOM folder with several series.
+        bands: 1-based GeoTIFF bands to keep (``"1,2,3"``); None keeps all.
         overwrite: replace an existing ``dst``.
         progress: progress bar (None = only on a terminal).
+        cog: GeoTIFF output as a Cloud-Optimized GeoTIFF with overviews (else a tiled GeoTIFF).
 
     Raises:
         GeoMedSRError subclasses with a one-line message naming the file and the problem.
@@ -139,15 +211,23 @@ def super_resolve(
     src_path, dst_path = Path(src), Path(dst)
     try:
         factors = parse_scale(scale)
+        band_list = parse_bands(bands)
     except ConfigError as exc:
         raise file_error(ConfigError, src_path, str(exc)) from exc
-    adapter = io.adapter_for_input(src_path)
-    io.check_output(dst_path, inputs=(src_path,), overwrite=overwrite)
-    options = {"series": series} if adapter.is_folder else {}
-    if series and not adapter.is_folder:
-        raise ConfigError(f"--series only applies to DICOM folders, not to {src_path}")
-    image = adapter.read(src_path, **options)
-    factors = broadcast_scale(factors, image, src_path)
+    adapter_in = io.adapter_for_input(src_path)
+    adapter_out = io.check_output(dst_path, inputs=(src_path,), overwrite=overwrite)
+    streaming = bool(getattr(adapter_in, "streaming", False))
+    if streaming != bool(getattr(adapter_out, "streaming", False)):
+        want = "a .tif output" if streaming else "a .nii/.nii.gz or folder output"
+        raise file_error(OutputError, dst_path, f"a {adapter_in.name} input needs {want}")
+    if series and not adapter_in.is_folder:
+        raise file_error(ConfigError, src_path, "--series only applies to DICOM folders")
+    if band_list is not None and not streaming:
+        raise file_error(ConfigError, src_path, "--bands only applies to GeoTIFF inputs")
+    if streaming:
+        return _stream(adapter_in, adapter_out, src_path, dst_path, factors, config, bands=band_list, overwrite=overwrite, progress=progress, cog=cog)
+    image = adapter_in.read(src_path, **({"series": series} if adapter_in.is_folder else {}))
+    factors = broadcast_scale(factors, image.spatial_dims, src_path)
     scaled_shape(image.spatial_shape, factors)
     check_finite(image, src_path)
     hr, prov = upscale_image(image, factors, config, progress=progress)

@@ -8,11 +8,11 @@ from geo_med_sr.config import SRConfig, load_config
 from geo_med_sr.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["medical/mri", "medical/ct"])
+@pytest.mark.parametrize("name", ["medical/mri", "medical/ct", "geo/default", "geo/reflectance"])
 def test_bundled_configs_load(name):
     config = load_config(name)
     assert isinstance(config, SRConfig)
-    assert config.normalize.name in ("percentile", "window")
+    assert config.normalize.name in ("percentile", "window", "fixed")
 
 
 def test_unknown_key_is_an_error_naming_the_file(tmp_path):

@@ -18,7 +18,7 @@ values = arrays(np.float32, (2, 6, 5), elements=st.floats(-3000, 3000, width=32)
 
 
 @settings(max_examples=50, deadline=None)
-@given(values, st.sampled_from([("percentile", {}), ("percentile", {"lower": 5, "upper": 95}), ("window", {"level": 40, "width": 400}), ("none", {})]))
+@given(values, st.sampled_from([("percentile", {}), ("percentile", {"lower": 5, "upper": 95}), ("window", {"level": 40, "width": 400}), ("fixed", {"scale": 2.75e-5, "offset": -0.2}), ("none", {})]))
 def test_inverse_is_exact_and_stats_are_json(x, spec):
     name, params = spec
     norm = build_normalizer(name, **params)
@@ -65,3 +65,9 @@ def test_rescale_for_fits_the_range(x, dtype):
     slope, inter = rescale_for(x, dtype)
     raw = cast_to_dtype(x, dtype, slope, inter)
     np.testing.assert_allclose(raw * slope + inter, x, atol=slope / 2 + 1e-9 * np.abs(x).max() + 1e-9)
+
+
+def test_fixed_scale_maps_reflectance():
+    norm = build_normalizer("fixed", scale=1e-4, offset=0.0)
+    x = np.array([[[0.0, 10000.0]]], np.float32)
+    np.testing.assert_allclose(norm.forward(x, norm.fit(x)), [[[0.0, 1.0]]], atol=1e-7)

@@ -34,14 +34,19 @@ class Sink(Protocol):
 
 
 class ArraySource:
-    """A Source over an in-memory ``(C, *S)`` array (no copy)."""
+    """A Source over an in-memory ``(C, *S)`` array (no copy) and its optional ``S`` valid mask."""
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, valid: np.ndarray | None = None) -> None:
         self.array = array
+        self.valid = valid
         self.shape = tuple(array.shape)
 
     def read(self, box: Box) -> np.ndarray:
         return self.array[(slice(None),) + tuple(slice(a, b) for a, b in box)]
+
+    def read_valid(self, box: Box) -> np.ndarray | None:
+        """``S``-shaped valid mask of ``box``, or None when every pixel is valid."""
+        return None if self.valid is None else self.valid[tuple(slice(a, b) for a, b in box)]
 
 
 class ArraySink:
@@ -70,3 +75,20 @@ def read_reflected(source: Source, box: Box) -> np.ndarray:
         return block
     local = [ix - lo for ix, (lo, _) in zip(indices, inner)]
     return block[(slice(None),) + np.ix_(*local)]
+
+
+def read_reflected_mask(read_valid, box: Box, spatial: Sequence[int]) -> np.ndarray | None:
+    """The valid mask of ``box`` (may extend outside the image), mirror-reflected like the values.
+
+    Args:
+        read_valid: ``read_valid(in_bounds_box) -> S-shaped bool array or None (all valid)``.
+        box: ``(start, stop)`` per axis.
+        spatial: the image's spatial shape.
+    """
+    indices = [reflect_indices(a, b, n) for (a, b), n in zip(box, spatial)]
+    inner = tuple((int(ix.min()), int(ix.max()) + 1) for ix in indices)
+    block = read_valid(inner)
+    if block is None:
+        return None
+    local = [ix - lo for ix, (lo, _) in zip(indices, inner)]
+    return block[np.ix_(*local)]

@@ -12,7 +12,10 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..geometry import as_scale, scaled_shape
 from .grid import Patch, PatchGrid
-from .io import ArraySink, ArraySource, Sink, Source, read_reflected
+from ..spatial import upsample_mask
+from .io import ArraySink, ArraySource, Sink, Source, read_reflected, read_reflected_mask
+from .radiometry import Radiometry
+from .threads import BackgroundWorker, prefetch
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -109,35 +112,72 @@ class SuperResolver:
             y = y.reshape(b, c * y.shape[1], *y.shape[2:])
         return y
 
-    def run(self, source: Source, sink: Sink) -> None:
-        """Super-resolve ``source`` (``(C, *S)``) into ``sink`` (``(C_out, *S*scale)``)."""
+    def run(self, source: Source, sink: Sink, radiometry: Radiometry | None = None, *, threads: bool = True) -> None:
+        """Super-resolve ``source`` (``(C, *S)``) into ``sink`` (``(C_out, *S*scale)``).
+
+        Tiles are read (with their halo, mirror-reflected at the borders) by a background
+        reader, run in batches, and each tile's owned output goes to ``sink`` from a
+        background writer as soon as it is computed; at most a few batches are in flight, so
+        memory depends on ``patch_size`` and ``batch_size``, not on the image size.
+
+        Args:
+            source: LR image; ``source.read_valid(box)`` (optional) gives the valid mask.
+            sink: HR output.
+            radiometry: value transforms before/after the network (normalise, fill nodata,
+                inverse, re-mask, cast); its ``fill_radius`` is added to the halo.
+            threads: overlap reading and writing with compute (False runs everything inline).
+        """
         spatial = tuple(source.shape[1:])
         scale = self._scale(len(spatial))
-        grid = PatchGrid.create(spatial, self.patch_size, self.halo)
+        extra = radiometry.fill_radius if radiometry is not None else 0
+        halo = tuple(h + extra for h in (self.halo,) * len(spatial)) if np.isscalar(self.halo) else tuple(h + extra for h in self.halo)
+        grid = PatchGrid.create(spatial, self.patch_size, halo)
+        read_valid = getattr(source, "read_valid", None)
+
+        def load(batch: list[Patch]) -> tuple[list[Patch], np.ndarray, list[np.ndarray | None]]:
+            inputs, masks = [], []
+            for p in batch:
+                raw = read_reflected(source, p.read)
+                valid = read_reflected_mask(read_valid, p.read, spatial) if read_valid is not None else None
+                inputs.append(radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False))
+                masks.append(None if valid is None else valid[tuple(slice(o0 - r0, o1 - r0) for (o0, o1), (r0, _) in zip(p.owned, p.read))])
+            return batch, np.stack(inputs), masks
+
+        def store(item: tuple[list[Patch], np.ndarray, list[np.ndarray | None]]) -> None:
+            batch, y, masks = item
+            for patch, out, owned_valid in zip(batch, y, masks):
+                crop = tuple(slice((o0 - r0) * s, (o1 - r0) * s) for (o0, o1), (r0, _), s in zip(patch.owned, patch.read, scale))
+                window = out[(slice(None),) + crop]
+                if radiometry is not None:
+                    window = radiometry.after(window, None if owned_valid is None else upsample_mask(owned_valid, scale))
+                sink.write(tuple((o0 * s, o1 * s) for (o0, o1), s in zip(patch.owned, scale)), window)
+
         bar = tqdm(total=len(grid), desc="super-resolving", unit="patch", disable=None if self.progress is None else not self.progress, leave=False)
+        loaded = prefetch(map(load, _batches(grid, self.batch_size)), depth=2 if threads else 0)
         try:
-            for batch in _batches(grid, self.batch_size):
-                x = np.stack([read_reflected(source, p.read) for p in batch]).astype(np.float32, copy=False)
-                y = self._forward(torch.from_numpy(x)).cpu().numpy()
-                for patch, out in zip(batch, y):
-                    crop = tuple(
-                        slice((o0 - r0) * s, (o1 - r0) * s) for (o0, o1), (r0, _), s in zip(patch.owned, patch.read, scale)
-                    )
-                    box = tuple((o0 * s, o1 * s) for (o0, o1), s in zip(patch.owned, scale))
-                    sink.write(box, out[(slice(None),) + crop])
-                bar.update(len(batch))
+            with BackgroundWorker(store, depth=2 if threads else 0) as writer:
+                for batch, x, masks in loaded:
+                    y = self._forward(torch.from_numpy(x)).cpu().numpy()
+                    writer.submit((batch, y, masks))
+                    bar.update(len(batch))
         finally:
+            loaded.close()
             bar.close()
 
-    def __call__(self, array: np.ndarray) -> np.ndarray:
-        """Super-resolve an in-memory ``(C, *S)`` array into a float32 ``(C_out, *S*scale)`` array."""
-        source = ArraySource(array)
+    def output_channels(self, in_channels: int) -> int:
+        """Channels of the output for ``in_channels`` input channels."""
         out_channels = getattr(self.model, "out_channels", None)
-        c_in = array.shape[0]
         if out_channels is None or getattr(self.model, "in_channels", None) == 1:
-            c_out = c_in * (out_channels or 1)
-        else:
-            c_out = out_channels
-        sink = ArraySink((c_out, *self.output_shape(array.shape[1:])))
-        self.run(source, sink)
+            return in_channels * (out_channels or 1)
+        return int(out_channels)
+
+    def __call__(self, array: np.ndarray, valid: np.ndarray | None = None, radiometry: Radiometry | None = None) -> np.ndarray:
+        """Super-resolve an in-memory ``(C, *S)`` array (optional ``S`` valid mask).
+
+        Returns:
+            ``(C_out, *S*scale)`` array: float32, or ``radiometry.out_dtype`` when set.
+        """
+        dtype = np.float32 if radiometry is None or radiometry.out_dtype is None else radiometry.out_dtype
+        sink = ArraySink((self.output_channels(array.shape[0]), *self.output_shape(array.shape[1:])), dtype=dtype)
+        self.run(ArraySource(array, valid), sink, radiometry)
         return sink.array

@@ -1,0 +1,132 @@
+"""Per-window value transforms around the network: normalise, fill nodata, invert, re-mask, cast.
+
+Every operation is pointwise except the nodata fill, which only looks ``fill_radius`` pixels
+away; the engine adds that radius to its halo, so the stitched result stays tile-invariant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..dtypes import cast_to_dtype, storage_range
+from ..normalize import Normalizer
+
+
+def fill_invalid(x: np.ndarray, valid: np.ndarray, radius: int, fill_value: float = 0.0) -> np.ndarray:
+    """Fill invalid pixels from valid neighbours, growing at most ``radius`` pixels.
+
+    Each of ``radius`` rounds replaces the invalid pixels that touch a valid one by the mean
+    of their valid 3x3(x3) neighbours; pixels still unreached get ``fill_value``. Valid pixels
+    are never changed, and a pixel's result depends only on pixels within ``radius``.
+
+    Args:
+        x: ``(C, *S)`` float32 values.
+        valid: ``S``-shaped boolean mask.
+        radius: number of growth rounds (pixels).
+        fill_value: value for pixels farther than ``radius`` from any valid pixel.
+
+    Returns:
+        ``(C, *S)`` float32 copy with every pixel finite.
+    """
+    nd = valid.ndim
+    pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
+    values = torch.from_numpy(np.where(valid, x, 0.0).astype(np.float32))[None]
+    mask = torch.from_numpy(valid.astype(np.float32))[None, None]
+    for _ in range(radius):
+        if bool(mask.min() > 0):
+            break
+        total = pool(values * mask, 3, stride=1, padding=1, count_include_pad=False)
+        weight = pool(mask, 3, stride=1, padding=1, count_include_pad=False)
+        grow = (weight > 0) & (mask == 0)
+        values = torch.where(grow, total / weight.clamp_min(1e-12), values)
+        mask = torch.where(grow, torch.ones_like(mask), mask)
+    out = torch.where(mask > 0, values, torch.full_like(values, fill_value))
+    return out[0].numpy()
+
+
+@dataclass
+class Radiometry:
+    """What happens to values before and after the network, window by window.
+
+    Args:
+        normalizer: the normaliser object owning ``forward``/``inverse``.
+        stats: its fitted, JSON-able statistics.
+        fill_radius: nodata fill reach in pixels (added to the engine's halo).
+        out_dtype: storage dtype of the output windows, or None to return float32.
+        nodata: value written where the (nearest-upsampled) valid mask is False.
+    """
+
+    normalizer: Normalizer
+    stats: dict[str, Any]
+    fill_radius: int = 0
+    out_dtype: np.dtype | None = None
+    nodata: float | None = None
+    _nudge: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.out_dtype is not None:
+            self.out_dtype = np.dtype(self.out_dtype)
+        if self.nodata is not None and self.out_dtype is not None and self.out_dtype.kind in "iu" and np.isfinite(self.nodata):
+            lo, hi = storage_range(self.out_dtype)
+            self._nudge = self.nodata + 1 if self.nodata < hi else self.nodata - 1
+
+    def before(self, raw: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+        """``(C, *R)`` raw window -> normalised float32, invalid pixels filled."""
+        x = self.normalizer.forward(raw, self.stats)
+        if valid is not None and not valid.all():
+            x = fill_invalid(x, valid, self.fill_radius)
+        return x
+
+    def after(self, y: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+        """``(C, *O)`` network output -> real values in ``out_dtype`` with nodata re-applied.
+
+        A valid pixel whose value would equal ``nodata`` is moved one step away from it, so
+        nodata never leaks into valid pixels.
+        """
+        values = self.normalizer.inverse(y, self.stats)
+        if self.out_dtype is None:
+            return values
+        out = cast_to_dtype(values, self.out_dtype)
+        if self.nodata is None or valid is None:
+            return out
+        if np.isnan(self.nodata):
+            out[:, ~valid] = np.nan
+            return out
+        if self._nudge is not None:
+            clash = (out == self.nodata) & valid
+            out[clash] = self._nudge
+        out[:, ~valid] = self.nodata
+        return out
+
+
+def sample_valid_values(source: Any, max_pixels: int = 1 << 22, window: int = 256, seed: int = 0) -> np.ndarray:
+    """Valid pixel values of ``source`` for fitting a normaliser, ``(C, K)``.
+
+    Small images (at most ``max_pixels`` pixels) are read whole; larger ones through a bounded,
+    seeded random sample of ``window``-sized boxes covering about ``max_pixels`` pixels, so the
+    cost does not grow with the scene. Invalid pixels (mask) and non-finite values are dropped.
+    """
+    spatial = tuple(source.shape[1:])
+    total = int(np.prod(spatial))
+    read_valid = getattr(source, "read_valid", None)
+    if total <= max_pixels:
+        boxes = [tuple((0, n) for n in spatial)]
+    else:
+        rng = np.random.default_rng(seed)
+        size = tuple(min(window, n) for n in spatial)
+        count = max(1, max_pixels // int(np.prod(size)))
+        starts = [rng.integers(0, n - w + 1, size=count) for n, w in zip(spatial, size)]
+        boxes = [tuple((int(st[i]), int(st[i]) + w) for st, w in zip(starts, size)) for i in range(count)]
+    chunks = []
+    for box in boxes:
+        values = source.read(box).reshape(source.shape[0], -1)
+        valid = read_valid(box) if read_valid is not None else None
+        keep = np.ones(values.shape[1], bool) if valid is None else valid.reshape(-1)
+        keep &= np.all(np.isfinite(values), axis=0)
+        chunks.append(values[:, keep])
+    return np.concatenate(chunks, axis=1)
