@@ -168,13 +168,13 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
         out_dtype = np.dtype("float32") if config.output.dtype == "float32" else np.dtype(source.dtype)
         if nodata is not None and out_dtype.kind in "iu" and not (np.iinfo(out_dtype).min <= nodata <= np.iinfo(out_dtype).max):
             raise file_error(ConfigError, src, f"nodata {nodata} does not fit the output dtype {out_dtype}")
-        radiometry = _radiometry(config, prov["method"], source, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=True)
+        radiometry = _radiometry(config, prov["method"], source, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=source.may_have_invalid)
         resolver = _resolver(config, upsampler, scale, progress)
         prov = _provenance(prov, scale, radiometry)
         meta.update(dtype=out_dtype.name, provenance=prov)
         out_shape = (resolver.output_channels(source.shape[0]), *out_spatial)
         with io.atomic_path(dst, overwrite=overwrite) as tmp:
-            with adapter_out.open_sink(tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog) as sink:
+            with adapter_out.open_sink(tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog, name=dst) as sink:
                 resolver.run(source, sink, radiometry)
         return Result(dst, tuple(source.shape[1:]), tuple(out_spatial), prov)
 
