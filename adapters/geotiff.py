@@ -848,7 +848,14 @@ class GeoTiffAdapter(Adapter):
 
     @classmethod
     def open_source(cls, path: Path, bands: Sequence[int] | None = None) -> GeoTiffSource:
-        """A windowed reader of ``path`` (close it, or use it as a context manager)."""
+        """A windowed reader of ``path`` (close it, or use it as a context manager).
+
+        Streaming caps GDAL's process-wide block cache at ``SINK_CACHE_MB`` (unless the user
+        set ``GDAL_CACHEMAX``), so memory does not grow with the scene: GDAL's default (5 % of
+        RAM) would otherwise fill with blocks of a large scene.
+        """
+        if "GDAL_CACHEMAX" not in os.environ:
+            rasterio.env.set_gdal_config("GDAL_CACHEMAX", SINK_CACHE_MB)
         return GeoTiffSource(path, bands=bands)
 
     @classmethod

@@ -104,7 +104,7 @@ class Radiometry:
         return out
 
 
-def sample_valid_values(source: Any, max_pixels: int = 1 << 22, window: int = 256, seed: int = 0) -> np.ndarray:
+def sample_valid_values(source: Any, max_pixels: int = 1 << 20, window: int = 256, seed: int = 0) -> np.ndarray:
     """Valid pixel values of ``source`` for fitting a normaliser, ``(C, K)``.
 
     Small images (at most ``max_pixels`` pixels) are read whole; larger ones through a bounded,
