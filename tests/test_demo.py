@@ -19,6 +19,12 @@ def test_demo_writes_outputs_and_figure(tmp_path, capsys):
     assert scores["sr_bspline_dicom"] == pytest.approx(scores["sr_bspline.nii.gz"], abs=0.05)
     assert io.read(out / "sr_bspline.nii.gz").spatial_shape == (72, 80, 64)
     assert "bundled weights are not shipped yet" in capsys.readouterr().out
+    # the satellite part: a COG on the exact 30 m grid, B-spline better than the 60 m pixels
+    from rio_cogeo.cogeo import cog_validate
+
+    assert cog_validate(str(out / "scene_60m_x2_bspline.tif"))[0]
+    assert scores["scene_60m_x2_bspline.tif"] > scores["scene_60m_x2_nearest.tif"] + 0.5
+    assert (out / "side_by_side_geotiff.png").stat().st_size > 10_000
     run_demo(out)  # a second run replaces the demo's own files
 
 

@@ -168,7 +168,7 @@ def test_jpeg_renamed_tif(tmp_path, capsys):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src, format="JPEG")
     out = tmp_path / "o.tif"
     code, _, err = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "linear")
-    assert_clean_failure(code, err, src, out, "")
+    assert_clean_failure(code, err, src, out, "not a GeoTIFF")
 
 
 def test_truncated_tiff(tmp_path, capsys):
@@ -177,7 +177,7 @@ def test_truncated_tiff(tmp_path, capsys):
     src.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     out = tmp_path / "o.tif"
     code, _, err = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "linear")
-    assert_clean_failure(code, err, src, out, "")
+    assert_clean_failure(code, err, src, out, "truncated")
 
 
 @pytest.mark.parametrize("bands,problem", [(",", "band"), ("0", "band"), ("5", "out of range"), ("1,x", "band")])
