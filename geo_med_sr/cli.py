@@ -27,7 +27,9 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
     p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
     p.add_argument("--scale", required=True, help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4")
-    p.add_argument("--method", choices=["model", "bspline", "linear", "nearest"], default=None, help="SR network (default) or a classical interpolation on the same grid")
+    p.add_argument("--method", choices=["model", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], default=None, help="SR network (default) or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input")
+    p.add_argument("--consistency", action="store_true", default=None, help="back-project the output so that, re-degraded, it equals the input")
+    p.add_argument("--degrade", choices=["blockavg", "gaussian", "slice"], default=None, help="degradation model for --consistency (default blockavg)")
     p.add_argument("--model", default=None, help="checkpoint (.safetensors with its .json) for --method model")
     p.add_argument("--config", default=None, help="YAML config file or bundled name (medical/mri, medical/ct)")
     p.add_argument("--device", default=None, help="auto (CUDA when present, default), cpu, cuda, cuda:N")
@@ -54,6 +56,27 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_output", help="folder for the demo's files (default demo_output); files the demo made before are replaced")
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="degrade a reference image, restore it with each method and report PSNR/SSIM",
+        description="Degrade REFERENCE by SCALE (block average by default: exact geometry), restore it with each "
+        "--method and report PSNR and SSIM on valid pixels (border of SCALE pixels excluded, data range = "
+        "reference max - min) and the data-consistency error (re-degraded output vs the LR input).",
+    )
+    p.add_argument("reference", help="reference image (.nii/.nii.gz, DICOM folder or .tif)")
+    p.add_argument("--scale", required=True, help="whole factor or one per axis in index order, e.g. 2 or 1,1,4")
+    p.add_argument("--method", action="append", dest="methods", choices=["model", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], help="repeat for several (default: bicubic, bspline, bspline-ibp)")
+    p.add_argument("--model", default=None, help="checkpoint for --method model")
+    p.add_argument("--degrade", default="blockavg", choices=["blockavg", "gaussian", "slice"], help="degradation model (default blockavg)")
+    p.add_argument("--consistency", action="store_true", help="also score each method followed by back-projection onto the input")
+    p.add_argument("--series", default=None, help="SeriesInstanceUID for a DICOM folder with several series")
+    p.add_argument("--bands", default=None, help="GeoTIFF bands to use, e.g. 1,2,3")
+    p.add_argument("--config", default=None, help="YAML config file or bundled name")
+    p.add_argument("--json", default=None, help="write the scores as JSON here")
+    p.add_argument("--plot", default=None, help="write a PNG with LR / methods / HR panels, zoomed crops and error maps")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``geo-med-sr`` argument parser."""
     parser = argparse.ArgumentParser(prog="geo-med-sr", description="Super-resolution for medical volumes and satellite imagery with exact geometry.")
@@ -61,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_upscale(sub)
     _add_info(sub)
+    _add_evaluate(sub)
     _add_demo(sub)
     return parser
 
@@ -71,7 +95,7 @@ def _run_upscale(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else SRConfig()
     config = config.updated(
-        model={"method": args.method, "name": args.model},
+        model={"method": args.method, "name": args.model, "consistency": args.consistency, "degradation": args.degrade},
         inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
         output={"dtype": "float32" if args.float32 else None},
     )
@@ -88,6 +112,21 @@ def _run_info(args: argparse.Namespace) -> None:
     print(describe(args.input, series=args.series))
 
 
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from .config import SRConfig, load_config
+    from .evaluate import evaluate, format_table, save_json, save_plot
+    from .pipeline import parse_bands
+
+    config = load_config(args.config) if args.config else SRConfig()
+    methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
+    result = evaluate(args.reference, args.scale, methods, model=args.model, degrade=args.degrade, consistency=args.consistency, config=config, series=args.series, bands=parse_bands(args.bands))
+    print(format_table(result))
+    if args.json:
+        save_json(result, args.json)
+    if args.plot:
+        save_plot(result, args.plot)
+
+
 def _run_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -97,7 +136,7 @@ def _run_demo(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geo-med-sr`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"upscale": _run_upscale, "info": _run_info, "demo": _run_demo}
+    handlers = {"upscale": _run_upscale, "info": _run_info, "evaluate": _run_evaluate, "demo": _run_demo}
     try:
         handlers[args.command](args)
     except GeoMedSRError as exc:

@@ -18,10 +18,18 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Which upsampler to use: ``method`` model (with ``name``: checkpoint path or bundled name) or classical."""
+    """Which upsampler to use.
 
-    method: Literal["model", "bspline", "linear", "nearest"] = "model"
+    ``method``: ``model`` (with ``name``: a checkpoint path) or a classical method; ``bspline-ibp``
+    is cubic B-spline plus back-projection onto the block average. ``consistency`` adds the same
+    back-projection after any method, with the ``degradation`` model (``blockavg``, ``gaussian``,
+    ``slice``), so the output re-degraded equals the input.
+    """
+
+    method: Literal["model", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"] = "model"
     name: str | None = None
+    consistency: bool = False
+    degradation: Literal["blockavg", "gaussian", "slice"] = "blockavg"
 
 
 class NormalizeConfig(_Strict):

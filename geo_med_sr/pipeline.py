@@ -26,10 +26,12 @@ from .config import SRConfig
 from .errors import ConfigError, InputError, ModelError, OutputError, file_error
 from .geometry import scale_affine, scaled_shape
 from .inference.classical import CLASSICAL
+from .inference.consistency import BackProjection  # also registers the classical "bspline-ibp"
 from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
 from .normalize import build_normalizer
 from .spatial import SpatialArray
+from .training.degrade import build_degradation
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,16 @@ def _sha256(path: Path) -> str:
 
 
 def build_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int) -> tuple[nn.Module, dict[str, Any]]:
-    """The upsampling module for ``config.model`` and its description for provenance."""
+    """The upsampling module for ``config.model`` (with back-projection when asked) and its provenance."""
+    upsampler, prov = _base_upsampler(config, scale, spatial_dims)
+    if config.model.consistency:
+        degradation = build_degradation(config.model.degradation, scale, spatial_dims)
+        upsampler = BackProjection(upsampler, degradation)
+        prov = {**prov, "consistency": {"degradation": config.model.degradation, "iterations": upsampler.iterations}}
+    return upsampler, prov
+
+
+def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int) -> tuple[nn.Module, dict[str, Any]]:
     method = config.model.method
     if method != "model":
         return CLASSICAL.get(method)(scale), {"method": method}

@@ -5,6 +5,7 @@ work channel by channel and expose ``receptive_radius`` (LR pixels) so tiling ch
 
 * ``nearest``: each LR voxel becomes an ``s``-block.
 * ``linear``: separable (bi/tri)linear interpolation.
+* ``bicubic``: Keys cubic convolution (``a = -0.5``).
 * ``bspline``: cubic B-spline interpolation (Unser's prefilter as a truncated symmetric FIR
   ``sqrt(3) z^|k|`` with ``z = sqrt(3) - 2``; truncation error below 1e-8 of the signal).
 """
@@ -81,30 +82,38 @@ def _bspline3(t: torch.Tensor) -> torch.Tensor:
     return torch.where(a < 1, 2.0 / 3.0 - a**2 + a**3 / 2.0, torch.where(a < 2, (2.0 - a) ** 3 / 6.0, torch.zeros_like(a)))
 
 
-@CLASSICAL.register("bspline")
-class BSplineUpsampler(_Classical):
-    """Cubic B-spline interpolation, separable, mirror boundaries through the engine's padding."""
+def _keys_cubic(t: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel ("bicubic", ``a = -0.5``) evaluated at ``t``."""
+    x = t.abs()
+    near = (a + 2) * x**3 - (a + 3) * x**2 + 1
+    far = a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a
+    return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
 
-    receptive_radius = _PREFILTER_TAPS + 2
 
-    def __init__(self, scale: int | Sequence[int]) -> None:
-        super().__init__(scale)
-        k = torch.arange(-_PREFILTER_TAPS, _PREFILTER_TAPS + 1, dtype=torch.float64)
-        self.register_buffer("prefilter", (math.sqrt(3.0) * _POLE ** k.abs()).float().view(1, 1, -1), persistent=False)
+class _PhaseInterpolator(_Classical):
+    """Separable interpolation with a 4-tap kernel: output sub-position ``k`` of LR voxel ``i``
+    sits at ``i + (k+0.5)/s - 0.5``; subclasses choose the kernel and an optional prefilter."""
+
+    receptive_radius = 3
 
     @staticmethod
-    def _phase_kernels(s: int) -> torch.Tensor:
-        """``(s, 1, 5)`` weights: output sub-position ``k`` of LR voxel ``i`` sits at ``i + (k+0.5)/s - 0.5``."""
+    def kernel(t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _phase_kernels(self, s: int) -> torch.Tensor:
+        """``(s, 1, 5)`` weights of LR taps ``-2..2`` for each of the ``s`` sub-positions."""
         phase = (torch.arange(s, dtype=torch.float64) + 0.5) / s - 0.5
         taps = torch.arange(-2, 3, dtype=torch.float64)
-        return _bspline3(phase[:, None] - taps[None, :]).float().unsqueeze(1)
+        return self.kernel(phase[:, None] - taps[None, :]).float().unsqueeze(1)
+
+    def _prefilter(self, line: torch.Tensor) -> torch.Tensor:
+        return line
 
     def _along(self, x: torch.Tensor, dim: int, s: int) -> torch.Tensor:
         moved = x.movedim(dim, -1)
         lead = moved.shape[:-1]
-        line = moved.reshape(-1, 1, moved.shape[-1])
-        coeff = F.conv1d(line, self.prefilter.to(line), padding=_PREFILTER_TAPS)
-        out = F.conv1d(coeff, self._phase_kernels(s).to(line), padding=2)  # (N, s, L)
+        line = self._prefilter(moved.reshape(-1, 1, moved.shape[-1]))
+        out = F.conv1d(line, self._phase_kernels(s).to(line), padding=2)  # (N, s, L)
         out = out.transpose(1, 2).reshape(*lead, moved.shape[-1] * s)
         return out.movedim(-1, dim)
 
@@ -113,3 +122,26 @@ class BSplineUpsampler(_Classical):
             if s > 1:
                 x = self._along(x, axis + 2, s)
         return x
+
+
+@CLASSICAL.register("bicubic")
+class BicubicUpsampler(_PhaseInterpolator):
+    """Keys cubic convolution (``a = -0.5``), the usual "bicubic"/"tricubic" baseline."""
+
+    kernel = staticmethod(_keys_cubic)
+
+
+@CLASSICAL.register("bspline")
+class BSplineUpsampler(_PhaseInterpolator):
+    """Cubic B-spline interpolation, separable, mirror boundaries through the engine's padding."""
+
+    receptive_radius = _PREFILTER_TAPS + 2
+    kernel = staticmethod(_bspline3)
+
+    def __init__(self, scale: int | Sequence[int]) -> None:
+        super().__init__(scale)
+        k = torch.arange(-_PREFILTER_TAPS, _PREFILTER_TAPS + 1, dtype=torch.float64)
+        self.register_buffer("prefilter", (math.sqrt(3.0) * _POLE ** k.abs()).float().view(1, 1, -1), persistent=False)
+
+    def _prefilter(self, line: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(line, self.prefilter.to(line), padding=_PREFILTER_TAPS)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geo_med_sr.inference.classical import BSplineUpsampler, LinearUpsampler, NearestUpsampler
+from geo_med_sr.inference.classical import BicubicUpsampler, BSplineUpsampler, LinearUpsampler, NearestUpsampler
 from geo_med_sr.inference.resolver import SuperResolver, resolve_device
 from geo_med_sr.networks import build_network
 
@@ -59,7 +59,7 @@ def test_random_network_tiled_equals_whole_image(name, shape, scale, patch_size)
     assert np.abs(whole).max() > 0.1  # the network is not trivial
 
 
-@pytest.mark.parametrize("cls", [LinearUpsampler, BSplineUpsampler])
+@pytest.mark.parametrize("cls", [LinearUpsampler, BicubicUpsampler, BSplineUpsampler])
 @pytest.mark.parametrize("shape,scale", CASES_2D + CASES_3D)
 def test_classical_tiled_equals_whole_image(cls, shape, scale):
     nd = len(shape) - 1
@@ -79,7 +79,7 @@ def test_bspline_matches_scipy_zoom_on_the_sr_grid(scale):
     np.testing.assert_allclose(ours, ref, atol=2e-5)
 
 
-@pytest.mark.parametrize("cls", [NearestUpsampler, LinearUpsampler, BSplineUpsampler])
+@pytest.mark.parametrize("cls", [NearestUpsampler, LinearUpsampler, BicubicUpsampler, BSplineUpsampler])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_edge_stays_in_place(cls, scale):
     """A step between LR pixels 9 and 10 stays at the same world position: HR boundary 10*s.
@@ -135,3 +135,30 @@ def test_oracle_detects_a_too_small_halo():
     x = np.random.default_rng(7).normal(size=(1, 20, 20)).astype(np.float32)
     no_halo = SuperResolver(net, 2, patch_size=5, halo=0, device="cpu", progress=False)(x)
     assert np.abs(no_halo - whole_image(net, x, 2, net.receptive_radius)).max() > 1e-2
+
+
+@pytest.mark.parametrize("scale", [(2, 2), (3, 1), (1, 1, 4)])
+def test_bspline_ibp_is_data_consistent_and_tile_invariant(scale):
+    from geo_med_sr.inference.consistency import BSplineIBP
+    from geo_med_sr.training.degrade import BlockAverage
+
+    shape = (1, 18, 15) if len(scale) == 2 else (1, 9, 8, 7)
+    x = np.random.default_rng(8).normal(size=shape).astype(np.float32)
+    model = BSplineIBP(scale)
+    tiled = SuperResolver(model, scale, patch_size=6, device="cpu", progress=False)(x)
+    whole = whole_image(model, x, scale, model.receptive_radius)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    redegraded = BlockAverage(scale, len(scale))(torch.from_numpy(tiled)[None])[0].numpy()
+    plain = SuperResolver(BSplineUpsampler(scale), scale, patch_size=6, device="cpu", progress=False)(x)
+    plain_err = np.abs(BlockAverage(scale, len(scale))(torch.from_numpy(plain)[None])[0].numpy() - x).max()
+    assert np.abs(redegraded - x).max() < 1e-3 < plain_err
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_bicubic_reproduces_quadratics_on_the_sr_grid(scale):
+    """Keys' kernel (a=-0.5) is exact for polynomials up to degree 2: check the sample positions."""
+    i = np.arange(20, dtype=np.float64)
+    x = (0.05 * i**2 - 0.3 * i + 1.0).astype(np.float32)[None, :, None].repeat(3, axis=2)
+    out = SuperResolver(BicubicUpsampler((scale, 1)), (scale, 1), patch_size=7, device="cpu", progress=False)(x)[0, :, 1]
+    pos = (np.arange(20 * scale) + 0.5) / scale - 0.5
+    np.testing.assert_allclose(out[2 * scale : -2 * scale], (0.05 * pos**2 - 0.3 * pos + 1.0)[2 * scale : -2 * scale], atol=1e-4)

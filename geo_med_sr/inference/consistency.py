@@ -1,0 +1,65 @@
+"""Data consistency: iterative back-projection so the output re-degraded equals the input.
+
+``y <- y + step * U(x - D(y))`` for a fixed number of iterations, with ``D`` a degradation
+model (:mod:`geo_med_sr.training.degrade`) and ``U`` geometry-correct linear interpolation.
+The eigenvalues of ``D U`` lie in about ``[0.125, 1]`` (3D, x2), so ``step = 1.5`` converges
+faster than 1 while staying stable (``|1 - step * mu| < 1``). Every
+step is local, so the whole thing has a finite receptive radius and runs tile-invariantly in
+the patch engine like any other upsampler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..networks.upsample import interpolate_linear
+from ..training.degrade import BlockAverage, Degradation
+from .classical import CLASSICAL, BSplineUpsampler
+
+#: iterations used by ``bspline-ibp`` and ``--consistency``; the residual shrinks geometrically.
+DEFAULT_ITERATIONS = 20
+#: back-projection step size (over-relaxation).
+STEP = 1.5
+
+
+class BackProjection(nn.Module):
+    """Wrap an upsampler with iterative back-projection onto the measured LR data.
+
+    Args:
+        upsampler: ``(B, C, *S) -> (B, C, *S*s)`` module with ``receptive_radius``.
+        degradation: HR -> LR model whose ``scale`` matches the upsampler's.
+        iterations: back-projection steps.
+    """
+
+    def __init__(self, upsampler: nn.Module, degradation: Degradation, iterations: int = DEFAULT_ITERATIONS) -> None:
+        super().__init__()
+        self.upsampler = upsampler
+        self.degradation = degradation
+        self.iterations = int(iterations)
+        self.scale = tuple(degradation.scale)
+        self.in_channels = getattr(upsampler, "in_channels", None)
+        self.out_channels = getattr(upsampler, "out_channels", None)
+        self.spatial_dims = degradation.spatial_dims
+
+    @property
+    def receptive_radius(self) -> int:
+        """Upsampler radius plus, per iteration, the degradation's and the interpolation's reach."""
+        return int(self.upsampler.receptive_radius) + self.iterations * (self.degradation.receptive_radius + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.upsampler(x)
+        for _ in range(self.iterations):
+            y = y + STEP * interpolate_linear(x - self.degradation(y), self.scale)
+        return y
+
+
+@CLASSICAL.register("bspline-ibp")
+class BSplineIBP(BackProjection):
+    """Cubic B-spline followed by back-projection onto the block average of the output."""
+
+    def __init__(self, scale: int | Sequence[int]) -> None:
+        bspline = BSplineUpsampler(scale)
+        super().__init__(bspline, BlockAverage(bspline.scale, len(bspline.scale)))

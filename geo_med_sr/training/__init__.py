@@ -1,0 +1,1 @@
+"""Degradation models, training and self-supervised adaptation."""
