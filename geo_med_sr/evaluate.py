@@ -56,7 +56,7 @@ def _crop_to_blocks(image: SpatialArray, scale: Sequence[int]) -> SpatialArray:
     return SpatialArray(np.ascontiguousarray(image.array[(slice(None),) + crop]), image.affine, image.meta, valid)
 
 
-def _region(shape: Sequence[int], scale: Sequence[int], valid: np.ndarray | None) -> np.ndarray:
+def valid_region(shape: Sequence[int], scale: Sequence[int], valid: np.ndarray | None) -> np.ndarray:
     """Valid pixels minus a border of ``scale`` pixels per side."""
     region = np.zeros(tuple(shape), bool)
     region[tuple(slice(s, n - s) for n, s in zip(shape, scale))] = True
@@ -127,7 +127,7 @@ def evaluate(
     lr = degradation.apply(hr_float)
     values = hr_float.array[:, hr.valid] if hr.valid is not None else hr_float.array
     data_range = float(values.max() - values.min()) or 1.0
-    region = _region(hr.spatial_shape, factors, hr.valid)
+    region = valid_region(hr.spatial_shape, factors, hr.valid)
 
     runs = [(m, False) for m in methods] + ([(m, True) for m in methods if m != "bspline-ibp"] if consistency else [])
     scores, outputs = [], {}

@@ -1,0 +1,120 @@
+"""Training pairs made on the fly: random HR patches from valid regions, degraded to LR.
+
+Every training image is normalised once with its own statistics (the normaliser of the
+training config, fitted on valid pixels), so a network learns in the same value space the
+inference pipeline feeds it. Patches touching invalid pixels are rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import io
+from ..errors import InputError, file_error
+from ..normalize import Normalizer
+from ..spatial import SpatialArray
+from .degrade import Degradation
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file (read in 1 MB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class TrainImage:
+    """One normalised training image: ``(C, *S)`` float32 values, ``S`` valid mask, source."""
+
+    path: Path
+    values: np.ndarray
+    valid: np.ndarray
+    sha256: str
+
+
+def load_training_images(paths: Sequence[str | os.PathLike], normalizer: Normalizer, spatial_dims: int) -> list[TrainImage]:
+    """Read and normalise every file (NIfTI/DICOM/GeoTIFF); channels become separate images.
+
+    Args:
+        paths: files or DICOM folders.
+        normalizer: fitted per image on its valid pixels.
+        spatial_dims: 2 (bands/slices are split into 2D images) or 3.
+    """
+    images = []
+    for path in paths:
+        image = io.read(path)
+        if image.spatial_dims != spatial_dims:
+            if spatial_dims == 2 and image.spatial_dims == 3:
+                image = _as_2d(image)
+            else:
+                raise file_error(InputError, path, f"a {image.spatial_dims}D image cannot train a {spatial_dims}D network")
+        valid = image.valid if image.valid is not None else np.ones(image.spatial_shape, bool)
+        valid = valid & np.all(np.isfinite(image.array), axis=0)
+        stats = normalizer.fit(image.array, valid)
+        values = np.where(valid, normalizer.forward(image.array, stats), 0.0).astype(np.float32)
+        digest = sha256_file(path) if Path(path).is_file() else ""
+        for c in range(values.shape[0]):
+            images.append(TrainImage(Path(path), values[c : c + 1], valid, digest))
+    if not images:
+        raise InputError("no training images given")
+    return images
+
+
+def _as_2d(image: SpatialArray) -> SpatialArray:
+    """A 3D volume as a stack of 2D slices along its last axis (channels), for 2D training."""
+    array = np.moveaxis(image.array, -1, 1).reshape(-1, *image.spatial_shape[:2])
+    valid = None if image.valid is None else np.all(image.valid, axis=-1)
+    return SpatialArray(array, image.affine[[0, 1, 3]][:, [0, 1, 3]], image.meta, valid)
+
+
+class PatchSampler:
+    """Random (LR, HR) patch pairs from a list of training images.
+
+    Args:
+        images: normalised training images.
+        degradation: HR -> LR model (its ``scale`` is the SR factor).
+        patch_size: LR patch size per axis (HR patches are ``patch_size * scale``).
+        seed: random seed.
+        max_tries: attempts to find an all-valid patch in an image before picking another image.
+    """
+
+    def __init__(self, images: Sequence[TrainImage], degradation: Degradation, patch_size: int, seed: int = 0, max_tries: int = 50) -> None:
+        self.images = [im for im in images if all(n >= patch_size * s for n, s in zip(im.values.shape[1:], degradation.scale))]
+        if not self.images:
+            raise InputError(f"no training image is large enough for {patch_size}-pixel LR patches at scale {degradation.scale}")
+        self.degradation = degradation
+        self.hr_size = tuple(patch_size * s for s in degradation.scale)
+        self.rng = np.random.default_rng(seed)
+        self.max_tries = max_tries
+        weights = np.array([im.valid.sum() for im in self.images], dtype=np.float64)
+        self.weights = weights / weights.sum()
+
+    def _patch(self) -> np.ndarray:
+        while True:
+            image = self.images[self.rng.choice(len(self.images), p=self.weights)]
+            for _ in range(self.max_tries):
+                start = [int(self.rng.integers(0, n - h + 1)) for n, h in zip(image.values.shape[1:], self.hr_size)]
+                box = tuple(slice(a, a + h) for a, h in zip(start, self.hr_size))
+                if image.valid[box].all():
+                    patch = image.values[(slice(None),) + box]
+                    for axis in range(patch.ndim - 1):  # flips keep the grid (symmetric kernels)
+                        if self.rng.random() < 0.5:
+                            patch = np.flip(patch, axis=axis + 1)
+                    return np.ascontiguousarray(patch)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lr, hr)``: ``(B, 1, *patch)`` and ``(B, 1, *patch*scale)`` float32 tensors."""
+        hr = torch.from_numpy(np.stack([self._patch() for _ in range(size)]))
+        with torch.no_grad():
+            lr = self.degradation(hr)
+        return lr, hr
