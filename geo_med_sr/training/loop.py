@@ -115,7 +115,17 @@ def validation_psnr(model: torch.nn.Module, images: Sequence[TrainImage], config
     return float(np.mean(scores))
 
 
-def train(config: TrainConfig, data: Sequence[str | os.PathLike], out: str | os.PathLike, *, val: Sequence[str | os.PathLike] = (), resume: bool = False, progress: bool | None = None, log: Any = print) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    val: Sequence[str | os.PathLike] = (),
+    resume: bool = False,
+    stop_at: int | None = None,
+    progress: bool | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
     """Train a network and write its checkpoint (and training state) to ``out``.
 
     Args:
@@ -124,6 +134,8 @@ def train(config: TrainConfig, data: Sequence[str | os.PathLike], out: str | os.
         out: ``.safetensors`` path of the checkpoint.
         val: held-out files for validation PSNR every ``config.val_every`` steps.
         resume: continue from ``out`` and its training state.
+        stop_at: stop (and save) after this step although the schedule runs to ``config.steps``;
+            a later ``resume`` continues exactly where it stopped.
         progress: progress bar (None = on a terminal).
         log: callable receiving one-line progress messages.
 
@@ -168,7 +180,8 @@ def train(config: TrainConfig, data: Sequence[str | os.PathLike], out: str | os.
     bar = tqdm(total=config.steps, initial=step, desc="training", unit="step", disable=None if progress is None else not progress)
     loss_value = float("nan")
     try:
-        while step < config.steps:
+        last = config.steps if stop_at is None else min(stop_at, config.steps)
+        while step < last:
             lr_batch, hr_batch = sampler.batch(config.batch_size)
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 loss = _loss(config.loss, model(lr_batch.to(device)), hr_batch.to(device))
@@ -178,13 +191,13 @@ def train(config: TrainConfig, data: Sequence[str | os.PathLike], out: str | os.
             scaler.update()
             scheduler.step()
             step += 1
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
             if val_images and (step % config.val_every == 0 or step == config.steps):
                 history.append([step, validation_psnr(model, val_images, config, device)])
                 log(f"step {step}: loss {loss_value:.5f}, validation PSNR {history[-1][1]:.3f} dB")
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if step % config.checkpoint_every == 0 or step == last:
                 save()
     finally:
         bar.close()
