@@ -27,7 +27,8 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
     p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
     p.add_argument("--scale", required=True, help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4")
-    p.add_argument("--method", choices=["model", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], default=None, help="SR network (default) or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input")
+    p.add_argument("--method", choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], default=None, help="SR network (default), self (a network trained on INPUT itself, no download), or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input")
+    p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self (default 180 on CPU, 60 on GPU)")
     p.add_argument("--consistency", action="store_true", default=None, help="back-project the output so that, re-degraded, it equals the input")
     p.add_argument("--degrade", choices=["blockavg", "gaussian", "slice"], default=None, help="degradation model for --consistency (default blockavg)")
     p.add_argument("--model", default=None, help="checkpoint (.safetensors with its .json) for --method model")
@@ -66,7 +67,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("reference", help="reference image (.nii/.nii.gz, DICOM folder or .tif)")
     p.add_argument("--scale", required=True, help="whole factor or one per axis in index order, e.g. 2 or 1,1,4")
-    p.add_argument("--method", action="append", dest="methods", choices=["model", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], help="repeat for several (default: bicubic, bspline, bspline-ibp)")
+    p.add_argument("--method", action="append", dest="methods", choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], help="repeat for several (default: bicubic, bspline, bspline-ibp)")
+    p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self")
     p.add_argument("--model", default=None, help="checkpoint for --method model")
     p.add_argument("--degrade", default="blockavg", choices=["blockavg", "gaussian", "slice"], help="degradation model (default blockavg)")
     p.add_argument("--consistency", action="store_true", help="also score each method followed by back-projection onto the input")
@@ -115,7 +117,7 @@ def _run_upscale(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else SRConfig()
     config = config.updated(
-        model={"method": args.method, "name": args.model, "consistency": args.consistency, "degradation": args.degrade},
+        model={"method": args.method, "name": args.model, "consistency": args.consistency, "degradation": args.degrade, "budget": args.budget},
         inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
         output={"dtype": "float32" if args.float32 else None},
     )
@@ -139,6 +141,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
+    config = config.updated(model={"budget": args.budget})
     result = evaluate(args.reference, args.scale, methods, model=args.model, degrade=args.degrade, consistency=args.consistency, config=config, series=args.series, bands=parse_bands(args.bands))
     print(format_table(result))
     if args.json:

@@ -20,14 +20,16 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """Which upsampler to use.
 
-    ``method``: ``model`` (with ``name``: a checkpoint path) or a classical method; ``bspline-ibp``
+    ``method``: ``model`` (with ``name``: a checkpoint path), ``self`` (trained on the input
+    itself for ``budget`` seconds), or a classical method; ``bspline-ibp``
     is cubic B-spline plus back-projection onto the block average. ``consistency`` adds the same
     back-projection after any method, with the ``degradation`` model (``blockavg``, ``gaussian``,
     ``slice``), so the output re-degraded equals the input.
     """
 
-    method: Literal["model", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"] = "model"
+    method: Literal["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"] = "model"
     name: str | None = None
+    budget: float | None = Field(None, gt=0)
     consistency: bool = False
     degradation: Literal["blockavg", "gaussian", "slice"] = "blockavg"
 

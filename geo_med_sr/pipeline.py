@@ -29,7 +29,7 @@ from .inference.classical import CLASSICAL
 from .inference.consistency import BackProjection  # also registers the classical "bspline-ibp"
 from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
-from .normalize import build_normalizer
+from .normalize import Normalizer, build_normalizer
 from .spatial import SpatialArray
 from .training.degrade import build_degradation
 
@@ -98,9 +98,34 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int) -> tuple[nn.Module, dict[str, Any]]:
-    """The upsampling module for ``config.model`` (with back-projection when asked) and its provenance."""
-    upsampler, prov = _base_upsampler(config, scale, spatial_dims)
+def fit_normalizer(config: SRConfig, source: Any) -> tuple[Normalizer, dict[str, Any]]:
+    """The normaliser the method needs and its statistics on ``source``'s valid pixels.
+
+    Networks (``model``, ``self``) get the configured normaliser; classical interpolation is
+    linear in the values, so it gets the identity.
+    """
+    if config.model.method in ("model", "self"):
+        normalizer = build_normalizer(config.normalize.name, **config.normalize.params)
+        return normalizer, normalizer.fit(sample_valid_values(source))
+    normalizer = build_normalizer("none")
+    return normalizer, normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
+
+
+def build_upsampler(
+    config: SRConfig,
+    scale: tuple[int, ...],
+    spatial_dims: int,
+    *,
+    source: Any = None,
+    norm: tuple[Normalizer, dict[str, Any]] | None = None,
+    slice_thickness: float | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The upsampling module for ``config.model`` (with back-projection when asked) and its provenance.
+
+    ``source`` and ``norm`` are needed by ``--method self``, which trains on the input itself;
+    ``slice_thickness`` (HR pixels) is its through-plane slice profile.
+    """
+    upsampler, prov = _base_upsampler(config, scale, spatial_dims, source, norm, slice_thickness)
     if config.model.consistency:
         degradation = build_degradation(config.model.degradation, scale, spatial_dims)
         upsampler = BackProjection(upsampler, degradation)
@@ -108,14 +133,21 @@ def build_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int)
     return upsampler, prov
 
 
-def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int) -> tuple[nn.Module, dict[str, Any]]:
+def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int, source: Any, norm: Any, slice_thickness: float | None) -> tuple[nn.Module, dict[str, Any]]:
     method = config.model.method
+    if method == "self":
+        from .training.selfsup import self_supervised_upsampler
+
+        if source is None or norm is None:
+            raise ConfigError("--method self needs the input image to train on")
+        model, info = self_supervised_upsampler(source, *norm, scale, budget=config.model.budget, device=config.inference.device, slice_thickness=slice_thickness)
+        return model, {"method": "self", "self_supervised": info}
     if method != "model":
         return CLASSICAL.get(method)(scale), {"method": method}
     if not config.model.name:
         raise ModelError(
             "--method model needs --model PATH.safetensors: bundled weights are not shipped yet; "
-            "use --method bspline, linear or nearest for a classical upscale"
+            "use --method self (trains on your image), bspline-ibp, bspline, linear or nearest"
         )
     from .checkpoint import resolve_model
 
@@ -129,18 +161,21 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int)
     return model, {"method": "model", "model": str(config.model.name), "network": network, "weights_sha256": _sha256(Path(config.model.name))}
 
 
-def _radiometry(config: SRConfig, method: str, source: Any, upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
-    """Normaliser fitted on valid pixels (networks only) plus the nodata fill/re-mask settings."""
-    if method == "model":
-        normalizer = build_normalizer(config.normalize.name, **config.normalize.params)
-        stats = normalizer.fit(sample_valid_values(source))
-    else:  # classical interpolation is linear in the values: no normalisation needed
-        normalizer = build_normalizer("none")
-        stats = normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
+def _radiometry(config: SRConfig, norm: tuple[Normalizer, dict[str, Any]], upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
+    """The fitted normaliser plus the nodata fill/re-mask settings."""
     fill = config.inference.fill_radius
     if fill is None:
         fill = int(getattr(upsampler, "receptive_radius", 0)) if has_mask else 0
-    return Radiometry(normalizer, stats, fill_radius=fill, out_dtype=out_dtype, nodata=nodata)
+    return Radiometry(norm[0], norm[1], fill_radius=fill, out_dtype=out_dtype, nodata=nodata)
+
+
+def _slice_thickness_px(meta: dict[str, Any], scale: Sequence[int]) -> float | None:
+    """Through-plane slice thickness in HR pixels when the file records it (DICOM), else None."""
+    info = meta.get("dicom") if isinstance(meta.get("dicom"), dict) else {}
+    thickness, spacing = info.get("slice_thickness"), info.get("slice_spacing")
+    if not thickness or not spacing:
+        return None
+    return float(thickness) / (float(spacing) / max(scale))
 
 
 def _provenance(prov: dict[str, Any], scale: Sequence[int], radiometry: Radiometry) -> dict[str, Any]:
@@ -156,8 +191,10 @@ def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig,
     """Super-resolve an in-memory image; returns the HR image (float32 values) and provenance."""
     from .inference.io import ArraySource
 
-    upsampler, prov = build_upsampler(config, scale, image.spatial_dims)
-    radiometry = _radiometry(config, prov["method"], ArraySource(image.array, image.valid), upsampler, out_dtype=None, nodata=None, has_mask=image.valid is not None)
+    source = ArraySource(image.array, image.valid)
+    norm = fit_normalizer(config, source)
+    upsampler, prov = build_upsampler(config, scale, image.spatial_dims, source=source, norm=norm, slice_thickness=_slice_thickness_px(image.meta, scale))
+    radiometry = _radiometry(config, norm, upsampler, out_dtype=None, nodata=None, has_mask=image.valid is not None)
     y = _resolver(config, upsampler, scale, progress)(image.array, image.valid, radiometry)
     dtype = "float32" if config.output.dtype == "float32" else image.meta.get("dtype", str(image.array.dtype))
     prov = _provenance(prov, scale, radiometry)
@@ -172,14 +209,15 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
     with adapter_in.open_source(src, bands=bands) as source:
         scale = broadcast_scale(factors, len(source.shape) - 1, src)
         out_spatial = scaled_shape(source.shape[1:], scale)
-        upsampler, prov = build_upsampler(config, scale, len(scale))
+        norm = fit_normalizer(config, source)
+        upsampler, prov = build_upsampler(config, scale, len(scale), source=source, norm=norm)
         meta = copy.deepcopy(source.meta)
         nodata = meta.get("geotiff", {}).get("nodata")
         nodata = float("nan") if nodata == "nan" else nodata
         out_dtype = np.dtype("float32") if config.output.dtype == "float32" else np.dtype(source.dtype)
         if nodata is not None and out_dtype.kind in "iu" and not (np.iinfo(out_dtype).min <= nodata <= np.iinfo(out_dtype).max):
             raise file_error(ConfigError, src, f"nodata {nodata} does not fit the output dtype {out_dtype}")
-        radiometry = _radiometry(config, prov["method"], source, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=source.may_have_invalid)
+        radiometry = _radiometry(config, norm, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=source.may_have_invalid)
         resolver = _resolver(config, upsampler, scale, progress)
         prov = _provenance(prov, scale, radiometry)
         meta.update(dtype=out_dtype.name, provenance=prov)

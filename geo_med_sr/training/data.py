@@ -100,7 +100,7 @@ class PatchSampler:
         self.weights = weights / weights.sum()
 
     def _patch(self) -> np.ndarray:
-        while True:
+        for _ in range(1000):
             image = self.images[self.rng.choice(len(self.images), p=self.weights)]
             for _ in range(self.max_tries):
                 start = [int(self.rng.integers(0, n - h + 1)) for n, h in zip(image.values.shape[1:], self.hr_size)]
@@ -111,6 +111,7 @@ class PatchSampler:
                         if self.rng.random() < 0.5:
                             patch = np.flip(patch, axis=axis + 1)
                     return np.ascontiguousarray(patch)
+        raise InputError(f"found no HR patch of {self.hr_size} pixels without invalid pixels in the training images; use smaller patches")
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(lr, hr)``: ``(B, 1, *patch)`` and ``(B, 1, *patch*scale)`` float32 tensors."""

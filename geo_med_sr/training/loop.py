@@ -50,6 +50,18 @@ def _loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
 
 
+def optimization_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: tuple[torch.Tensor, torch.Tensor], loss: str, device: torch.device) -> float:
+    """One gradient step on an ``(lr, hr)`` batch (float16 autocast when the scaler is enabled); returns the loss."""
+    lr_batch, hr_batch = batch
+    with torch.autocast("cuda", dtype=torch.float16, enabled=scaler.is_enabled()):
+        value = _loss(loss, model(lr_batch.to(device)), hr_batch.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(value).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(value.detach())
+
+
 def _save_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, sampler: PatchSampler) -> None:
     """Optimizer tensors + JSON metadata in a safetensors file (atomic)."""
     state = optimizer.state_dict()
@@ -182,16 +194,9 @@ def train(
     try:
         last = config.steps if stop_at is None else min(stop_at, config.steps)
         while step < last:
-            lr_batch, hr_batch = sampler.batch(config.batch_size)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                loss = _loss(config.loss, model(lr_batch.to(device)), hr_batch.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss_value = optimization_step(model, optimizer, scaler, sampler.batch(config.batch_size), config.loss, device)
             scheduler.step()
             step += 1
-            loss_value = float(loss.detach())
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
             if val_images and (step % config.val_every == 0 or step == config.steps):
