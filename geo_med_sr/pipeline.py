@@ -11,7 +11,6 @@ Medical volumes are read into memory; GeoTIFF scenes stream window by window fro
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
 from .normalize import Normalizer, build_normalizer
 from .spatial import SpatialArray
+from .training.data import sha256_file
 from .training.degrade import build_degradation
 
 
@@ -88,14 +88,6 @@ def check_finite(image: SpatialArray, path: object) -> None:
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
             raise file_error(InputError, path, f"contains {bad} NaN/Inf voxel(s); replace them with finite values before super-resolving")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fit_normalizer(config: SRConfig, source: Any) -> tuple[Normalizer, dict[str, Any]]:
@@ -158,7 +150,7 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
     if getattr(model, "spatial_dims", spatial_dims) != spatial_dims:
         raise ModelError(f"model {config.model.name} is {model.spatial_dims}D but the image has {spatial_dims} spatial axes")
     network = info.get("network", {}).get("name", type(model).__name__)
-    return model, {"method": "model", "model": str(config.model.name), "network": network, "weights_sha256": _sha256(Path(config.model.name))}
+    return model, {"method": "model", "model": str(config.model.name), "network": network, "weights_sha256": sha256_file(config.model.name)}
 
 
 def _radiometry(config: SRConfig, norm: tuple[Normalizer, dict[str, Any]], upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
