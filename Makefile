@@ -9,7 +9,12 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.geo_med_sr-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean bench
+SHARED ?= ../shared/data
+SAT_TRAIN = $(sort $(wildcard $(SHARED)/train/remote/*/*.tif))
+SAT_VAL = $(SHARED)/geotiff/l8_B4.tif $(SHARED)/geotiff/LC08_232066_20190727.tif
+GMS := $(VENV)/bin/geo-med-sr
+
+.PHONY: demo test install clean bench weights
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +29,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Bundled weights: trained by the project's own train command on $(SHARED)/train only
+# (validation on $(SHARED)/geotiff), each with a model card. Needs the shared data folder.
+weights: $(STAMP)
+	$(GMS) train --config configs/train/sat_x2.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_x2.safetensors --overwrite
+	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/sat_edsr_x2.safetensors --command "make weights (geo-med-sr train --config configs/train/sat_x2.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_x2.safetensors)"
+	rm -f geo_med_sr/weights/*.train.safetensors
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -246,6 +246,11 @@ def resolve_model(name_or_path: str | os.PathLike[str], device: str | torch.devi
             bundled weights exist yet), or an unknown name (with the closest suggestion).
     """
     text = os.fspath(name_or_path)
+    from .bundled import find
+
+    bundled = find(text)
+    if bundled is not None:
+        return load_checkpoint(bundled.path, device=device)
     path = Path(text)
     if path.exists() or text.endswith(SUFFIX) or os.sep in text or isinstance(name_or_path, os.PathLike):
         return load_checkpoint(path, device=device)

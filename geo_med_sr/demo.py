@@ -149,7 +149,10 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
             raise RuntimeError(f"demo output {dst} is off the phantom's grid; please report this bug")
         outputs[dst] = result.array[0]
         scores[dst] = psnr(hr.array[0][crop], result.array[0])
-    print("model method: bundled weights are not shipped yet; pass --model PATH.safetensors to use a network")
+    from .bundled import available
+
+    names = ", ".join(m.name for m in available()) or "none installed (run make weights)"
+    print(f"classical methods shown; networks: --method self (trains on the image) or --method model (bundled: {names})")
     print(f"{'output':<34} {'method':<8} {'PSNR vs 1 mm phantom':>20}")
     for (src, dst, method) in jobs:
         print(f"{dst:<34} {method:<8} {scores[dst]:>17.2f} dB")

@@ -111,13 +111,15 @@ def build_upsampler(
     source: Any = None,
     norm: tuple[Normalizer, dict[str, Any]] | None = None,
     slice_thickness: float | None = None,
+    domain: str = "medical",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The upsampling module for ``config.model`` (with back-projection when asked) and its provenance.
 
     ``source`` and ``norm`` are needed by ``--method self``, which trains on the input itself;
-    ``slice_thickness`` (HR pixels) is its through-plane slice profile.
+    ``slice_thickness`` (HR pixels) is its through-plane slice profile. ``domain`` (``medical``
+    or ``geo``) picks the bundled default when ``--method model`` has no ``--model``.
     """
-    upsampler, prov = _base_upsampler(config, scale, spatial_dims, source, norm, slice_thickness)
+    upsampler, prov = _base_upsampler(config, scale, spatial_dims, source, norm, slice_thickness, domain)
     if config.model.consistency:
         degradation = build_degradation(config.model.degradation, scale, spatial_dims)
         upsampler = BackProjection(upsampler, degradation)
@@ -125,7 +127,7 @@ def build_upsampler(
     return upsampler, prov
 
 
-def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int, source: Any, norm: Any, slice_thickness: float | None) -> tuple[nn.Module, dict[str, Any]]:
+def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int, source: Any, norm: Any, slice_thickness: float | None, domain: str) -> tuple[nn.Module, dict[str, Any]]:
     method = config.model.method
     if method == "self":
         from .training.selfsup import self_supervised_upsampler
@@ -136,21 +138,28 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
         return model, {"method": "self", "self_supervised": info}
     if method != "model":
         return CLASSICAL.get(method)(scale), {"method": method}
-    if not config.model.name:
-        raise ModelError(
-            "--method model needs --model PATH.safetensors: bundled weights are not shipped yet; "
-            "use --method self (trains on your image), bspline-ibp, bspline, linear or nearest"
-        )
+    from .bundled import default_for
     from .checkpoint import resolve_model
 
-    model, info = resolve_model(config.model.name)
+    name, source_note = config.model.name, "given"
+    if not name:
+        name, source_note = default_for(domain, scale).name, "bundled default"
+    model, info = resolve_model(name)
     model_scale = tuple(getattr(model, "scale", ()))
     if model_scale and model_scale != scale:
-        raise ModelError(f"model {config.model.name} upsamples by {model_scale} but --scale asks for {scale}")
+        raise ModelError(f"model {name} upsamples by {model_scale} but --scale asks for {scale}")
     if getattr(model, "spatial_dims", spatial_dims) != spatial_dims:
-        raise ModelError(f"model {config.model.name} is {model.spatial_dims}D but the image has {spatial_dims} spatial axes")
+        raise ModelError(f"model {name} is {model.spatial_dims}D but the image has {spatial_dims} spatial axes")
     network = info.get("network", {}).get("name", type(model).__name__)
-    return model, {"method": "model", "model": str(config.model.name), "network": network, "weights_sha256": sha256_file(config.model.name)}
+    weights = _bundled_path(name) or Path(name)
+    return model, {"method": "model", "model": str(name), "model_source": source_note, "network": network, "weights_sha256": sha256_file(weights)}
+
+
+def _bundled_path(name: str) -> Path | None:
+    from .bundled import find
+
+    bundled = find(name)
+    return None if bundled is None else bundled.path
 
 
 def _radiometry(config: SRConfig, norm: tuple[Normalizer, dict[str, Any]], upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
@@ -202,7 +211,7 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
         scale = broadcast_scale(factors, len(source.shape) - 1, src)
         out_spatial = scaled_shape(source.shape[1:], scale)
         norm = fit_normalizer(config, source)
-        upsampler, prov = build_upsampler(config, scale, len(scale), source=source, norm=norm)
+        upsampler, prov = build_upsampler(config, scale, len(scale), source=source, norm=norm, domain="geo")
         meta = copy.deepcopy(source.meta)
         nodata = meta.get("geotiff", {}).get("nodata")
         nodata = float("nan") if nodata == "nan" else nodata

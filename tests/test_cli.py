@@ -100,10 +100,10 @@ def test_existing_output_needs_overwrite(oblique_nifti, capsys):
     assert io.read(out).spatial_shape == (26, 20, 18)
 
 
-def test_model_method_without_weights_says_so(oblique_nifti, capsys):
+def test_model_method_without_matching_weights_says_so(oblique_nifti, capsys):
     out = oblique_nifti.parent / "out.nii.gz"
-    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2")
-    assert code == 2 and "bundled weights are not shipped yet" in err and "--model" in err
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "3")  # no bundled x3 model
+    assert code == 2 and "no bundled model for medical images at scale (3, 3, 3)" in err and "--model" in err
     assert not out.exists()
 
 

@@ -18,7 +18,7 @@ def test_demo_writes_outputs_and_figure(tmp_path, capsys):
     assert scores["sr_bspline.nii.gz"] > scores["sr_nearest.nii.gz"] + 0.5
     assert scores["sr_bspline_dicom"] == pytest.approx(scores["sr_bspline.nii.gz"], abs=0.05)
     assert io.read(out / "sr_bspline.nii.gz").spatial_shape == (72, 80, 64)
-    assert "bundled weights are not shipped yet" in capsys.readouterr().out
+    assert "--method self" in capsys.readouterr().out
     # the satellite part: a COG on the exact 30 m grid, B-spline better than the 60 m pixels
     from rio_cogeo.cogeo import cog_validate
 

@@ -24,10 +24,15 @@ def test_non_editable_install_imports_adapters_under_the_package(tmp_path):
         "print(m.__file__);"
         "spec = importlib.util.find_spec('adapters');"
         "print(spec.origin if spec else None);"
-        "print(importlib.resources.files('geo_med_sr.configs').joinpath('medical/mri.yaml').is_file())"
+        "print(importlib.resources.files('geo_med_sr.configs').joinpath('medical/mri.yaml').is_file());"
+        "import pkgutil, importlib, geo_med_sr;"
+        "mods = [m.name for m in pkgutil.walk_packages(geo_med_sr.__path__, 'geo_med_sr.') if not m.name.endswith('__main__')];"
+        "[importlib.import_module(m) for m in mods];"
+        "print(len(mods))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path, env=env).stdout.split("\n")
     assert out[0].startswith(str(target)), out
     assert out[1] == "None" or not out[1].startswith(str(REPO)), out
     assert out[2] == "True", out
+    assert int(out[3]) >= 30, out  # every module (training, inference, networks, ...) was installed and imports

@@ -167,9 +167,10 @@ def train(
     if resume:
         model, info = load_checkpoint(out, device=device)
         history = list(info.get("extra", {}).get("train", {}).get("val_psnr", []))
+        prior_seconds = float(info.get("extra", {}).get("train", {}).get("seconds", 0.0))
     else:
         model = build_network(config.network.name, spatial_dims=config.spatial_dims, in_channels=1, scale=config.scale, **config.network.params)
-        history = []
+        history, prior_seconds = [], 0.0
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
@@ -183,7 +184,10 @@ def train(
             "scale": list(config.scale),
             "degradation": config.degradation.model_dump(),
             "normalize": config.normalize.model_dump(),
-            "train": {"config": config.model_dump(), "step": step, "val_psnr": history, "files": [{"name": n, "sha256": h} for n, h in files]},
+            "train": {
+                "config": config.model_dump(), "step": step, "val_psnr": history, "seconds": prior_seconds + time.perf_counter() - start,
+                "files": [{"name": n, "sha256": h} for n, h in files], "val_files": [{"name": im.path.name, "sha256": im.sha256} for im in val_images[:: max(1, len(val_images))]],
+            },
         }
         save_checkpoint(model, out, extra=extra)
         _save_state(state_path(out), optimizer, scheduler, step, sampler)

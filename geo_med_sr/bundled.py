@@ -1,0 +1,56 @@
+"""Bundled default models: which checkpoint serves which domain and scale.
+
+Only entries whose weights file is installed are offered; ``make weights`` (re)trains them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A bundled checkpoint: ``domain`` is ``"medical"`` or ``"geo"``; ``scale`` per spatial axis."""
+
+    name: str
+    domain: str
+    scale: tuple[int, ...]
+    file: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return Path(str(resources.files("geo_med_sr.weights").joinpath(self.file)))
+
+
+CATALOGUE = (
+    BundledModel("sat-edsr-x2", "geo", (2, 2), "sat_edsr_x2.safetensors", "2D EDSR x2 for satellite bands (band by band)"),
+    BundledModel("sat-edsr-x4", "geo", (4, 4), "sat_edsr_x4.safetensors", "2D EDSR x4 for satellite bands (band by band)"),
+    BundledModel("mri-edsr3d-x2", "medical", (2, 2, 2), "mri_edsr3d_x2.safetensors", "3D EDSR x2 for MRI volumes"),
+)
+
+
+def available() -> list[BundledModel]:
+    """The catalogue entries whose weights are installed."""
+    return [m for m in CATALOGUE if m.path.is_file()]
+
+
+def find(name: str) -> BundledModel | None:
+    """The installed bundled model called ``name``, or None."""
+    return next((m for m in available() if m.name == name), None)
+
+
+def default_for(domain: str, scale: tuple[int, ...]) -> BundledModel:
+    """The bundled model for ``domain`` and ``scale``; ModelError listing what exists otherwise."""
+    for model in available():
+        if model.domain == domain and model.scale == tuple(scale):
+            return model
+    offered = ", ".join(f"{m.name} ({m.domain}, scale {m.scale})" for m in available()) or "none installed"
+    raise ModelError(
+        f"no bundled model for {domain} images at scale {tuple(scale)} (bundled: {offered}); "
+        "pass --model PATH.safetensors, or use --method self (trains on your image) or bspline-ibp"
+    )
