@@ -194,7 +194,8 @@ def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig,
 
     source = ArraySource(image.array, image.valid)
     norm = fit_normalizer(config, source)
-    upsampler, prov = build_upsampler(config, scale, image.spatial_dims, source=source, norm=norm, slice_thickness=_slice_thickness_px(image.meta, scale))
+    domain = "geo" if image.meta.get("format") == "geotiff" else "medical"
+    upsampler, prov = build_upsampler(config, scale, image.spatial_dims, source=source, norm=norm, slice_thickness=_slice_thickness_px(image.meta, scale), domain=domain)
     radiometry = _radiometry(config, norm, upsampler, out_dtype=None, nodata=None, has_mask=image.valid is not None)
     y = _resolver(config, upsampler, scale, progress)(image.array, image.valid, radiometry)
     dtype = "float32" if config.output.dtype == "float32" else image.meta.get("dtype", str(image.array.dtype))

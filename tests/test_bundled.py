@@ -1,0 +1,38 @@
+"""Bundled weights: found by domain and scale, used by default, described by a model card."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import rasterio
+from geotiff_fixtures import make_geotiff
+
+from geo_med_sr import bundled
+from geo_med_sr.config import SRConfig
+from geo_med_sr.errors import ModelError
+from geo_med_sr.pipeline import super_resolve
+
+
+def test_every_installed_model_is_small_and_has_a_card():
+    for model in bundled.available():
+        assert model.path.stat().st_size <= 5 * 1024 * 1024
+        card = model.path.with_suffix(".md").read_text()
+        assert "sha256" in card and "geo-med-sr train" in card
+        info = json.loads(model.path.with_suffix(".json").read_text())
+        assert tuple(info["scale"]) == model.scale and info["extra"]["train"]["files"]
+
+
+def test_geotiff_x2_uses_the_bundled_model_by_default(tmp_path):
+    if bundled.find("sat-edsr-x2") is None:
+        pytest.skip("sat-edsr-x2 weights not installed (make weights)")
+    src, _ = make_geotiff(tmp_path / "s.tif", width=40, height=32)
+    result = super_resolve(src, tmp_path / "o.tif", 2, SRConfig().updated(inference={"patch_size": 32}), progress=False)
+    assert result.provenance["model"] == "sat-edsr-x2" and result.provenance["model_source"] == "bundled default"
+    with rasterio.open(result.output) as out:
+        assert out.tags()["GEO_MED_SR_MODEL"] == "sat-edsr-x2" and len(out.tags()["GEO_MED_SR_WEIGHTS_SHA256"]) == 64
+
+
+def test_missing_domain_or_scale_lists_what_is_bundled():
+    with pytest.raises(ModelError, match="no bundled model for geo images at scale \\(3, 3\\)"):
+        bundled.default_for("geo", (3, 3))
