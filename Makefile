@@ -12,9 +12,11 @@ PYTEST_ARGS ?=
 SHARED ?= ../shared/data
 SAT_TRAIN = $(sort $(wildcard $(SHARED)/train/remote/*/*.tif))
 SAT_VAL = $(SHARED)/geotiff/l8_B4.tif $(SHARED)/geotiff/LC08_232066_20190727.tif
+MRI_TRAIN = $(sort $(wildcard $(SHARED)/train/mri/*.nii.gz))
+MRI_VAL = $(SHARED)/mri/T2w_1x1x2mm.nii.gz
 GMS := $(VENV)/bin/geo-med-sr
 
-.PHONY: demo test install clean bench weights
+.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x4 weights-mri3d-x2
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +34,16 @@ test: $(STAMP)
 
 # Bundled weights: trained by the project's own train command on $(SHARED)/train only
 # (validation on $(SHARED)/geotiff), each with a model card. Needs the shared data folder.
-weights: $(STAMP)
-	$(GMS) train --config configs/train/sat_x2.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_x2.safetensors --overwrite
-	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/sat_edsr_x2.safetensors --command "make weights (geo-med-sr train --config configs/train/sat_x2.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_x2.safetensors)"
+weights: weights-sat-x2 weights-sat-x4 weights-mri3d-x2
 	rm -f geo_med_sr/weights/*.train.safetensors
+
+weights-sat-x2 weights-sat-x4: weights-sat-%: $(STAMP)
+	$(GMS) train --config configs/train/sat_$*.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_$*.safetensors --overwrite
+	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/sat_edsr_$*.safetensors --command "make weights-sat-$* (geo-med-sr train --config configs/train/sat_$*.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_$*.safetensors)"
+
+weights-mri3d-x2: $(STAMP)
+	$(GMS) train --config configs/train/mri3d_x2.yaml --data $(MRI_TRAIN) --val $(MRI_VAL) --out geo_med_sr/weights/mri_edsr3d_x2.safetensors --overwrite
+	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/mri_edsr3d_x2.safetensors --command "make weights-mri3d-x2 (geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/weights/mri_edsr3d_x2.safetensors)"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
