@@ -11,6 +11,7 @@ Medical volumes are read into memory; GeoTIFF scenes stream window by window fro
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,14 +91,31 @@ def check_finite(image: SpatialArray, path: object) -> None:
             raise file_error(InputError, path, f"contains {bad} NaN/Inf voxel(s); replace them with finite values before super-resolving")
 
 
-def fit_normalizer(config: SRConfig, source: Any) -> tuple[Normalizer, dict[str, Any]]:
+def _checkpoint_normalize(config: SRConfig, domain: str, scale: tuple[int, ...]) -> dict[str, Any] | None:
+    """The normalisation a checkpoint was trained with (from its JSON sidecar), if recorded."""
+    from .bundled import default_for
+    from .checkpoint import sidecar_path
+
+    name = config.model.name or default_for(domain, scale).name
+    try:
+        info = json.loads(sidecar_path(_bundled_path(name) or Path(name)).read_text())
+    except (OSError, ValueError):
+        return None
+    spec = info.get("extra", {}).get("normalize")
+    return spec if isinstance(spec, dict) and "name" in spec else None
+
+
+def fit_normalizer(config: SRConfig, source: Any, domain: str = "medical", scale: tuple[int, ...] = ()) -> tuple[Normalizer, dict[str, Any]]:
     """The normaliser the method needs and its statistics on ``source``'s valid pixels.
 
-    Networks (``model``, ``self``) get the configured normaliser; classical interpolation is
-    linear in the values, so it gets the identity.
+    A checkpoint is fed the normalisation it was trained with (recorded in its config); ``self``
+    gets the configured normaliser; classical interpolation is linear in the values, so it gets
+    the identity.
     """
     if config.model.method in ("model", "self"):
-        normalizer = build_normalizer(config.normalize.name, **config.normalize.params)
+        spec = _checkpoint_normalize(config, domain, scale) if config.model.method == "model" else None
+        spec = spec or {"name": config.normalize.name, "params": config.normalize.params}
+        normalizer = build_normalizer(spec["name"], **spec.get("params", {}))
         return normalizer, normalizer.fit(sample_valid_values(source))
     normalizer = build_normalizer("none")
     return normalizer, normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
@@ -193,8 +211,8 @@ def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig,
     from .inference.io import ArraySource
 
     source = ArraySource(image.array, image.valid)
-    norm = fit_normalizer(config, source)
     domain = "geo" if image.meta.get("format") == "geotiff" else "medical"
+    norm = fit_normalizer(config, source, domain, scale)
     upsampler, prov = build_upsampler(config, scale, image.spatial_dims, source=source, norm=norm, slice_thickness=_slice_thickness_px(image.meta, scale), domain=domain)
     radiometry = _radiometry(config, norm, upsampler, out_dtype=None, nodata=None, has_mask=image.valid is not None)
     y = _resolver(config, upsampler, scale, progress)(image.array, image.valid, radiometry)
@@ -211,7 +229,7 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
     with adapter_in.open_source(src, bands=bands) as source:
         scale = broadcast_scale(factors, len(source.shape) - 1, src)
         out_spatial = scaled_shape(source.shape[1:], scale)
-        norm = fit_normalizer(config, source)
+        norm = fit_normalizer(config, source, "geo", scale)
         upsampler, prov = build_upsampler(config, scale, len(scale), source=source, norm=norm, domain="geo")
         meta = copy.deepcopy(source.meta)
         nodata = meta.get("geotiff", {}).get("nodata")

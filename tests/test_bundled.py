@@ -36,3 +36,16 @@ def test_geotiff_x2_uses_the_bundled_model_by_default(tmp_path):
 def test_missing_domain_or_scale_lists_what_is_bundled():
     with pytest.raises(ModelError, match="no bundled model for geo images at scale \\(3, 3\\)"):
         bundled.default_for("geo", (3, 3))
+
+
+def test_a_checkpoint_is_fed_the_normalisation_it_was_trained_with(tmp_path):
+    from geo_med_sr.checkpoint import save_checkpoint
+    from geo_med_sr.networks import build_network
+
+    net = build_network("edsr", spatial_dims=2, in_channels=1, scale=2, features=4, num_blocks=1)
+    ckpt = tmp_path / "fixed.safetensors"
+    save_checkpoint(net, ckpt, extra={"normalize": {"name": "fixed", "params": {"scale": 1e-4, "offset": 0.0}}})
+    src, _ = make_geotiff(tmp_path / "s.tif", width=24, height=20)
+    config = SRConfig().updated(model={"method": "model", "name": str(ckpt)})  # config says percentile
+    result = super_resolve(src, tmp_path / "o.tif", 2, config, progress=False)
+    assert result.provenance["normalization"]["name"] == "fixed"
