@@ -49,7 +49,8 @@ def test_masked_geotiff_and_cli_outputs(tmp_path, capsys):
     assert region.sum() < region.size  # nodata pixels are excluded
 
 
-def test_model_method_needs_a_checkpoint(tmp_path, capsys):
-    path = write_nifti(tmp_path / "ref.nii.gz", smooth_volume((8, 8, 8)), oblique_affine())
-    assert main(["evaluate", str(path), "--scale", "2", "--method", "model"]) == 2
-    assert "--model" in capsys.readouterr().err
+def test_model_method_without_a_matching_checkpoint(tmp_path, capsys):
+    path = write_nifti(tmp_path / "ref.nii.gz", smooth_volume((9, 9, 9)), oblique_affine())
+    assert main(["evaluate", str(path), "--scale", "3", "--method", "model"]) == 2  # nothing bundled for x3
+    err = capsys.readouterr().err
+    assert "no bundled model" in err and "--model" in err
