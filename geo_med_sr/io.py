@@ -64,7 +64,8 @@ def check_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ..
     """
     path = Path(path)
     for src in inputs:
-        if Path(src).exists() and path.exists() and os.path.samefile(src, path) or Path(src).resolve() == path.resolve():
+        same_file = Path(src).exists() and path.exists() and os.path.samefile(src, path)
+        if same_file or Path(src).resolve() == path.resolve():
             raise file_error(OutputError, path, "the output is the same as the input; choose another output path")
     if path.exists() and not overwrite:
         raise file_error(OutputError, path, "the output already exists; pass --overwrite to replace it")
