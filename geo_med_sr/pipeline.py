@@ -152,7 +152,7 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
 
         if source is None or norm is None:
             raise ConfigError("--method self needs the input image to train on")
-        model, info = self_supervised_upsampler(source, *norm, scale, budget=config.model.budget, device=config.inference.device, slice_thickness=slice_thickness)
+        model, info = self_supervised_upsampler(source, *norm, scale, budget=config.model.budget, device=config.inference.device, slice_thickness=slice_thickness, domain=domain)
         return model, {"method": "self", "self_supervised": info}
     if method != "model":
         return CLASSICAL.get(method)(scale), {"method": method}

@@ -117,7 +117,7 @@ def _in_plane_slices(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: in
     return images
 
 
-def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any) -> dict[str, Any]:
+def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any, base_lr: float = 1e-3) -> dict[str, Any]:
     """Train ``model`` on ``images`` until ``budget`` seconds have passed (cosine LR over time)."""
     smallest = min(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
     largest = max(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
@@ -127,14 +127,14 @@ def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, bud
     sampler = PatchSampler(images, degradation, patch, seed=seed)
     torch.manual_seed(seed)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     batch = 4 if model.spatial_dims == 3 else 16
     start = time.perf_counter()
     steps, loss = 0, float("nan")
     while (elapsed := time.perf_counter() - start) < budget:
         for group in optimizer.param_groups:
-            group["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+            group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         loss = optimization_step(model, optimizer, scaler, sampler.batch(batch), "l1", device)
         steps += 1
     model.eval()
@@ -153,6 +153,7 @@ def self_supervised_upsampler(
     device: str = "auto",
     seed: int = 0,
     slice_thickness: float | None = None,
+    domain: str | None = None,
     log: Any = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train an upsampler on the input image itself.
@@ -165,6 +166,8 @@ def self_supervised_upsampler(
         device: training device.
         seed: random seed.
         slice_thickness: through-plane slice thickness in HR pixels (default: the factor ``s``).
+        domain: ``medical`` or ``geo``: the zero-shot protocol starts from the bundled model for
+            this domain and scale when one is installed (fine-tuned at a lower learning rate).
 
     Returns:
         ``(upsampler, info)`` where info describes the protocol for provenance.
@@ -181,7 +184,19 @@ def self_supervised_upsampler(
         info = _fit(net, _in_plane_slices(arrays, thick[0]), degradation, budget, dev, seed, log)
         return PlaneEnsemble(net, thick[0]), {"protocol": "through-plane (in-plane slices, slice profile)", "budget_s": budget, **info}
     nd = len(scale)
-    params = {"features": 32, "num_blocks": 4} if nd == 2 else {"features": 16, "num_blocks": 2}
-    net = build_network("edsr", spatial_dims=nd, in_channels=1, scale=scale, **params)
-    info = _fit(net, _images(arrays), BlockAverage(scale, nd), budget, dev, seed, log)
-    return net, {"protocol": "zero-shot (the image's own block-averaged copy)", "budget_s": budget, **info}
+    net, start_from = _starting_network(domain, scale)
+    info = _fit(net, _images(arrays), BlockAverage(scale, nd), budget, dev, seed, log, base_lr=2e-4 if start_from else 1e-3)
+    return net, {"protocol": "zero-shot (the image's own block-averaged copy)", "budget_s": budget, "start": start_from or "random init", **info}
+
+
+def _starting_network(domain: str | None, scale: tuple[int, ...]) -> tuple[nn.Module, str | None]:
+    """The bundled model for ``domain``/``scale`` (a copy to fine-tune) or a fresh small EDSR."""
+    from ..bundled import available
+    from ..checkpoint import load_checkpoint
+
+    for model in available():
+        if domain is not None and model.domain == domain and model.scale == scale:
+            net, _ = load_checkpoint(model.path)
+            return net, model.name
+    params = {"features": 32, "num_blocks": 4} if len(scale) == 2 else {"features": 16, "num_blocks": 2}
+    return build_network("edsr", spatial_dims=len(scale), in_channels=1, scale=scale, **params), None

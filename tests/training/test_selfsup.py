@@ -57,6 +57,10 @@ def test_self_zero_shot_geotiff_within_budget(tmp_path):
     result = super_resolve(src, tmp_path / "o.tif", 2, config, progress=False)
     info = result.provenance["self_supervised"]
     assert info["protocol"].startswith("zero-shot") and info["seconds"] <= 5.0
+    from geo_med_sr import bundled
+
+    expected_start = "sat-edsr-x2" if bundled.find("sat-edsr-x2") else "random init"
+    assert info["start"] == expected_start
     with rasterio.open(result.output) as out, rasterio.open(src) as ref:
         assert (out.width, out.height) == (160, 128)
         assert out.tags()["GEO_MED_SR_METHOD"] == "self"
