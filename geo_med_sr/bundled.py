@@ -31,6 +31,7 @@ CATALOGUE = (
     BundledModel("sat-edsr-x2", "geo", (2, 2), "sat_edsr_x2.safetensors", "2D EDSR x2 for satellite bands (band by band)"),
     BundledModel("sat-edsr-x4", "geo", (4, 4), "sat_edsr_x4.safetensors", "2D EDSR x4 for satellite bands (band by band)"),
     BundledModel("mri-edsr3d-x2", "medical", (2, 2, 2), "mri_edsr3d_x2.safetensors", "3D EDSR x2 for MRI volumes"),
+    BundledModel("mri-throughplane-x4", "medical", (1, 1, 4), "mri_throughplane_x4.safetensors", "2D through-plane EDSR x4, applied across the thick axis in two plane orientations"),
 )
 
 

@@ -163,6 +163,7 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
     if not name:
         name, source_note = default_for(domain, scale).name, "bundled default"
     model, info = resolve_model(name)
+    model = _through_plane(model, scale, spatial_dims)
     model_scale = tuple(getattr(model, "scale", ()))
     if model_scale and model_scale != scale:
         raise ModelError(f"model {name} upsamples by {model_scale} but --scale asks for {scale}")
@@ -171,6 +172,16 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
     network = info.get("network", {}).get("name", type(model).__name__)
     weights = _bundled_path(name) or Path(name)
     return model, {"method": "model", "model": str(name), "model_source": source_note, "network": network, "weights_sha256": sha256_file(weights)}
+
+
+def _through_plane(model: nn.Module, scale: tuple[int, ...], spatial_dims: int) -> nn.Module:
+    """A 2D ``(s, 1)`` network on a 3D volume scaled along one axis: the two-orientation plane ensemble."""
+    thick = [a for a, f in enumerate(scale) if f > 1]
+    if spatial_dims == 3 and getattr(model, "spatial_dims", 3) == 2 and len(thick) == 1 and tuple(model.scale) == (scale[thick[0]], 1):
+        from .training.selfsup import PlaneEnsemble
+
+        return PlaneEnsemble(model, thick[0])
+    return model
 
 
 def _bundled_path(name: str) -> Path | None:

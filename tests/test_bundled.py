@@ -20,7 +20,9 @@ def test_every_installed_model_is_small_and_has_a_card():
         card = model.path.with_suffix(".md").read_text()
         assert "sha256" in card and "geo-med-sr train" in card
         info = json.loads(model.path.with_suffix(".json").read_text())
-        assert tuple(info["scale"]) == model.scale and info["extra"]["train"]["files"]
+        through_plane = info["spatial_dims"] == 2 and len(model.scale) == 3  # a 2D (s, 1) net for (1, 1, s)
+        assert (tuple(info["scale"]) == (max(model.scale), 1)) if through_plane else (tuple(info["scale"]) == model.scale)
+        assert info["extra"]["train"]["files"]
 
 
 def test_geotiff_x2_uses_the_bundled_model_by_default(tmp_path):
@@ -49,3 +51,19 @@ def test_a_checkpoint_is_fed_the_normalisation_it_was_trained_with(tmp_path):
     config = SRConfig().updated(model={"method": "model", "name": str(ckpt)})  # config says percentile
     result = super_resolve(src, tmp_path / "o.tif", 2, config, progress=False)
     assert result.provenance["normalization"]["name"] == "fixed"
+
+
+def test_a_2d_through_plane_checkpoint_runs_on_thick_volumes(tmp_path):
+    from conftest import oblique_affine, smooth_volume, write_nifti
+
+    from geo_med_sr import io
+    from geo_med_sr.checkpoint import save_checkpoint
+    from geo_med_sr.networks import build_network
+
+    net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(4, 1), features=4, num_blocks=1)
+    ckpt = tmp_path / "tp.safetensors"
+    save_checkpoint(net, ckpt)
+    src = write_nifti(tmp_path / "thick.nii.gz", smooth_volume((10, 9, 5)), oblique_affine())
+    config = SRConfig().updated(model={"method": "model", "name": str(ckpt)}, inference={"patch_size": 8})
+    result = super_resolve(src, tmp_path / "o.nii.gz", "1,1,4", config, progress=False)
+    assert io.read(result.output).spatial_shape == (10, 9, 20)
