@@ -6,6 +6,7 @@ away; the engine adds that radius to its halo, so the stitched result stays tile
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,19 @@ class Radiometry:
         return out
 
 
+def sample_boxes(spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0) -> list[tuple[tuple[int, int], ...]]:
+    """Boxes to read a bounded sample of an image: the whole image when it has at most
+    ``max_pixels`` pixels, else seeded random ``window``-sized boxes covering about ``max_pixels``."""
+    spatial = tuple(int(n) for n in spatial)
+    if int(np.prod(spatial)) <= max_pixels:
+        return [tuple((0, n) for n in spatial)]
+    rng = np.random.default_rng(seed)
+    size = tuple(min(window, n) for n in spatial)
+    count = max(1, max_pixels // int(np.prod(size)))
+    starts = [rng.integers(0, n - w + 1, size=count) for n, w in zip(spatial, size)]
+    return [tuple((int(st[i]), int(st[i]) + w) for st, w in zip(starts, size)) for i in range(count)]
+
+
 def sample_valid_values(source: Any, max_pixels: int = 1 << 20, window: int = 256, seed: int = 0) -> np.ndarray:
     """Valid pixel values of ``source`` for fitting a normaliser, ``(C, K)``.
 
@@ -111,19 +125,9 @@ def sample_valid_values(source: Any, max_pixels: int = 1 << 20, window: int = 25
     seeded random sample of ``window``-sized boxes covering about ``max_pixels`` pixels, so the
     cost does not grow with the scene. Invalid pixels (mask) and non-finite values are dropped.
     """
-    spatial = tuple(source.shape[1:])
-    total = int(np.prod(spatial))
     read_valid = getattr(source, "read_valid", None)
-    if total <= max_pixels:
-        boxes = [tuple((0, n) for n in spatial)]
-    else:
-        rng = np.random.default_rng(seed)
-        size = tuple(min(window, n) for n in spatial)
-        count = max(1, max_pixels // int(np.prod(size)))
-        starts = [rng.integers(0, n - w + 1, size=count) for n, w in zip(spatial, size)]
-        boxes = [tuple((int(st[i]), int(st[i]) + w) for st, w in zip(starts, size)) for i in range(count)]
     chunks = []
-    for box in boxes:
+    for box in sample_boxes(source.shape[1:], max_pixels, window, seed):
         values = source.read(box).reshape(source.shape[0], -1)
         valid = read_valid(box) if read_valid is not None else None
         keep = np.ones(values.shape[1], bool) if valid is None else valid.reshape(-1)

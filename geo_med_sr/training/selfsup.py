@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..inference.radiometry import sample_valid_values
+from ..inference.radiometry import sample_boxes
 from ..inference.resolver import resolve_device
 from ..networks import build_network
 from ..normalize import Normalizer
@@ -81,16 +81,9 @@ class PlaneEnsemble(nn.Module):
 def _training_arrays(source: Any, normalizer: Normalizer, stats: dict[str, Any], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Normalised ``(C, *S)`` windows of the image with their valid masks (bounded in size)."""
     spatial = tuple(source.shape[1:])
-    if int(np.prod(spatial)) <= MAX_TRAIN_PIXELS:
-        boxes = [tuple((0, n) for n in spatial)]
-    else:
-        rng = np.random.default_rng(seed)
-        size = tuple(min(n, 512 if len(spatial) == 2 else 96) for n in spatial)
-        count = max(1, MAX_TRAIN_PIXELS // int(np.prod(size)))
-        boxes = [tuple((int(s0), int(s0) + w) for s0, w in zip((rng.integers(0, n - w + 1) for n, w in zip(spatial, size)), size)) for _ in range(count)]
     read_valid = getattr(source, "read_valid", None)
     out = []
-    for box in boxes:
+    for box in sample_boxes(spatial, MAX_TRAIN_PIXELS, 512 if len(spatial) == 2 else 96, seed):
         raw = source.read(box)
         valid = read_valid(box) if read_valid is not None else None
         valid = np.ones(raw.shape[1:], bool) if valid is None else valid
