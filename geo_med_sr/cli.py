@@ -31,6 +31,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self (default 180 on CPU, 60 on GPU)")
     p.add_argument("--consistency", action="store_true", default=None, help="back-project the output so that, re-degraded, it equals the input")
     p.add_argument("--degrade", choices=["blockavg", "gaussian", "slice"], default=None, help="degradation model for --consistency (default blockavg)")
+    p.add_argument("--ensemble", action="store_true", default=None, help="geometric self-ensemble: average over the 8 flips/transposes that keep the grid (8x the compute, usually +0.1-0.2 dB)")
     p.add_argument("--model", default=None, help="checkpoint (.safetensors with its .json) for --method model")
     p.add_argument("--config", default=None, help="YAML config file or bundled name (medical/mri, medical/ct)")
     p.add_argument("--device", default=None, help="auto (CUDA when present, default), cpu, cuda, cuda:N")
@@ -72,6 +73,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="checkpoint for --method model")
     p.add_argument("--degrade", default="blockavg", choices=["blockavg", "gaussian", "slice"], help="degradation model (default blockavg)")
     p.add_argument("--consistency", action="store_true", help="also score each method followed by back-projection onto the input")
+    p.add_argument("--ensemble", action="store_true", help="run model and self with the geometric self-ensemble (8 flips/transposes; rows named +ens)")
+    p.add_argument("--patch-size", type=int, default=None, help="tile size in LR pixels (default 64; results are tile-invariant, larger tiles repeat less halo work)")
     p.add_argument("--series", default=None, help="SeriesInstanceUID for a DICOM folder with several series")
     p.add_argument("--bands", default=None, help="GeoTIFF bands to use, e.g. 1,2,3")
     p.add_argument("--config", default=None, help="YAML config file or bundled name")
@@ -117,7 +120,7 @@ def _run_upscale(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else SRConfig()
     config = config.updated(
-        model={"method": args.method, "name": args.model, "consistency": args.consistency, "degradation": args.degrade, "budget": args.budget},
+        model={"method": args.method, "name": args.model, "consistency": args.consistency, "ensemble": args.ensemble, "degradation": args.degrade, "budget": args.budget},
         inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
         output={"dtype": "float32" if args.float32 else None},
     )
@@ -141,8 +144,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
-    config = config.updated(model={"budget": args.budget})
-    result = evaluate(args.reference, args.scale, methods, model=args.model, degrade=args.degrade, consistency=args.consistency, config=config, series=args.series, bands=parse_bands(args.bands))
+    config = config.updated(model={"budget": args.budget}, inference={"patch_size": args.patch_size})
+    result = evaluate(args.reference, args.scale, methods, model=args.model, degrade=args.degrade, consistency=args.consistency, ensemble=args.ensemble, config=config, series=args.series, bands=parse_bands(args.bands))
     print(format_table(result))
     if args.json:
         save_json(result, args.json)

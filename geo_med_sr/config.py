@@ -24,13 +24,15 @@ class ModelConfig(_Strict):
     itself for ``budget`` seconds), or a classical method; ``bspline-ibp``
     is cubic B-spline plus back-projection onto the block average. ``consistency`` adds the same
     back-projection after any method, with the ``degradation`` model (``blockavg``, ``gaussian``,
-    ``slice``), so the output re-degraded equals the input.
+    ``slice``), so the output re-degraded equals the input. ``ensemble`` averages the method
+    over flips (and the 2D transpose): 8 times the compute, usually 0.1-0.2 dB more.
     """
 
     method: Literal["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"] = "model"
     name: str | None = None
     budget: float | None = Field(None, gt=0)
     consistency: bool = False
+    ensemble: bool = False
     degradation: Literal["blockavg", "gaussian", "slice"] = "blockavg"
 
 

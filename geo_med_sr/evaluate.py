@@ -50,6 +50,10 @@ class MethodScore:
     seconds: float
 
 
+#: methods with a network, which ``ensemble`` applies to.
+LEARNED = ("model", "self")
+
+
 def _crop_to_blocks(image: SpatialArray, scale: Sequence[int]) -> SpatialArray:
     crop = tuple(slice(0, n // s * s) for n, s in zip(image.spatial_shape, scale))
     valid = None if image.valid is None else image.valid[crop]
@@ -94,6 +98,7 @@ def evaluate(
     model: str | None = None,
     degrade: str = "blockavg",
     consistency: bool = False,
+    ensemble: bool = False,
     config: SRConfig | None = None,
     series: str | None = None,
     bands: Sequence[int] | None = None,
@@ -108,6 +113,8 @@ def evaluate(
         model: checkpoint for the ``model`` method.
         degrade: degradation model name (``blockavg``, ``gaussian``, ``slice``).
         consistency: also score each method followed by back-projection (``<method>+ibp``).
+        ensemble: run the learned methods (``model``, ``self``) with the geometric self-ensemble
+            (``<method>+ens``); classical methods are symmetric already and run as they are.
         config: base configuration (normalisation, inference settings).
 
     Returns:
@@ -132,8 +139,9 @@ def evaluate(
     runs = [(m, False) for m in methods] + ([(m, True) for m in methods if m != "bspline-ibp"] if consistency else [])
     scores, outputs = [], {}
     for method, project in runs:
-        name = method + ("+ibp" if project else "")
-        cfg = config.updated(model={"method": method, "name": model if method == "model" else None, "consistency": project, "degradation": degrade})
+        ens = ensemble and method in LEARNED
+        name = method + ("+ens" if ens else "") + ("+ibp" if project else "")
+        cfg = config.updated(model={"method": method, "name": model if method == "model" else None, "consistency": project, "ensemble": ens, "degradation": degrade})
         start = time.perf_counter()
         out, _ = upscale_image(lr, factors, cfg, progress=False)
         seconds = time.perf_counter() - start
@@ -152,19 +160,32 @@ def evaluate(
         "lr_shape": list(lr.spatial_shape),
         "methods": [asdict(s) for s in scores],
     }
+    result["gains_db"] = gains(result)
     result["_arrays"] = {"hr": hr_float.array, "lr": lr.array, "outputs": outputs, "region": region}
     return result
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """The scores as an aligned text table, with the gain over the best of bicubic/B-spline."""
+def gains(result: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per method: PSNR gain (dB) over the best of bicubic/B-spline and over ``bspline-ibp``."""
     rows = result["methods"]
-    baseline = max((r["psnr"] for r in rows if r["method"] in ("bicubic", "bspline")), default=None)
+    classical = max((r["psnr"] for r in rows if r["method"] in ("bicubic", "bspline")), default=None)
+    ibp = next((r["psnr"] for r in rows if r["method"] == "bspline-ibp"), None)
+    return {r["method"]: {"over_classical": None if classical is None else r["psnr"] - classical, "over_bspline_ibp": None if ibp is None else r["psnr"] - ibp} for r in rows}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The scores as an aligned text table, with the gains over bicubic/B-spline and bspline-ibp."""
+    gain = gains(result)
+
+    def cell(value: float | None) -> str:
+        return f"{'':>8}" if value is None else f"{value:+8.2f}"
+
     lines = [f"{result['reference']}  scale {tuple(result['scale'])}  degradation {result['degradation']}  ({tuple(result['lr_shape'])} -> {tuple(result['hr_shape'])})"]
-    lines.append(f"{'method':<18} {'PSNR dB':>8} {'gain dB':>8} {'SSIM':>7} {'consistency':>12} {'seconds':>8}")
-    for r in rows:
-        gain = f"{r['psnr'] - baseline:+8.2f}" if baseline is not None else f"{'':>8}"
-        lines.append(f"{r['method']:<18} {r['psnr']:>8.2f} {gain} {r['ssim']:>7.4f} {r['consistency']:>12.2e} {r['seconds']:>8.2f}")
+    lines.append(f"{'method':<18} {'PSNR dB':>8} {'gain dB':>8} {'vs ibp':>8} {'SSIM':>7} {'consistency':>12} {'seconds':>8}")
+    for r in result["methods"]:
+        g = gain[r["method"]]
+        lines.append(f"{r['method']:<18} {r['psnr']:>8.2f} {cell(g['over_classical'])} {cell(g['over_bspline_ibp'])} {r['ssim']:>7.4f} {r['consistency']:>12.2e} {r['seconds']:>8.2f}")
+    lines.append("gain dB: over the best of bicubic and bspline; vs ibp: over bspline-ibp")
     return "\n".join(lines)
 
 

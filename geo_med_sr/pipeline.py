@@ -27,6 +27,7 @@ from .errors import ConfigError, InputError, ModelError, OutputError, file_error
 from .geometry import scale_affine, scaled_shape
 from .inference.classical import CLASSICAL
 from .inference.consistency import BackProjection  # also registers the classical "bspline-ibp"
+from .inference.ensemble import SelfEnsemble
 from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
 from .normalize import Normalizer, build_normalizer
@@ -131,13 +132,16 @@ def build_upsampler(
     slice_thickness: float | None = None,
     domain: str = "medical",
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The upsampling module for ``config.model`` (with back-projection when asked) and its provenance.
+    """The upsampling module for ``config.model`` (self-ensemble, back-projection when asked) and its provenance.
 
     ``source`` and ``norm`` are needed by ``--method self``, which trains on the input itself;
     ``slice_thickness`` (HR pixels) is its through-plane slice profile. ``domain`` (``medical``
     or ``geo``) picks the bundled default when ``--method model`` has no ``--model``.
     """
     upsampler, prov = _base_upsampler(config, scale, spatial_dims, source, norm, slice_thickness, domain)
+    if config.model.ensemble:
+        upsampler = SelfEnsemble(upsampler)
+        prov = {**prov, "ensemble": len(upsampler.members)}
     if config.model.consistency:
         degradation = build_degradation(config.model.degradation, scale, spatial_dims)
         upsampler = BackProjection(upsampler, degradation)

@@ -159,3 +159,16 @@ def test_console_script_exit_code(tmp_path):
         pytest.skip("console script not installed in this environment")
     proc = subprocess.run([str(exe), "upscale", str(tmp_path / "missing.nii"), str(tmp_path / "o.nii"), "--scale", "2"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.nii" in proc.stderr
+
+
+def test_ensemble_and_consistency_are_recorded(oblique_nifti, tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+
+    out = tmp_path / "e.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "bspline", "--ensemble", "--consistency", "--quiet")
+    assert code == 0, err
+    prov = json.loads(nib.load(str(out)).header.extensions[0].get_content())
+    assert prov["method"] == "bspline" and prov["ensemble"] == 8
+    assert prov["consistency"]["degradation"] == "blockavg"

@@ -33,6 +33,10 @@ def test_psnr_matches_an_independent_computation_3d(tmp_path):
     by_name = {r["method"]: r for r in result["methods"]}
     assert by_name["bspline-ibp"]["consistency"] < 1e-4 < by_name["bspline"]["consistency"]
     assert by_name["bspline"]["psnr"] > by_name["nearest"]["psnr"]
+    gains = result["gains_db"]
+    assert gains["bspline"]["over_classical"] == pytest.approx(0.0)  # bspline is the best classical here
+    assert gains["bspline-ibp"]["over_bspline_ibp"] == pytest.approx(0.0)
+    assert gains["nearest"]["over_bspline_ibp"] == pytest.approx(by_name["nearest"]["psnr"] - by_name["bspline-ibp"]["psnr"])
 
 
 def test_masked_geotiff_and_cli_outputs(tmp_path, capsys):
@@ -40,7 +44,7 @@ def test_masked_geotiff_and_cli_outputs(tmp_path, capsys):
     code = main(["evaluate", str(src), "--scale", "2", "--method", "bicubic", "--method", "bspline", "--consistency", "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")])
     assert code == 0
     text = capsys.readouterr().out
-    assert "bspline+ibp" in text and "gain dB" in text
+    assert "bspline+ibp" in text and "gain dB" in text and "vs ibp" in text
     data = json.loads((tmp_path / "s.json").read_text())
     assert [m["method"] for m in data["methods"]] == ["bicubic", "bspline", "bicubic+ibp", "bspline+ibp"]
     assert (tmp_path / "s.png").stat().st_size > 10_000
@@ -54,3 +58,14 @@ def test_model_method_without_a_matching_checkpoint(tmp_path, capsys):
     assert main(["evaluate", str(path), "--scale", "3", "--method", "model"]) == 2  # nothing bundled for x3
     err = capsys.readouterr().err
     assert "no bundled model" in err and "--model" in err
+
+
+def test_ensemble_applies_to_learned_methods_only(tmp_path):
+    from geo_med_sr.config import SRConfig
+
+    src, _ = make_geotiff(tmp_path / "ref.tif", width=48, height=40)
+    config = SRConfig().updated(model={"budget": 1.0})
+    result = evaluate(src, 2, ["bspline", "self"], ensemble=True, config=config)
+    assert [m["method"] for m in result["methods"]] == ["bspline", "self+ens"]
+    plain = evaluate(src, 2, ["bspline"], config=config)
+    np.testing.assert_array_equal(result["_arrays"]["outputs"]["bspline"], plain["_arrays"]["outputs"]["bspline"])
