@@ -16,7 +16,7 @@ MRI_TRAIN = $(sort $(wildcard $(SHARED)/train/mri/*.nii.gz))
 MRI_VAL = $(SHARED)/mri/T2w_1x1x2mm.nii.gz
 GMS := $(VENV)/bin/geo-med-sr
 
-.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x4
+.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ test: $(STAMP)
 
 # Bundled weights: trained by the project's own train command on $(SHARED)/train only
 # (validation on $(SHARED)/geotiff), each with a model card. Needs the shared data folder.
-weights: weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x4
+weights: weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
 	rm -f geo_med_sr/weights/*.train.safetensors
 
 weights-sat-x2 weights-sat-x4: weights-sat-%: $(STAMP)
@@ -45,9 +45,9 @@ weights-mri3d-x2: $(STAMP)
 	$(GMS) train --config configs/train/mri3d_x2.yaml --data $(MRI_TRAIN) --val $(MRI_VAL) --out geo_med_sr/weights/mri_edsr3d_x2.safetensors --overwrite
 	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/mri_edsr3d_x2.safetensors --command "make weights-mri3d-x2 (geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/weights/mri_edsr3d_x2.safetensors)"
 
-weights-mri-throughplane-x4: $(STAMP)
-	$(GMS) train --config configs/train/mri_throughplane_x4.yaml --data $(MRI_TRAIN) --out geo_med_sr/weights/mri_throughplane_x4.safetensors --overwrite
-	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/mri_throughplane_x4.safetensors --command "make weights-mri-throughplane-x4 (geo-med-sr train --config configs/train/mri_throughplane_x4.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/weights/mri_throughplane_x4.safetensors)"
+weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4: weights-mri-throughplane-%: $(STAMP)
+	$(GMS) train --config configs/train/mri_throughplane_$*.yaml --data $(MRI_TRAIN) --out geo_med_sr/weights/mri_throughplane_$*.safetensors --overwrite
+	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/mri_throughplane_$*.safetensors --command "make weights-mri-throughplane-$* (geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/weights/mri_throughplane_$*.safetensors)"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

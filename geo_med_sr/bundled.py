@@ -31,6 +31,8 @@ CATALOGUE = (
     BundledModel("sat-edsr-x2", "geo", (2, 2), "sat_edsr_x2.safetensors", "2D EDSR x2 for satellite bands (band by band)"),
     BundledModel("sat-edsr-x4", "geo", (4, 4), "sat_edsr_x4.safetensors", "2D EDSR x4 for satellite bands (band by band)"),
     BundledModel("mri-edsr3d-x2", "medical", (2, 2, 2), "mri_edsr3d_x2.safetensors", "3D EDSR x2 for MRI volumes"),
+    BundledModel("mri-throughplane-x2", "medical", (1, 1, 2), "mri_throughplane_x2.safetensors", "2D through-plane EDSR x2, applied across the thick axis in two plane orientations"),
+    BundledModel("mri-throughplane-x3", "medical", (1, 1, 3), "mri_throughplane_x3.safetensors", "2D through-plane EDSR x3, applied across the thick axis in two plane orientations"),
     BundledModel("mri-throughplane-x4", "medical", (1, 1, 4), "mri_throughplane_x4.safetensors", "2D through-plane EDSR x4, applied across the thick axis in two plane orientations"),
 )
 
@@ -45,10 +47,18 @@ def find(name: str) -> BundledModel | None:
     return next((m for m in available() if m.name == name), None)
 
 
+def _serves(catalogued: tuple[int, ...], scale: tuple[int, ...]) -> bool:
+    """Exact match, or a through-plane model (one 3D axis scaled) for any thick axis."""
+    if catalogued == scale:
+        return True
+    single_axis = len(scale) == 3 and sum(f > 1 for f in scale) == 1
+    return single_axis and sorted(catalogued) == sorted(scale)
+
+
 def default_for(domain: str, scale: tuple[int, ...]) -> BundledModel:
     """The bundled model for ``domain`` and ``scale``; ModelError listing what exists otherwise."""
     for model in available():
-        if model.domain == domain and model.scale == tuple(scale):
+        if model.domain == domain and _serves(model.scale, tuple(scale)):
             return model
     offered = ", ".join(f"{m.name} ({m.domain}, scale {m.scale})" for m in available()) or "none installed"
     raise ModelError(

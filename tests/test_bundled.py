@@ -67,3 +67,20 @@ def test_a_2d_through_plane_checkpoint_runs_on_thick_volumes(tmp_path):
     config = SRConfig().updated(model={"method": "model", "name": str(ckpt)}, inference={"patch_size": 8})
     result = super_resolve(src, tmp_path / "o.nii.gz", "1,1,4", config, progress=False)
     assert io.read(result.output).spatial_shape == (10, 9, 20)
+
+
+@pytest.mark.parametrize("factor,thick_axis", [(2, 2), (3, 2), (4, 2), (4, 0)])
+def test_thick_mri_uses_the_bundled_through_plane_model_for_its_factor(tmp_path, factor, thick_axis):
+    from conftest import oblique_affine, smooth_volume, write_nifti
+
+    from geo_med_sr import io
+
+    name = f"mri-throughplane-x{factor}"
+    if bundled.find(name) is None:
+        pytest.skip(f"{name} weights not installed (make weights)")
+    shape, scale = [12, 10, 9], [1, 1, 1]
+    shape[thick_axis], scale[thick_axis] = 5, factor
+    src = write_nifti(tmp_path / "thick.nii.gz", smooth_volume(tuple(shape)), oblique_affine())
+    result = super_resolve(src, tmp_path / "o.nii.gz", ",".join(map(str, scale)), SRConfig().updated(inference={"patch_size": 16}), progress=False)
+    assert result.provenance["model"] == name and result.provenance["model_source"] == "bundled default"
+    assert io.read(result.output).spatial_shape == tuple(n * f for n, f in zip(shape, scale))

@@ -41,6 +41,9 @@ DEFAULT_BUDGET_CPU = 180.0
 DEFAULT_BUDGET_GPU = 60.0
 #: how much of the image (pixels) training may read, sampled in windows for large scenes.
 MAX_TRAIN_PIXELS = 1 << 22
+#: Adam learning rates from random initialisation and when fine-tuning a bundled model.
+SCRATCH_LR = 1e-3
+FINE_TUNE_LR = 2e-4
 
 
 class PlaneEnsemble(nn.Module):
@@ -110,7 +113,7 @@ def _in_plane_slices(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: in
     return images
 
 
-def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any, base_lr: float = 1e-3) -> dict[str, Any]:
+def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any, base_lr: float = SCRATCH_LR) -> dict[str, Any]:
     """Train ``model`` on ``images`` until ``budget`` seconds have passed (cosine LR over time)."""
     smallest = min(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
     largest = max(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
@@ -159,8 +162,9 @@ def self_supervised_upsampler(
         device: training device.
         seed: random seed.
         slice_thickness: through-plane slice thickness in HR pixels (default: the factor ``s``).
-        domain: ``medical`` or ``geo``: the zero-shot protocol starts from the bundled model for
-            this domain and scale when one is installed (fine-tuned at a lower learning rate).
+        domain: ``medical`` or ``geo``: both protocols start from the bundled model for this
+            domain and scale when one is installed (fine-tuned at a lower learning rate); the
+            through-plane one from the bundled through-plane model with the same factor.
 
     Returns:
         ``(upsampler, info)`` where info describes the protocol for provenance.
@@ -172,24 +176,29 @@ def self_supervised_upsampler(
     thick = [a for a, s in enumerate(scale) if s > 1]
     if len(scale) == 3 and len(thick) == 1:
         s = scale[thick[0]]
-        net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(s, 1), features=32, num_blocks=4)
+        net, start_from = _starting_network(domain, (s, 1), bundled_scale=tuple(s if a == 2 else 1 for a in range(3)))
         degradation = SliceProfile((s, 1), 2, thickness=slice_thickness)
-        info = _fit(net, _in_plane_slices(arrays, thick[0]), degradation, budget, dev, seed, log)
-        return PlaneEnsemble(net, thick[0]), {"protocol": "through-plane (in-plane slices, slice profile)", "budget_s": budget, **info}
-    nd = len(scale)
+        info = _fit(net, _in_plane_slices(arrays, thick[0]), degradation, budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR)
+        protocol = "through-plane (in-plane slices, slice profile)"
+        return PlaneEnsemble(net, thick[0]), {"protocol": protocol, "budget_s": budget, "start": start_from or "random init", **info}
     net, start_from = _starting_network(domain, scale)
-    info = _fit(net, _images(arrays), BlockAverage(scale, nd), budget, dev, seed, log, base_lr=2e-4 if start_from else 1e-3)
+    info = _fit(net, _images(arrays), BlockAverage(scale, len(scale)), budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR)
     return net, {"protocol": "zero-shot (the image's own block-averaged copy)", "budget_s": budget, "start": start_from or "random init", **info}
 
 
-def _starting_network(domain: str | None, scale: tuple[int, ...]) -> tuple[nn.Module, str | None]:
-    """The bundled model for ``domain``/``scale`` (a copy to fine-tune) or a fresh small EDSR."""
+def _starting_network(domain: str | None, scale: tuple[int, ...], bundled_scale: tuple[int, ...] | None = None) -> tuple[nn.Module, str | None]:
+    """A copy of the bundled model to fine-tune, or a fresh small EDSR, with network scale ``scale``.
+
+    ``bundled_scale`` is the catalogue scale to look for (default ``scale``): through-plane
+    models are catalogued as ``(1, 1, s)`` but are 2D ``(s, 1)`` networks.
+    """
     from ..bundled import available
     from ..checkpoint import load_checkpoint
 
     for model in available():
-        if domain is not None and model.domain == domain and model.scale == scale:
+        if domain is not None and model.domain == domain and model.scale == (bundled_scale or scale):
             net, _ = load_checkpoint(model.path)
-            return net, model.name
+            if tuple(net.scale) == scale:
+                return net, model.name
     params = {"features": 32, "num_blocks": 4} if len(scale) == 2 else {"features": 16, "num_blocks": 2}
     return build_network("edsr", spatial_dims=len(scale), in_channels=1, scale=scale, **params), None
