@@ -6,7 +6,7 @@ import os
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from ..errors import ConfigError, file_error
 
@@ -26,7 +26,9 @@ class TrainConfig(_Strict):
     """Everything ``geo-med-sr train`` needs besides the data paths.
 
     ``patch_size`` is in LR pixels; ``scale`` one factor per spatial axis; ``lr`` the Adam
-    learning rate, decayed to 0 by a cosine schedule over ``steps``.
+    learning rate, decayed to 0 by a cosine schedule over ``steps``. ``decimate_p`` is the share
+    of HR patches taken from a nearest-neighbour decimated copy of a training image (by one of
+    ``decimate_factors``), for the aliasing of scenes resampled by nearest neighbour.
     """
 
     network: NamedParams = NamedParams(name="edsr", params={"features": 32, "num_blocks": 8})
@@ -35,6 +37,8 @@ class TrainConfig(_Strict):
     degradation: NamedParams = NamedParams(name="blockavg")
     normalize: NamedParams = NamedParams(name="percentile", params={"lower": 1.0, "upper": 99.0})
     patch_size: int = Field(32, ge=4)
+    decimate_p: float = Field(0.0, ge=0.0, le=1.0)
+    decimate_factors: list[PositiveInt] = Field(default_factory=lambda: [2, 3], min_length=1)
     batch_size: int = Field(16, ge=1)
     steps: int = Field(1000, ge=1)
     lr: float = Field(2e-4, gt=0)

@@ -86,9 +86,26 @@ class PatchSampler:
         patch_size: LR patch size per axis (HR patches are ``patch_size * scale``).
         seed: random seed.
         max_tries: attempts to find an all-valid patch in an image before picking another image.
+        decimate_p: probability that an HR patch is taken from a nearest-neighbour decimated copy
+            of the image (every ``k``-th pixel, random phase, ``k`` from ``decimate_factors``):
+            teaches the heavy aliasing of products resampled by nearest neighbour (quicklooks,
+            thumbnails) that no native-resolution training image has.
+        decimate_factors: the decimation factors ``k``.
+
+    Augmentation: random flips on every axis, and a random transpose in 2D when the HR patch is
+    square and the scale is the same on both axes (both keep the grid of DESIGN §3).
     """
 
-    def __init__(self, images: Sequence[TrainImage], degradation: Degradation, patch_size: int, seed: int = 0, max_tries: int = 50) -> None:
+    def __init__(
+        self,
+        images: Sequence[TrainImage],
+        degradation: Degradation,
+        patch_size: int,
+        seed: int = 0,
+        max_tries: int = 50,
+        decimate_p: float = 0.0,
+        decimate_factors: Sequence[int] = (2, 3),
+    ) -> None:
         self.images = [im for im in images if all(n >= patch_size * s for n, s in zip(im.values.shape[1:], degradation.scale))]
         if not self.images:
             raise InputError(f"no training image is large enough for {patch_size}-pixel LR patches at scale {degradation.scale}")
@@ -96,20 +113,30 @@ class PatchSampler:
         self.hr_size = tuple(patch_size * s for s in degradation.scale)
         self.rng = np.random.default_rng(seed)
         self.max_tries = max_tries
+        self.decimate_p = float(decimate_p)
+        self.decimate_factors = tuple(int(k) for k in decimate_factors)
+        self.transpose = len(self.hr_size) == 2 and len(set(self.hr_size)) == 1 and len(set(degradation.scale)) == 1
         weights = np.array([im.valid.sum() for im in self.images], dtype=np.float64)
         self.weights = weights / weights.sum()
 
     def _patch(self) -> np.ndarray:
         for _ in range(1000):
             image = self.images[self.rng.choice(len(self.images), p=self.weights)]
+            step = int(self.rng.choice(self.decimate_factors)) if self.decimate_p > 0 and self.rng.random() < self.decimate_p else 1
+            span = tuple(h * step for h in self.hr_size)
+            if any(n < w for n, w in zip(image.values.shape[1:], span)):
+                continue
             for _ in range(self.max_tries):
-                start = [int(self.rng.integers(0, n - h + 1)) for n, h in zip(image.values.shape[1:], self.hr_size)]
-                box = tuple(slice(a, a + h) for a, h in zip(start, self.hr_size))
+                start = [int(self.rng.integers(0, n - w + 1)) for n, w in zip(image.values.shape[1:], span)]
+                box = tuple(slice(a, a + w) for a, w in zip(start, span))
                 if image.valid[box].all():
-                    patch = image.values[(slice(None),) + box]
+                    phase = tuple(slice(int(self.rng.integers(0, step)), None, step) for _ in span)
+                    patch = image.values[(slice(None),) + box][(slice(None),) + phase]
                     for axis in range(patch.ndim - 1):  # flips keep the grid (symmetric kernels)
                         if self.rng.random() < 0.5:
                             patch = np.flip(patch, axis=axis + 1)
+                    if self.transpose and self.rng.random() < 0.5:
+                        patch = patch.transpose(0, 2, 1)
                     return np.ascontiguousarray(patch)
         raise InputError(f"found no HR patch of {self.hr_size} pixels without invalid pixels in the training images; use smaller patches")
 

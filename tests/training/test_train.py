@@ -121,3 +121,38 @@ def test_training_config_rejects_unknown_keys(tmp_path):
         load_train_config(path)
     with pytest.raises(ConfigError, match="2 factors"):
         load_train_config(None, scale=[2, 2, 2])
+
+
+@pytest.mark.parametrize("decimate_p,steps", [(0.0, {1}), (1.0, {3})])
+def test_patches_are_flipped_transposed_and_optionally_decimated(decimate_p, steps):
+    """Pixel values encode their position, so every patch shows how it was cut."""
+    from pathlib import Path
+
+    from geo_med_sr.training.data import PatchSampler, TrainImage
+    from geo_med_sr.training.degrade import BlockAverage
+
+    i, j = np.meshgrid(np.arange(120), np.arange(110), indexing="ij")
+    values = (1000.0 * i + j)[None].astype(np.float64)
+    image = TrainImage(Path("grid"), values, np.ones(values.shape[1:], bool), "")
+    sampler = PatchSampler([image], BlockAverage((2, 2), 2), 6, seed=3, decimate_p=decimate_p, decimate_factors=(3,))
+    transposed = 0
+    for _ in range(40):
+        patch = sampler._patch()[0]
+        assert patch.shape == (12, 12)
+        d0, d1 = np.abs(np.diff(patch, axis=0)), np.abs(np.diff(patch, axis=1))
+        assert len(np.unique(d0)) == 1 and len(np.unique(d1)) == 1  # a regular grid of the image
+        along = {float(d0[0, 0]), float(d1[0, 0])}
+        transposed += float(d0[0, 0]) < 1000
+        assert along == {1000.0 * s for s in steps} | {float(s) for s in steps}
+    assert 5 < transposed < 35  # about half of the patches are transposed
+
+
+def test_decimation_needs_room_and_is_skipped_when_an_image_is_too_small():
+    from pathlib import Path
+
+    from geo_med_sr.training.data import PatchSampler, TrainImage
+    from geo_med_sr.training.degrade import BlockAverage
+
+    image = TrainImage(Path("small"), np.random.default_rng(0).normal(size=(1, 16, 16)), np.ones((16, 16), bool), "")
+    sampler = PatchSampler([image], BlockAverage((2, 2), 2), 8, decimate_p=0.5, decimate_factors=(4,))
+    assert all(sampler._patch().shape == (1, 16, 16) for _ in range(10))  # decimated copies would be too small: plain patches
