@@ -28,7 +28,8 @@ class TrainConfig(_Strict):
     ``patch_size`` is in LR pixels; ``scale`` one factor per spatial axis; ``lr`` the Adam
     learning rate, decayed to 0 by a cosine schedule over ``steps``. ``decimate_p`` is the share
     of HR patches taken from a nearest-neighbour decimated copy of a training image (by one of
-    ``decimate_factors``), for the aliasing of scenes resampled by nearest neighbour.
+    ``decimate_factors``), for the aliasing of scenes resampled by nearest neighbour;
+    ``transpose`` adds random 2D transposes to the random flips.
     """
 
     network: NamedParams = NamedParams(name="edsr", params={"features": 32, "num_blocks": 8})
@@ -39,6 +40,7 @@ class TrainConfig(_Strict):
     patch_size: int = Field(32, ge=4)
     decimate_p: float = Field(0.0, ge=0.0, le=1.0)
     decimate_factors: list[PositiveInt] = Field(default_factory=lambda: [2, 3], min_length=1)
+    transpose: bool = False
     batch_size: int = Field(16, ge=1)
     steps: int = Field(1000, ge=1)
     lr: float = Field(2e-4, gt=0)

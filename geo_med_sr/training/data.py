@@ -43,7 +43,8 @@ class TrainImage:
 
 
 def load_training_images(paths: Sequence[str | os.PathLike], normalizer: Normalizer, spatial_dims: int) -> list[TrainImage]:
-    """Read and normalise every file (NIfTI/DICOM/GeoTIFF); channels become separate images.
+    """Read and normalise every file (NIfTI/DICOM/GeoTIFF, or PNG/JPEG/BMP photos for 2D);
+    channels become separate images.
 
     Args:
         paths: files or DICOM folders.
@@ -52,7 +53,7 @@ def load_training_images(paths: Sequence[str | os.PathLike], normalizer: Normali
     """
     images = []
     for path in paths:
-        image = io.read(path)
+        image = _read_photo(path) if Path(path).suffix.lower() in PHOTO_SUFFIXES else io.read(path)
         if image.spatial_dims != spatial_dims:
             if spatial_dims == 2 and image.spatial_dims == 3:
                 image = _as_2d(image)
@@ -68,6 +69,28 @@ def load_training_images(paths: Sequence[str | os.PathLike], normalizer: Normali
     if not images:
         raise InputError("no training images given")
     return images
+
+
+#: plain (not georeferenced) 2D image files accepted as training data, read with GDAL.
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _read_photo(path: str | os.PathLike) -> SpatialArray:
+    """A PNG/JPEG/BMP photo as a ``(bands, columns, rows)`` image with a unit-pixel affine."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                array = src.read().transpose(0, 2, 1)  # index order: columns fastest
+    except RasterioIOError as exc:
+        raise file_error(InputError, path, f"not a readable image ({exc})") from exc
+    affine = np.diag([1.0, 1.0, 1.0])
+    return SpatialArray(array.astype(np.float32), affine, {"format": "photo", "dtype": str(array.dtype)}, None)
 
 
 def _as_2d(image: SpatialArray) -> SpatialArray:
@@ -91,9 +114,11 @@ class PatchSampler:
             teaches the heavy aliasing of products resampled by nearest neighbour (quicklooks,
             thumbnails) that no native-resolution training image has.
         decimate_factors: the decimation factors ``k``.
+        transpose: also transpose 2D patches at random (only when the HR patch is square and the
+            scale is the same on both axes).
 
-    Augmentation: random flips on every axis, and a random transpose in 2D when the HR patch is
-    square and the scale is the same on both axes (both keep the grid of DESIGN §3).
+    Augmentation: random flips on every axis (they keep the grid of DESIGN §3), and transposes
+    when asked.
     """
 
     def __init__(
@@ -105,6 +130,7 @@ class PatchSampler:
         max_tries: int = 50,
         decimate_p: float = 0.0,
         decimate_factors: Sequence[int] = (2, 3),
+        transpose: bool = False,
     ) -> None:
         self.images = [im for im in images if all(n >= patch_size * s for n, s in zip(im.values.shape[1:], degradation.scale))]
         if not self.images:
@@ -115,7 +141,7 @@ class PatchSampler:
         self.max_tries = max_tries
         self.decimate_p = float(decimate_p)
         self.decimate_factors = tuple(int(k) for k in decimate_factors)
-        self.transpose = len(self.hr_size) == 2 and len(set(self.hr_size)) == 1 and len(set(degradation.scale)) == 1
+        self.transpose = transpose and len(self.hr_size) == 2 and len(set(self.hr_size)) == 1 and len(set(degradation.scale)) == 1
         weights = np.array([im.valid.sum() for im in self.images], dtype=np.float64)
         self.weights = weights / weights.sum()
 

@@ -163,7 +163,7 @@ def train(
     degradation = build_degradation(config.degradation.name, config.scale, config.spatial_dims, **config.degradation.params)
     images = load_training_images(data, normalizer, config.spatial_dims)
     val_images = load_training_images(val, normalizer, config.spatial_dims) if val else []
-    sampler = PatchSampler(images, degradation, config.patch_size, seed=config.seed, decimate_p=config.decimate_p, decimate_factors=config.decimate_factors)
+    sampler = PatchSampler(images, degradation, config.patch_size, seed=config.seed, decimate_p=config.decimate_p, decimate_factors=config.decimate_factors, transpose=config.transpose)
     if resume:
         model, info = load_checkpoint(out, device=device)
         history = list(info.get("extra", {}).get("train", {}).get("val_psnr", []))
