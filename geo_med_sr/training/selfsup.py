@@ -162,9 +162,9 @@ def self_supervised_upsampler(
         device: training device.
         seed: random seed.
         slice_thickness: through-plane slice thickness in HR pixels (default: the factor ``s``).
-        domain: ``medical`` or ``geo``: both protocols start from the bundled model for this
-            domain and scale when one is installed (fine-tuned at a lower learning rate); the
-            through-plane one from the bundled through-plane model with the same factor.
+        domain: ``medical`` or ``geo``: the zero-shot protocol starts from the bundled model for
+            this domain and scale when one is installed (fine-tuned at a lower learning rate);
+            the through-plane protocol starts from random init (measured better).
 
     Returns:
         ``(upsampler, info)`` where info describes the protocol for provenance.
@@ -176,29 +176,26 @@ def self_supervised_upsampler(
     thick = [a for a, s in enumerate(scale) if s > 1]
     if len(scale) == 3 and len(thick) == 1:
         s = scale[thick[0]]
-        net, start_from = _starting_network(domain, (s, 1), bundled_scale=tuple(s if a == 2 else 1 for a in range(3)))
+        # From random init: measured on T2w (x4, 180 s) this beats fine-tuning the bundled
+        # through-plane model at the lower rate (+1.22 vs +0.95 dB over B-spline).
+        net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(s, 1), features=32, num_blocks=4)
         degradation = SliceProfile((s, 1), 2, thickness=slice_thickness)
-        info = _fit(net, _in_plane_slices(arrays, thick[0]), degradation, budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR)
+        info = _fit(net, _in_plane_slices(arrays, thick[0]), degradation, budget, dev, seed, log)
         protocol = "through-plane (in-plane slices, slice profile)"
-        return PlaneEnsemble(net, thick[0]), {"protocol": protocol, "budget_s": budget, "start": start_from or "random init", **info}
+        return PlaneEnsemble(net, thick[0]), {"protocol": protocol, "budget_s": budget, "start": "random init", **info}
     net, start_from = _starting_network(domain, scale)
     info = _fit(net, _images(arrays), BlockAverage(scale, len(scale)), budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR)
     return net, {"protocol": "zero-shot (the image's own block-averaged copy)", "budget_s": budget, "start": start_from or "random init", **info}
 
 
-def _starting_network(domain: str | None, scale: tuple[int, ...], bundled_scale: tuple[int, ...] | None = None) -> tuple[nn.Module, str | None]:
-    """A copy of the bundled model to fine-tune, or a fresh small EDSR, with network scale ``scale``.
-
-    ``bundled_scale`` is the catalogue scale to look for (default ``scale``): through-plane
-    models are catalogued as ``(1, 1, s)`` but are 2D ``(s, 1)`` networks.
-    """
+def _starting_network(domain: str | None, scale: tuple[int, ...]) -> tuple[nn.Module, str | None]:
+    """A copy of the bundled model for ``domain``/``scale`` to fine-tune, or a fresh small EDSR."""
     from ..bundled import available
     from ..checkpoint import load_checkpoint
 
     for model in available():
-        if domain is not None and model.domain == domain and model.scale == (bundled_scale or scale):
+        if domain is not None and model.domain == domain and model.scale == scale:
             net, _ = load_checkpoint(model.path)
-            if tuple(net.scale) == scale:
-                return net, model.name
+            return net, model.name
     params = {"features": 32, "num_blocks": 4} if len(scale) == 2 else {"features": 16, "num_blocks": 2}
     return build_network("edsr", spatial_dims=len(scale), in_channels=1, scale=scale, **params), None

@@ -49,9 +49,7 @@ def test_self_through_plane_mri_within_budget(tmp_path):
     assert affine_difference_in_voxels(scale_affine(affine, (1, 1, 4)), out.affine) <= 1e-6
     info = result.provenance["self_supervised"]
     assert info["protocol"].startswith("through-plane") and info["steps"] > 0 and info["seconds"] <= 4.0 + 2.0
-    from geo_med_sr import bundled
-
-    assert info["start"] == ("mri-throughplane-x4" if bundled.find("mri-throughplane-x4") else "random init")
+    assert info["start"] == "random init"
 
 
 def test_self_zero_shot_geotiff_within_budget(tmp_path):
