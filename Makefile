@@ -15,8 +15,10 @@ SAT_VAL = $(SHARED)/geotiff/l8_B4.tif $(SHARED)/geotiff/LC08_232066_20190727.tif
 MRI_TRAIN = $(sort $(wildcard $(SHARED)/train/mri/*.nii.gz))
 MRI_VAL = $(SHARED)/mri/T2w_1x1x2mm.nii.gz
 GMS := $(VENV)/bin/geo-med-sr
+# Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
+QUALITY = benchmarks/results/quality
 
-.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
+.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,17 +39,34 @@ test: $(STAMP)
 weights: weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
 	rm -f geo_med_sr/weights/*.train.safetensors
 
+CARD = $(PY) -m geo_med_sr.training.card
+SAT_CMD = geo-med-sr train --config configs/train/sat_$*.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_$*.safetensors
+MRI3D_CMD = geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/weights/mri_edsr3d_x2.safetensors
+TP_CMD = geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/weights/mri_throughplane_$*.safetensors
+
 weights-sat-x2 weights-sat-x4: weights-sat-%: $(STAMP)
 	$(GMS) train --config configs/train/sat_$*.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_$*.safetensors --overwrite
-	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/sat_edsr_$*.safetensors --command "make weights-sat-$* (geo-med-sr train --config configs/train/sat_$*.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_$*.safetensors)"
+	$(MAKE) card-sat-$*
 
 weights-mri3d-x2: $(STAMP)
 	$(GMS) train --config configs/train/mri3d_x2.yaml --data $(MRI_TRAIN) --val $(MRI_VAL) --out geo_med_sr/weights/mri_edsr3d_x2.safetensors --overwrite
-	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/mri_edsr3d_x2.safetensors --command "make weights-mri3d-x2 (geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/weights/mri_edsr3d_x2.safetensors)"
+	$(MAKE) card-mri3d-x2
 
 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4: weights-mri-throughplane-%: $(STAMP)
 	$(GMS) train --config configs/train/mri_throughplane_$*.yaml --data $(MRI_TRAIN) --out geo_med_sr/weights/mri_throughplane_$*.safetensors --overwrite
-	$(PY) -m geo_med_sr.training.card geo_med_sr/weights/mri_throughplane_$*.safetensors --command "make weights-mri-throughplane-$* (geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/weights/mri_throughplane_$*.safetensors)"
+	$(MAKE) card-mri-throughplane-$*
+
+# Model cards only (no training): quote the scores in $(QUALITY) (benchmarks/bench_quality.py).
+cards: card-sat-x2 card-sat-x4 card-mri3d-x2 card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4
+
+card-sat-x2 card-sat-x4: card-sat-%: $(STAMP)
+	$(CARD) geo_med_sr/weights/sat_edsr_$*.safetensors --evaluation $(wildcard $(QUALITY)/sat-$*__*.json) --command "make weights-sat-$* ($(SAT_CMD))"
+
+card-mri3d-x2: $(STAMP)
+	$(CARD) geo_med_sr/weights/mri_edsr3d_x2.safetensors --evaluation $(wildcard $(QUALITY)/mri-x2__*.json) --command "make weights-mri3d-x2 ($(MRI3D_CMD))"
+
+card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4: card-mri-throughplane-%: $(STAMP)
+	$(CARD) geo_med_sr/weights/mri_throughplane_$*.safetensors --evaluation $(wildcard $(QUALITY)/mri-tp-$*__*.json) --command "make weights-mri-throughplane-$* ($(TP_CMD))"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
