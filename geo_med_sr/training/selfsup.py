@@ -17,6 +17,7 @@ streaming, tile-invariant engine like any other.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -44,6 +45,12 @@ MAX_TRAIN_PIXELS = 1 << 22
 #: Adam learning rates from random initialisation and when fine-tuning a bundled model.
 SCRATCH_LR = 1e-3
 FINE_TUNE_LR = 2e-4
+#: zero-shot early stopping: share of each image held out, hold-out patch (LR pixels) and batch,
+#: and how many times during the budget the hold-out L1 is checked.
+HOLDOUT_SHARE = 0.2
+HOLDOUT_PATCH = 16
+HOLDOUT_BATCH = 32
+HOLDOUT_CHECKS = 12
 
 
 class PlaneEnsemble(nn.Module):
@@ -113,8 +120,50 @@ def _in_plane_slices(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: in
     return images
 
 
-def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any, base_lr: float = SCRATCH_LR) -> dict[str, Any]:
-    """Train ``model`` on ``images`` until ``budget`` seconds have passed (cosine LR over time)."""
+def _holdout_split(images: list[TrainImage], scale: tuple[int, ...], share: float = HOLDOUT_SHARE) -> tuple[list[TrainImage], list[TrainImage]]:
+    """Split each image along its longest axis: the last ``share`` (at least one hold-out patch
+    of ``HOLDOUT_PATCH * scale`` pixels) is held out; training patches never touch it."""
+    train, held = [], []
+    for im in images:
+        spatial = im.values.shape[1:]
+        axis = int(np.argmax(spatial))
+        width = max(int(math.ceil(share * spatial[axis])), HOLDOUT_PATCH * scale[axis])
+        if spatial[axis] - width < 2 * width:  # too small to give up a strip: train on all of it
+            train.append(im)
+            continue
+        index = np.arange(spatial[axis]).reshape([-1 if a == axis else 1 for a in range(len(spatial))])
+        cut = index >= spatial[axis] - width
+        train.append(TrainImage(im.path, im.values, im.valid & ~cut, im.sha256))
+        held.append(TrainImage(im.path, im.values, im.valid & cut, im.sha256))
+    return train, held
+
+
+def _holdout_batch(holdout: list[TrainImage], degradation: nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A fixed batch of hold-out pairs, or None when no all-valid hold-out patch exists."""
+    try:
+        return PatchSampler(holdout, degradation, HOLDOUT_PATCH, seed=seed + 1, max_tries=20).batch(HOLDOUT_BATCH)
+    except InputError:
+        return None
+
+
+def _holdout_l1(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> float:
+    model.eval()
+    with torch.no_grad():
+        value = float(torch.mean(torch.abs(model(batch[0].to(device)) - batch[1].to(device))))
+    model.train()
+    return value
+
+
+def _fit(
+    model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any,
+    base_lr: float = SCRATCH_LR, holdout: list[TrainImage] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on ``images`` until ``budget`` seconds have passed (cosine LR over time).
+
+    With ``holdout`` images, the L1 on a fixed batch of hold-out pairs is checked before training
+    and ``HOLDOUT_CHECKS`` times during it, and the weights with the lowest hold-out L1 are kept
+    (early stopping: on a small scene fine-tuning can otherwise end worse than it started).
+    """
     smallest = min(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
     largest = max(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
     patch = int(min(24 if model.spatial_dims == 3 else 32, max(4, largest // 2)))
@@ -123,20 +172,36 @@ def _fit(model: nn.Module, images: list[TrainImage], degradation: nn.Module, bud
     sampler = PatchSampler(images, degradation, patch, seed=seed)
     torch.manual_seed(seed)
     model.to(device).train()
+    held_batch = _holdout_batch(holdout, degradation, seed) if holdout else None
+    best = {"l1": _holdout_l1(model, held_batch, device), "seconds": 0.0, "state": copy.deepcopy(model.state_dict())} if held_batch else None
+    start_l1 = best["l1"] if best else None
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     batch = 4 if model.spatial_dims == 3 else 16
     start = time.perf_counter()
-    steps, loss = 0, float("nan")
+    steps, loss, next_check = 0, float("nan"), budget / HOLDOUT_CHECKS
     while (elapsed := time.perf_counter() - start) < budget:
         for group in optimizer.param_groups:
             group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         loss = optimization_step(model, optimizer, scaler, sampler.batch(batch), "l1", device)
         steps += 1
+        if best is not None and (time.perf_counter() - start >= next_check):
+            next_check += budget / HOLDOUT_CHECKS
+            value = _holdout_l1(model, held_batch, device)
+            if value < best["l1"]:
+                best = {"l1": value, "seconds": time.perf_counter() - start, "state": copy.deepcopy(model.state_dict())}
+    info: dict[str, Any] = {"steps": steps, "seconds": time.perf_counter() - start, "patch_size": patch, "final_l1": loss}
+    if best is not None:
+        final = _holdout_l1(model, held_batch, device)
+        if final < best["l1"]:
+            best = {"l1": final, "seconds": info["seconds"], "state": None}
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        info.update({"holdout_l1_start": start_l1, "holdout_l1_kept": best["l1"], "kept_weights_at_s": best["seconds"]})
     model.eval()
     if log:
-        log(f"self-supervised training: {steps} steps in {time.perf_counter() - start:.1f} s, last L1 {loss:.4f}")
-    return {"steps": steps, "seconds": time.perf_counter() - start, "patch_size": patch, "final_l1": loss}
+        log(f"self-supervised training: {steps} steps in {info['seconds']:.1f} s, last L1 {loss:.4f}")
+    return info
 
 
 def self_supervised_upsampler(
@@ -184,7 +249,8 @@ def self_supervised_upsampler(
         protocol = "through-plane (in-plane slices, slice profile)"
         return PlaneEnsemble(net, thick[0]), {"protocol": protocol, "budget_s": budget, "start": "random init", **info}
     net, start_from = _starting_network(domain, scale)
-    info = _fit(net, _images(arrays), BlockAverage(scale, len(scale)), budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR)
+    train, held = _holdout_split(_images(arrays), scale)
+    info = _fit(net, train, BlockAverage(scale, len(scale)), budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR, holdout=held)
     return net, {"protocol": "zero-shot (the image's own block-averaged copy)", "budget_s": budget, "start": start_from or "random init", **info}
 
 

@@ -66,3 +66,42 @@ def test_self_zero_shot_geotiff_within_budget(tmp_path):
         assert (out.width, out.height) == (160, 128)
         assert out.tags()["GEO_MED_SR_METHOD"] == "self"
         assert out.nodata == ref.nodata
+
+
+def _image(shape, seed=0):
+    from pathlib import Path
+
+    from geo_med_sr.training.data import TrainImage
+
+    values = np.random.default_rng(seed).normal(size=(1, *shape)).astype(np.float32)
+    return TrainImage(Path("x"), values, np.ones(shape, bool), "")
+
+
+def test_holdout_strip_is_disjoint_from_training_pixels():
+    from geo_med_sr.training.selfsup import HOLDOUT_PATCH, _holdout_split
+
+    train, held = _holdout_split([_image((200, 120)), _image((40, 30))], (2, 2))
+    assert len(train) == 2 and len(held) == 1  # the small image is not split
+    assert not (train[0].valid & held[0].valid).any() and (train[0].valid | held[0].valid).all()
+    assert held[0].valid[-1].all() and not held[0].valid[0].any()  # the strip is along the longest axis, at its end
+    assert held[0].valid[:, 0].sum() == max(40, HOLDOUT_PATCH * 2)
+    assert train[1].valid.all()
+
+
+def test_early_stopping_keeps_the_best_weights_seen():
+    """A diverging run (absurd learning rate) hands back the weights it started from."""
+    from geo_med_sr.training.degrade import BlockAverage
+    from geo_med_sr.training.selfsup import _fit, _holdout_split
+
+    yy, xx = np.mgrid[0:160, 0:140].astype(np.float32)
+    image = _image((160, 140))
+    image.values[0] = np.sin(xx / 7.0) * np.cos(yy / 11.0) + 0.1 * image.values[0]
+    net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(2, 2), features=8, num_blocks=1)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    train, held = _holdout_split([image], (2, 2))
+    info = _fit(net, train, BlockAverage((2, 2), 2), 1.5, torch.device("cpu"), 0, None, base_lr=50.0, holdout=held)
+    assert info["steps"] > 0 and info["holdout_l1_kept"] == info["holdout_l1_start"] and info["kept_weights_at_s"] == 0.0
+    assert all(torch.equal(start[k], v) for k, v in net.state_dict().items())
+    sensible = build_network("edsr", spatial_dims=2, in_channels=1, scale=(2, 2), features=8, num_blocks=1)
+    info = _fit(sensible, train, BlockAverage((2, 2), 2), 1.5, torch.device("cpu"), 0, None, base_lr=1e-3, holdout=held)
+    assert info["holdout_l1_kept"] < info["holdout_l1_start"]  # a sane run improves on the hold-out pairs
