@@ -19,6 +19,21 @@ def test_demo_writes_outputs_and_figure(tmp_path, capsys):
     assert scores["sr_bspline_dicom"] == pytest.approx(scores["sr_bspline.nii.gz"], abs=0.05)
     assert io.read(out / "sr_bspline.nii.gz").spatial_shape == (72, 80, 64)
     assert "--method self" in capsys.readouterr().out
+    # the bundled networks run in the demo too, on the exact grids (checked inside run_demo)
+    import json
+
+    import nibabel as nib
+    import rasterio
+
+    from geo_med_sr import bundled
+
+    if bundled.find("mri-throughplane-x4"):
+        prov = json.loads(nib.load(str(out / "sr_model.nii.gz")).header.extensions[0].get_content())
+        assert prov["model"] == "mri-throughplane-x4" and scores["sr_model.nii.gz"] > scores["sr_nearest.nii.gz"]
+    if bundled.find("sat-edsr-x2"):
+        with rasterio.open(out / "scene_60m_x2_model.tif") as src:
+            assert src.tags()["GEO_MED_SR_MODEL"] == "sat-edsr-x2"
+        assert scores["scene_60m_x2_model.tif"] > scores["scene_60m_x2_nearest.tif"]
     # the satellite part: a COG on the exact 30 m grid, B-spline better than the 60 m pixels
     from rio_cogeo.cogeo import cog_validate
 
