@@ -18,7 +18,7 @@ GMS := $(VENV)/bin/geo-med-sr
 # Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
 QUALITY = benchmarks/results/quality
 
-.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
+.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,10 +36,11 @@ test: $(STAMP)
 
 # Bundled weights: trained by the project's own train command on $(SHARED)/train only
 # (validation on $(SHARED)/geotiff), each with a model card. Needs the shared data folder.
-weights: weights-sat-x2 weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
+weights: weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
 	rm -f geo_med_sr/weights/*.train.safetensors
 
 CARD = $(PY) -m geo_med_sr.training.card
+SAT_FAST_CMD = geo-med-sr train --config configs/train/sat_x2_fast.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_x2_fast.safetensors
 SAT_CMD = geo-med-sr train --config configs/train/sat_$*.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_$*.safetensors
 MRI3D_CMD = geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/weights/mri_edsr3d_x2.safetensors
 TP_CMD = geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/weights/mri_throughplane_$*.safetensors
@@ -47,6 +48,10 @@ TP_CMD = geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data
 weights-sat-x2 weights-sat-x4: weights-sat-%: $(STAMP)
 	$(GMS) train --config configs/train/sat_$*.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_$*.safetensors --overwrite
 	$(MAKE) card-sat-$*
+
+weights-sat-x2-fast: $(STAMP)
+	$(GMS) train --config configs/train/sat_x2_fast.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_x2_fast.safetensors --overwrite
+	$(MAKE) card-sat-x2-fast
 
 weights-mri3d-x2: $(STAMP)
 	$(GMS) train --config configs/train/mri3d_x2.yaml --data $(MRI_TRAIN) --val $(MRI_VAL) --out geo_med_sr/weights/mri_edsr3d_x2.safetensors --overwrite
@@ -57,10 +62,13 @@ weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane
 	$(MAKE) card-mri-throughplane-$*
 
 # Model cards only (no training): quote the scores in $(QUALITY) (benchmarks/bench_quality.py).
-cards: card-sat-x2 card-sat-x4 card-mri3d-x2 card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4
+cards: card-sat-x2 card-sat-x2-fast card-sat-x4 card-mri3d-x2 card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4
 
 card-sat-x2 card-sat-x4: card-sat-%: $(STAMP)
 	$(CARD) geo_med_sr/weights/sat_edsr_$*.safetensors --evaluation $(wildcard $(QUALITY)/sat-$*__*.json) --command "make weights-sat-$* ($(SAT_CMD))"
+
+card-sat-x2-fast: $(STAMP)
+	$(CARD) geo_med_sr/weights/sat_edsr_x2_fast.safetensors --evaluation $(wildcard $(QUALITY)/sat-x2-fast__*.json) --command "make weights-sat-x2-fast ($(SAT_FAST_CMD))"
 
 card-mri3d-x2: $(STAMP)
 	$(CARD) geo_med_sr/weights/mri_edsr3d_x2.safetensors --evaluation $(wildcard $(QUALITY)/mri-x2__*.json) --command "make weights-mri3d-x2 ($(MRI3D_CMD))"

@@ -40,6 +40,7 @@ PATCH_3D = 96
 CASES = {
     "sat-x2": (SAT, "2", (*BASE, "model"), {"model": 0.5}),
     "sat-x2-self": (SAT, "2", (*BASE, "self"), {"self": 1.0}),
+    "sat-x2-fast": (SAT, "2", (*BASE, "model"), {}),
     "sat-x4": (SAT, "4", (*BASE, "model"), {"model": 0.3}),
     "mri-x2": (MRI, "2", (*BASE, "model"), {"model": 0.5}),
     "mri-tp-x4": (MRI, "1,1,4", (*BASE, "model", "self"), {"self": 1.0}),
@@ -68,7 +69,7 @@ def run(shared: Path, out: Path, names: list[str], patch_size: int, budget: floa
                 print(f"skip {name} {rel}: {path} not found", file=sys.stderr)
                 continue
             # Larger tiles than the default 64: results are tile-invariant, time is not.
-            config = SRConfig().updated(inference={"patch_size": patch_size if path.suffix == ".tif" else PATCH_3D}, model={"budget": budget})
+            config = SRConfig().updated(inference={"patch_size": patch_size if path.suffix == ".tif" else PATCH_3D}, model={"budget": budget, "fast": name.endswith("-fast")})
             start = time.perf_counter()
             result = evaluate(path, scale, methods, config=config)
             result["case"], result["file"], result["targets_db"] = name, rel, targets

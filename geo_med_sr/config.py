@@ -25,7 +25,9 @@ class ModelConfig(_Strict):
     is cubic B-spline plus back-projection onto the block average. ``consistency`` adds the same
     back-projection after any method, with the ``degradation`` model (``blockavg``, ``gaussian``,
     ``slice``), so the output re-degraded equals the input. ``ensemble`` averages the method
-    over flips (and the 2D transpose): 8 times the compute, usually 0.1-0.2 dB more.
+    over flips (and the 2D transpose): 8 times the compute, usually 0.1-0.2 dB more. ``fast``
+    picks the small bundled network where one exists (large scenes; its quality cost is in the
+    README).
     """
 
     method: Literal["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"] = "model"
@@ -33,6 +35,7 @@ class ModelConfig(_Strict):
     budget: float | None = Field(None, gt=0)
     consistency: bool = False
     ensemble: bool = False
+    fast: bool = False
     degradation: Literal["blockavg", "gaussian", "slice"] = "blockavg"
 
 
@@ -48,9 +51,15 @@ class InferenceConfig(_Strict):
 
     ``halo`` None = the model's receptive radius; ``fill_radius`` (how far nodata is filled from
     valid neighbours before the network) None = the receptive radius when the image has nodata.
+    ``stream``: EDSR networks run in columns of ``column_size`` LR pixels (in the first axes; the
+    whole last axis in chunks of about ``chunk_mb`` of features), computing every layer once;
+    other models, the ensemble and back-projection use tiles of ``patch_size``.
     """
 
     patch_size: int = Field(64, ge=1)
+    stream: bool = True
+    column_size: int = Field(128, ge=1)
+    chunk_mb: float = Field(64.0, gt=0)
     halo: int | None = Field(None, ge=0)
     batch_size: int = Field(4, ge=1)
     fill_radius: int | None = Field(None, ge=0)

@@ -97,7 +97,7 @@ def _checkpoint_normalize(config: SRConfig, domain: str, scale: tuple[int, ...])
     from .bundled import default_for
     from .checkpoint import sidecar_path
 
-    name = config.model.name or default_for(domain, scale).name
+    name = config.model.name or default_for(domain, scale, fast=config.model.fast).name
     try:
         info = json.loads(sidecar_path(_bundled_path(name) or Path(name)).read_text())
     except (OSError, ValueError):
@@ -165,7 +165,7 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
 
     name, source_note = config.model.name, "given"
     if not name:
-        name, source_note = default_for(domain, scale).name, "bundled default"
+        name, source_note = default_for(domain, scale, fast=config.model.fast).name, "bundled fast default" if config.model.fast else "bundled default"
     model, info = resolve_model(name)
     model = _through_plane(model, scale, spatial_dims)
     model_scale = tuple(getattr(model, "scale", ()))
@@ -218,7 +218,10 @@ def _provenance(prov: dict[str, Any], scale: Sequence[int], radiometry: Radiomet
 
 def _resolver(config: SRConfig, upsampler: nn.Module, scale: tuple[int, ...], progress: bool | None) -> SuperResolver:
     inf = config.inference
-    return SuperResolver(upsampler, scale, patch_size=inf.patch_size, halo=inf.halo, batch_size=inf.batch_size, device=inf.device, amp=inf.amp, progress=progress)
+    return SuperResolver(
+        upsampler, scale, patch_size=inf.patch_size, halo=inf.halo, batch_size=inf.batch_size, device=inf.device, amp=inf.amp,
+        progress=progress, stream=inf.stream, column_size=inf.column_size, chunk_mb=inf.chunk_mb,
+    )
 
 
 def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig, *, progress: bool | None = None) -> tuple[SpatialArray, dict[str, Any]]:

@@ -35,6 +35,19 @@ def test_geotiff_x2_uses_the_bundled_model_by_default(tmp_path):
         assert out.tags()["GEO_MED_SR_MODEL"] == "sat-edsr-x2" and len(out.tags()["GEO_MED_SR_WEIGHTS_SHA256"]) == 64
 
 
+def test_fast_picks_the_small_network_and_says_when_there_is_none(tmp_path):
+    if bundled.find("sat-edsr-x2-fast") is None:
+        pytest.skip("sat-edsr-x2-fast weights not installed (make weights-sat-x2-fast)")
+    fast, full = bundled.default_for("geo", (2, 2), fast=True), bundled.default_for("geo", (2, 2))
+    assert (fast.name, full.name) == ("sat-edsr-x2-fast", "sat-edsr-x2")
+    assert fast.path.stat().st_size < full.path.stat().st_size / 2
+    with pytest.raises(ModelError, match="no fast bundled model for medical.*drop --fast"):
+        bundled.default_for("medical", (2, 2, 2), fast=True)
+    src, _ = make_geotiff(tmp_path / "s.tif", width=40, height=32)
+    result = super_resolve(src, tmp_path / "o.tif", 2, SRConfig().updated(model={"fast": True}), progress=False)
+    assert result.provenance["model"] == "sat-edsr-x2-fast" and result.provenance["model_source"] == "bundled fast default"
+
+
 def test_missing_domain_or_scale_lists_what_is_bundled():
     with pytest.raises(ModelError, match="no bundled model for geo images at scale \\(3, 3\\)"):
         bundled.default_for("geo", (3, 3))

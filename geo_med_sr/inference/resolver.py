@@ -11,9 +11,11 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..geometry import as_scale, scaled_shape
-from .grid import Patch, PatchGrid
+from ..networks.streaming import StreamedEDSR
 from ..spatial import upsample_mask
+from .grid import Patch, PatchGrid
 from .io import ArraySink, ArraySource, Sink, Source, read_reflected, read_reflected_mask
+from .memory import reuse_freed_memory
 from .radiometry import Radiometry
 from .threads import BackgroundWorker, prefetch
 
@@ -44,6 +46,21 @@ def _batches(items: Iterable[Patch], size: int) -> Iterator[list[Patch]]:
         yield batch
 
 
+def _mask_planes(kept: list[tuple[int, list[np.ndarray | None]]], first: int, last: int) -> list[np.ndarray | None]:
+    """Per column, the valid mask of LR planes ``[first, last)`` from the chunks read so far."""
+    columns = len(kept[0][1])
+    out: list[np.ndarray | None] = []
+    for c in range(columns):
+        parts = [(s0, masks[c]) for s0, masks in kept if masks[c] is not None]
+        if not parts:
+            out.append(None)
+            continue
+        planes = np.concatenate([m for _, m in parts], axis=-1)
+        offset = parts[0][0]
+        out.append(planes[..., first - offset : last - offset])
+    return out
+
+
 class SuperResolver:
     """Tiled, batched, tile-invariant application of an upsampling model.
 
@@ -58,6 +75,11 @@ class SuperResolver:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
         amp: mixed precision (float16 autocast) on CUDA; ignored on CPU.
         progress: show a progress bar (``None`` = only when attached to a terminal).
+        stream: run EDSR networks column by column with no halo recomputation
+            (:class:`~geo_med_sr.networks.streaming.StreamedEDSR`); other models use tiles.
+        column_size: in-plane size (LR pixels) of a streamed column; the column runs the whole
+            image along the last axis in chunks of about ``chunk_mb`` of features.
+        chunk_mb: size target of the largest feature buffer of a streamed chunk.
     """
 
     def __init__(
@@ -70,6 +92,9 @@ class SuperResolver:
         device: str | torch.device = "auto",
         amp: bool = False,
         progress: bool | None = None,
+        stream: bool = True,
+        column_size: int = 128,
+        chunk_mb: float = 64.0,
     ) -> None:
         self.model = model
         self.scale_arg = scale
@@ -85,8 +110,12 @@ class SuperResolver:
         self.device = resolve_device(device)
         self.amp = bool(amp) and self.device.type == "cuda"
         self.progress = progress
+        if column_size < 1 or chunk_mb <= 0:
+            raise ConfigError(f"column_size must be >= 1 and chunk_mb > 0, got {column_size} and {chunk_mb}")
+        self.column_size, self.chunk_mb = int(column_size), float(chunk_mb)
         if isinstance(model, torch.nn.Module):
             model.to(self.device).eval()
+        self.streamed = StreamedEDSR(model) if stream and StreamedEDSR.supports(model) else None
 
     def _scale(self, ndim: int) -> tuple[int, ...]:
         s = as_scale(self.scale_arg, ndim)
@@ -115,10 +144,9 @@ class SuperResolver:
     def run(self, source: Source, sink: Sink, radiometry: Radiometry | None = None, *, threads: bool = True) -> None:
         """Super-resolve ``source`` (``(C, *S)``) into ``sink`` (``(C_out, *S*scale)``).
 
-        Tiles are read (with their halo, mirror-reflected at the borders) by a background
-        reader, run in batches, and each tile's owned output goes to ``sink`` from a
-        background writer as soon as it is computed; at most a few batches are in flight, so
-        memory depends on ``patch_size`` and ``batch_size``, not on the image size.
+        Streamable networks (EDSR, 2D/3D) run column by column (:meth:`_run_columns`); other
+        models tile by tile (:meth:`_run_tiles`). Both equal whole-image inference on the
+        image mirror-padded by the halo, and both keep memory independent of the image size.
 
         Args:
             source: LR image; ``source.read_valid(box)`` (optional) gives the valid mask.
@@ -128,9 +156,25 @@ class SuperResolver:
             threads: overlap reading and writing with compute (False runs everything inline).
         """
         spatial = tuple(source.shape[1:])
-        scale = self._scale(len(spatial))
         extra = radiometry.fill_radius if radiometry is not None else 0
-        halo = tuple(h + extra for h in (self.halo,) * len(spatial)) if np.isscalar(self.halo) else tuple(h + extra for h in self.halo)
+        halo = (self.halo,) * len(spatial) if np.isscalar(self.halo) else tuple(self.halo)
+        halo = tuple(int(h) + extra for h in halo)
+        with reuse_freed_memory(self.device.type == "cpu"):
+            if self.streamed is not None and len(spatial) >= 2 and min(halo) - extra >= self.streamed.receptive_radius:
+                self._run_columns(source, sink, radiometry, halo, extra, threads)
+            else:
+                self._run_tiles(source, sink, radiometry, halo, threads)
+
+    def _run_tiles(self, source: Source, sink: Sink, radiometry: Radiometry | None, halo: tuple[int, ...], threads: bool) -> None:
+        """Tile by tile.
+
+        Tiles are read (with their halo, mirror-reflected at the borders) by a background
+        reader, run in batches, and each tile's owned output goes to ``sink`` from a
+        background writer as soon as it is computed; at most a few batches are in flight, so
+        memory depends on ``patch_size`` and ``batch_size``, not on the image size.
+        """
+        spatial = tuple(source.shape[1:])
+        scale = self._scale(len(spatial))
         grid = PatchGrid.create(spatial, self.patch_size, halo)
         read_valid = getattr(source, "read_valid", None)
 
@@ -160,6 +204,90 @@ class SuperResolver:
                     y = self._forward(torch.from_numpy(x)).cpu().numpy()
                     writer.submit((batch, y, masks))
                     bar.update(len(batch))
+        finally:
+            loaded.close()
+            bar.close()
+
+    def _chunk_planes(self, batch: int, inplane: Sequence[int], length: int) -> int:
+        """LR planes per streamed chunk: the widest feature buffer near ``chunk_mb``."""
+        net = self.streamed.net
+        per_plane = batch * net.features * max(1, int(np.prod(net.scale)) // net.scale[-1]) * int(np.prod(inplane)) * 4
+        planes = int(self.chunk_mb * 2**20 // per_plane)
+        return int(min(max(planes, 4), length))
+
+    def _run_columns(self, source: Source, sink: Sink, radiometry: Radiometry | None, halo: tuple[int, ...], extra: int, threads: bool) -> None:
+        """Column by column: tiles of ``column_size`` in the first axes, the whole last axis.
+
+        A background reader reads each batch of columns in chunks of planes along the last axis
+        (mirror-reflected by the halo at both ends; ``extra`` more planes of context for the
+        nodata fill, dropped after it), :class:`StreamedEDSR` turns them into finished HR
+        planes, and a background writer stores each owned window as soon as it is done.
+        """
+        spatial = tuple(source.shape[1:])
+        scale = self._scale(len(spatial))
+        n, h = spatial[-1], halo[-1] - extra
+        grid = PatchGrid.create(spatial[:-1], self.column_size, halo[:-1])
+        columns = list(grid)
+        read_valid = getattr(source, "read_valid", None)
+        channels = source.shape[0]
+        per_channel = self.streamed.in_channels == 1 and channels > 1
+        width = channels if per_channel else 1
+        planes = self._chunk_planes(min(self.batch_size, len(columns)) * width, grid.read_shape, n + 2 * h)
+        starts = list(range(-h, n + h, planes))
+        batches = [columns[i : i + self.batch_size] for i in range(0, len(columns), self.batch_size)]
+
+        def load(item: tuple[int, int]) -> tuple[int, int, np.ndarray, list[np.ndarray | None]]:
+            b, a = item
+            stop = min(a + planes, n + h)
+            inputs, masks = [], []
+            for col in batches[b]:
+                box = (*col.read, (a - extra, stop + extra))
+                raw = read_reflected(source, box)
+                valid = read_reflected_mask(read_valid, box, spatial) if read_valid is not None else None
+                x = radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False)
+                inputs.append(x[..., extra : x.shape[-1] - extra])
+                owned = tuple(slice(o0 - r0, o1 - r0) for (o0, o1), (r0, _) in zip(col.owned, col.read))
+                masks.append(None if valid is None else valid[(*owned, slice(extra, valid.shape[-1] - extra))])
+            return b, a, np.stack(inputs), masks
+
+        def store(item: tuple[int, int, np.ndarray, int, list[np.ndarray | None]]) -> None:
+            b, first, y, start, masks = item
+            f = scale[-1]
+            lo, hi = max(start, 0), min(start + y.shape[-1], n * f)
+            for col, out, valid in zip(batches[b], y, masks):
+                crop = tuple(slice((o0 - t0) * s, (o1 - t0) * s) for (o0, o1), (t0, _), s in zip(col.owned, col.tile, scale))
+                window = out[(slice(None), *crop, slice(lo - start, hi - start))]
+                if radiometry is not None:
+                    hr_valid = None
+                    if valid is not None:
+                        hr_valid = upsample_mask(valid, scale)[..., lo - first * f : hi - first * f]
+                    window = radiometry.after(window, hr_valid)
+                sink.write((*((o0 * s, o1 * s) for (o0, o1), s in zip(col.owned, scale)), (lo, hi)), window)
+
+        bar = tqdm(total=len(batches) * len(starts), desc="super-resolving", unit="chunk", disable=None if self.progress is None else not self.progress, leave=False)
+        loaded = prefetch(map(load, ((b, a) for b in range(len(batches)) for a in starts)), depth=2 if threads else 0)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+        try:
+            with BackgroundWorker(store, depth=2 if threads else 0) as writer, torch.inference_mode(), autocast:
+                column, kept = None, []
+                for b, a, x, masks in loaded:
+                    if a == starts[0]:
+                        column, kept = self.streamed.start(grid.halo), []
+                    x = torch.from_numpy(x)
+                    if per_channel:
+                        x = x.reshape(-1, 1, *x.shape[2:])
+                    kept.append((a, masks))
+                    for chunk in column.feed(x.to(self.device, non_blocking=True), a):
+                        y = chunk.data.float()
+                        if per_channel:
+                            y = y.reshape(len(batches[b]), -1, *y.shape[2:])
+                        f = scale[-1]
+                        first, last = max(chunk.start, 0) // f, -(-min(chunk.start + y.shape[-1], n * f) // f)
+                        if last <= first:
+                            continue
+                        kept = [(s0, m) for s0, m in kept if s0 + planes > first]
+                        writer.submit((b, first, y.cpu().numpy(), chunk.start, _mask_planes(kept, first, last)))
+                    bar.update(1)
         finally:
             loaded.close()
             bar.close()
