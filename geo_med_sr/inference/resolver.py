@@ -61,6 +61,69 @@ def _mask_planes(kept: list[tuple[int, list[np.ndarray | None]]], first: int, la
     return out
 
 
+class _ColumnWriter:
+    """Writes the finished HR planes of a batch of columns (the engine's background writer).
+
+    Each item is ``(columns, first, y, start, masks)``: ``y`` holds HR planes ``start ..`` of
+    every column (``(B, C, *tile*scale, T)``), ``masks`` the LR valid planes from ``first``. The
+    owned part of each column goes through ``radiometry.after``; side-by-side columns are
+    joined, and planes are buffered so that every write covers whole blocks of the sink along
+    the last axis (``sink.block``, e.g. a GeoTIFF's tile height) instead of rewriting a
+    compressed block chunk by chunk. ``None`` ends the batch and writes what is left.
+    """
+
+    def __init__(self, sink: Sink, radiometry: Radiometry | None, scale: tuple[int, ...], length: int) -> None:
+        self.sink, self.radiometry, self.scale, self.length = sink, radiometry, scale, length
+        self.align = int(getattr(sink, "block", (1,))[-1])
+        self.pending: list[tuple[tuple[tuple[int, int], ...], list[np.ndarray]]] = []
+        self.lo = self.hi = 0
+
+    def __call__(self, item: tuple | None) -> None:
+        if item is None:
+            self._write(self.hi)
+            self.pending = []
+            return
+        columns, first, y, start, masks = item
+        f = self.scale[-1]
+        lo, hi = max(start, 0), min(start + y.shape[-1], self.length)
+        boxes, windows = [], []
+        for col, out, valid in zip(columns, y, masks):
+            crop = tuple(slice((o0 - t0) * s, (o1 - t0) * s) for (o0, o1), (t0, _), s in zip(col.owned, col.tile, self.scale))
+            window = out[(slice(None), *crop, slice(lo - start, hi - start))]
+            if self.radiometry is not None:
+                hr_valid = None if valid is None else upsample_mask(valid, self.scale)[..., lo - first * f : hi - first * f]
+                window = self.radiometry.after(window, hr_valid)
+            boxes.append(tuple((o0 * s, o1 * s) for (o0, o1), s in zip(col.owned, self.scale)))
+            windows.append(window)
+        boxes, windows = _side_by_side(boxes, windows)
+        if not self.pending:
+            self.pending, self.lo = [(box, []) for box in boxes], lo
+        for (_, parts), window in zip(self.pending, windows):
+            parts.append(window)
+        self.hi = hi
+        self._write(self.hi // self.align * self.align)
+
+    def _write(self, stop: int) -> None:
+        """Write the buffered planes ``[lo, stop)``; keep the rest."""
+        if stop <= self.lo or not self.pending:
+            return
+        for i, (box, parts) in enumerate(self.pending):
+            planes = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+            self.sink.write((*box, (self.lo, stop)), planes[..., : stop - self.lo])
+            self.pending[i] = (box, [planes[..., stop - self.lo :]])
+        self.lo = stop
+
+
+def _side_by_side(boxes: list[tuple[tuple[int, int], ...]], windows: list[np.ndarray]) -> tuple[list, list]:
+    """One window when the boxes follow each other along the first axis (same extent elsewhere)."""
+    if len(boxes) < 2:
+        return boxes, windows
+    joined = all(a[0][1] == b[0][0] and a[1:] == b[1:] for a, b in zip(boxes, boxes[1:]))
+    if not joined:
+        return boxes, windows
+    return [((boxes[0][0][0], boxes[-1][0][1]), *boxes[0][1:])], [np.concatenate(windows, axis=1)]
+
+
 class SuperResolver:
     """Tiled, batched, tile-invariant application of an upsampling model.
 
@@ -127,6 +190,13 @@ class SuperResolver:
         """Output spatial shape for an LR spatial ``shape``."""
         return scaled_shape(shape, self._scale(len(shape)))
 
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """A NumPy batch on the engine's device (through pinned memory, without blocking, on CUDA)."""
+        x = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        return x.to(self.device, non_blocking=True)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the model on ``(B, C, *P)``; channels go through the batch for 1-channel models."""
         b, c = x.shape[:2]
@@ -135,7 +205,7 @@ class SuperResolver:
             x = x.reshape(b * c, 1, *x.shape[2:])
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
-            y = self.model(x.to(self.device, non_blocking=True))
+            y = self.model(x)
         y = y.float()
         if per_channel:
             y = y.reshape(b, c * y.shape[1], *y.shape[2:])
@@ -201,7 +271,7 @@ class SuperResolver:
         try:
             with BackgroundWorker(store, depth=2 if threads else 0) as writer:
                 for batch, x, masks in loaded:
-                    y = self._forward(torch.from_numpy(x)).cpu().numpy()
+                    y = self._forward(self._to_device(x)).cpu().numpy()
                     writer.submit((batch, y, masks))
                     bar.update(len(batch))
         finally:
@@ -250,34 +320,21 @@ class SuperResolver:
                 masks.append(None if valid is None else valid[(*owned, slice(extra, valid.shape[-1] - extra))])
             return b, a, np.stack(inputs), masks
 
-        def store(item: tuple[int, int, np.ndarray, int, list[np.ndarray | None]]) -> None:
-            b, first, y, start, masks = item
-            f = scale[-1]
-            lo, hi = max(start, 0), min(start + y.shape[-1], n * f)
-            for col, out, valid in zip(batches[b], y, masks):
-                crop = tuple(slice((o0 - t0) * s, (o1 - t0) * s) for (o0, o1), (t0, _), s in zip(col.owned, col.tile, scale))
-                window = out[(slice(None), *crop, slice(lo - start, hi - start))]
-                if radiometry is not None:
-                    hr_valid = None
-                    if valid is not None:
-                        hr_valid = upsample_mask(valid, scale)[..., lo - first * f : hi - first * f]
-                    window = radiometry.after(window, hr_valid)
-                sink.write((*((o0 * s, o1 * s) for (o0, o1), s in zip(col.owned, scale)), (lo, hi)), window)
-
         bar = tqdm(total=len(batches) * len(starts), desc="super-resolving", unit="chunk", disable=None if self.progress is None else not self.progress, leave=False)
         loaded = prefetch(map(load, ((b, a) for b in range(len(batches)) for a in starts)), depth=2 if threads else 0)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
         try:
+            store = _ColumnWriter(sink, radiometry, scale, n * scale[-1])
             with BackgroundWorker(store, depth=2 if threads else 0) as writer, torch.inference_mode(), autocast:
                 column, kept = None, []
                 for b, a, x, masks in loaded:
                     if a == starts[0]:
                         column, kept = self.streamed.start(grid.halo), []
-                    x = torch.from_numpy(x)
+                    x = self._to_device(x)
                     if per_channel:
                         x = x.reshape(-1, 1, *x.shape[2:])
                     kept.append((a, masks))
-                    for chunk in column.feed(x.to(self.device, non_blocking=True), a):
+                    for chunk in column.feed(x, a):
                         y = chunk.data.float()
                         if per_channel:
                             y = y.reshape(len(batches[b]), -1, *y.shape[2:])
@@ -286,7 +343,9 @@ class SuperResolver:
                         if last <= first:
                             continue
                         kept = [(s0, m) for s0, m in kept if s0 + planes > first]
-                        writer.submit((b, first, y.cpu().numpy(), chunk.start, _mask_planes(kept, first, last)))
+                        writer.submit((batches[b], first, y.cpu().numpy(), chunk.start, _mask_planes(kept, first, last)))
+                    if a == starts[-1]:
+                        writer.submit(None)  # the column batch is done: write what is buffered
                     bar.update(1)
         finally:
             loaded.close()
