@@ -3,8 +3,9 @@
 The same network and weights run three ways on the same input, each in a fresh process:
 
 (a) ``engine``: ``geo_med_sr.super_resolve`` from file to file (read, fit the normaliser,
-    normalise, streamed columns of ``patch`` LR pixels with the halo, network, inverse, write;
-    float32 output so values can be compared), what ``geo-med-sr upscale`` runs;
+    normalise, streamed columns (default settings: up to 256 LR pixels in-plane, whole last
+    axis) with the halo, network, inverse, write; float32 output so values can be compared;
+    a tiled GeoTIFF, no COG conversion), what ``geo-med-sr upscale --float32 --no-cog`` runs;
 (b) ``monai``: ``monai.inferers.sliding_window_inference`` on the normalised image in memory,
     windows of ``patch + 2*halo`` with overlap ``2*halo / (patch + 2*halo)`` (so the windows step
     by ``patch`` like our tiles) and Gaussian blending; only the call is timed;
@@ -76,11 +77,12 @@ def make_volume(path: Path, shape: tuple[int, int, int]) -> None:
 
 
 def make_raster(path: Path, size: int, bands: int = 4) -> None:
-    """A 4-band uint16 tiled GeoTIFF with a CRS (the streaming benchmark's generator)."""
+    """A 4-band uint16 tiled GeoTIFF with a CRS and no nodata (the streaming benchmark's
+    generator; nodata pixels would be filled and re-masked, which the reference does not do)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_stream import make_raster as make
 
-    make(path, size, bands)
+    make(path, size, bands, nodata=False)
 
 
 def make_input(case: str, work: Path, args: argparse.Namespace) -> Path:
@@ -170,7 +172,7 @@ def worker(case: str, way: str, src: Path, out_dir: Path, args: argparse.Namespa
 
         config = SRConfig().updated(
             model={"name": CASES[case]["model"]},
-            inference={"patch_size": args.patch, "column_size": args.patch, "batch_size": args.batch, "device": args.device, "amp": args.amp},
+            inference={"patch_size": args.patch, "column_size": args.column, "chunk_mb": args.chunk_mb, "batch_size": args.batch, "device": args.device, "amp": args.amp},
             output={"dtype": "float32"},
         )
         dst = out_dir / f"{case}_engine{CASES[case]['suffix']}"
@@ -254,6 +256,8 @@ def read_probes(dst: Path, case: str, spatial: tuple[int, ...], scale: int, stat
 def run_worker(case: str, way: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
     out = work / f"{case}_{way}.npz"
     cmd = [sys.executable, __file__, "--worker", case, way, str(src), str(out), "--patch", str(args.patch), "--batch", str(args.batch), "--device", args.device, "--probe", str(args.probe)]
+    cmd += ["--column", str(args.column)] if args.column else []
+    cmd += ["--chunk-mb", str(args.chunk_mb)] if args.chunk_mb else []
     if args.amp:
         cmd.append("--amp")
     if args.model:
@@ -276,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="tiles/columns per forward pass (default: 1 in 3D, 4 in 2D)")
     parser.add_argument("--probe", type=int, default=None, help="probe window size (default: 40 in 3D, 160 in 2D)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--column", type=int, default=None, help="engine: largest streamed column size (default: the engine's, 256)")
+    parser.add_argument("--chunk-mb", type=float, default=None, help="engine: size target of a streamed chunk's widest feature buffer (default: the engine's, 32)")
     parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA for (a)")
     parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS), help="which ways to run (ratios need all three)")
     parser.add_argument("--model", default=None, help="bundled name or checkpoint replacing the case's network (e.g. sat-edsr-x2-fast)")

@@ -34,11 +34,12 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 
-def make_raster(path: Path, size: int, bands: int = 4, block: int = 512) -> None:
-    """Write a ``size`` x ``size`` uint16 raster window by window (memory stays small)."""
+def make_raster(path: Path, size: int, bands: int = 4, block: int = 512, nodata: bool = True) -> None:
+    """Write a ``size`` x ``size`` uint16 raster window by window (memory stays small), with a
+    nodata collar (value 0) unless ``nodata`` is False."""
     profile = {
         "driver": "GTiff", "width": size, "height": size, "count": bands, "dtype": "uint16",
-        "crs": "EPSG:32618", "transform": from_origin(500000.0, 4500000.0, 30.0, 30.0), "nodata": 0,
+        "crs": "EPSG:32618", "transform": from_origin(500000.0, 4500000.0, 30.0, 30.0), "nodata": 0 if nodata else None,
         "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate", "predictor": 2, "BIGTIFF": "IF_SAFER",
     }
     rng = np.random.default_rng(0)
@@ -51,8 +52,8 @@ def make_raster(path: Path, size: int, bands: int = 4, block: int = 512) -> None
                 for b in range(bands):
                     smooth = np.sin(x / (37.0 + 11 * b)) * np.cos(y / (53.0 - 7 * b)) + 0.5 * np.sin((x + y) / 13.0)
                     data[b] = np.clip(8000 + 3000 * smooth + rng.normal(0, 150, (h, w)), 1, 65535).astype(np.uint16)
-                collar = (x < size * 0.02) | (y > size * 0.98)
-                data[:, collar] = 0
+                if nodata:
+                    data[:, (x < size * 0.02) | (y > size * 0.98)] = 0
                 dst.write(data, window=Window(col, row, w, h))
 
 

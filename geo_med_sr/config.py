@@ -58,8 +58,8 @@ class InferenceConfig(_Strict):
 
     patch_size: int = Field(64, ge=1)
     stream: bool = True
-    column_size: int = Field(128, ge=1)
-    chunk_mb: float = Field(64.0, gt=0)
+    column_size: int = Field(256, ge=1)
+    chunk_mb: float = Field(32.0, gt=0)
     halo: int | None = Field(None, ge=0)
     batch_size: int = Field(4, ge=1)
     fill_radius: int | None = Field(None, ge=0)

@@ -140,8 +140,9 @@ class SuperResolver:
         progress: show a progress bar (``None`` = only when attached to a terminal).
         stream: run EDSR networks column by column with no halo recomputation
             (:class:`~geo_med_sr.networks.streaming.StreamedEDSR`); other models use tiles.
-        column_size: in-plane size (LR pixels) of a streamed column; the column runs the whole
-            image along the last axis in chunks of about ``chunk_mb`` of features.
+        column_size: largest in-plane size (LR pixels) of a streamed column (axes are cut into
+            near-equal columns); a column runs the whole image along the last axis in chunks
+            of about ``chunk_mb`` of features.
         chunk_mb: size target of the largest feature buffer of a streamed chunk.
     """
 
@@ -156,8 +157,8 @@ class SuperResolver:
         amp: bool = False,
         progress: bool | None = None,
         stream: bool = True,
-        column_size: int = 128,
-        chunk_mb: float = 64.0,
+        column_size: int = 256,
+        chunk_mb: float = 32.0,
     ) -> None:
         self.model = model
         self.scale_arg = scale
@@ -278,12 +279,22 @@ class SuperResolver:
             loaded.close()
             bar.close()
 
-    def _chunk_planes(self, batch: int, inplane: Sequence[int], length: int) -> int:
-        """LR planes per streamed chunk: the widest feature buffer near ``chunk_mb``."""
+    def _chunk_planes(self, batch: int, inplane: Sequence[int], length: int) -> tuple[int, int]:
+        """LR planes per streamed chunk, and per pass through the upsampler: the widest feature
+        buffer (LR features, or the sub-pixel convolution's ``features * prod(scale)``) near
+        ``chunk_mb``."""
         net = self.streamed.net
-        per_plane = batch * net.features * max(1, int(np.prod(net.scale)) // net.scale[-1]) * int(np.prod(inplane)) * 4
-        planes = int(self.chunk_mb * 2**20 // per_plane)
-        return int(min(max(planes, 4), length))
+        per_plane = batch * net.features * int(np.prod(inplane)) * 4
+        budget = self.chunk_mb * 2**20
+        planes = int(min(max(budget // per_plane, 4), length))
+        hr_planes = int(max(budget // (per_plane * int(np.prod(net.scale))), 1))
+        return planes, hr_planes
+
+    def _columns(self, inplane: Sequence[int], halo: Sequence[int]) -> PatchGrid:
+        """Columns of at most ``column_size``, balanced so that they barely overlap: an axis of
+        ``n`` pixels is cut into ``ceil(n / column_size)`` near-equal parts."""
+        sizes = [-(-n // -(-n // self.column_size)) for n in inplane]
+        return PatchGrid.create(inplane, sizes, halo)
 
     def _run_columns(self, source: Source, sink: Sink, radiometry: Radiometry | None, halo: tuple[int, ...], extra: int, threads: bool) -> None:
         """Column by column: tiles of ``column_size`` in the first axes, the whole last axis.
@@ -296,13 +307,13 @@ class SuperResolver:
         spatial = tuple(source.shape[1:])
         scale = self._scale(len(spatial))
         n, h = spatial[-1], halo[-1] - extra
-        grid = PatchGrid.create(spatial[:-1], self.column_size, halo[:-1])
+        grid = self._columns(spatial[:-1], halo[:-1])
         columns = list(grid)
         read_valid = getattr(source, "read_valid", None)
         channels = source.shape[0]
         per_channel = self.streamed.in_channels == 1 and channels > 1
         width = channels if per_channel else 1
-        planes = self._chunk_planes(min(self.batch_size, len(columns)) * width, grid.read_shape, n + 2 * h)
+        planes, self.streamed.hr_planes = self._chunk_planes(min(self.batch_size, len(columns)) * width, grid.read_shape, n + 2 * h)
         starts = list(range(-h, n + h, planes))
         batches = [columns[i : i + self.batch_size] for i in range(0, len(columns), self.batch_size)]
 
