@@ -37,7 +37,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="YAML config file or bundled name (medical/mri, medical/ct)")
     p.add_argument("--device", default=None, help="auto (CUDA when present, default), cpu, cuda, cuda:N")
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
-    p.add_argument("--patch-size", type=int, default=None, help="tile size in input voxels (default 64)")
+    p.add_argument("--patch-size", type=int, default=None, help="tile size in input voxels for tiled models, --ensemble and --consistency (default 64; bundled EDSR networks stream in columns instead, see inference.column_size)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default 4)")
     p.add_argument("--float32", action="store_true", help="write float32 values instead of the input's dtype")
     p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
