@@ -198,10 +198,14 @@ class SuperResolver:
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True)
 
+    def _per_channel(self, channels: int) -> bool:
+        """True when a one-channel model runs a multi-channel image channel by channel (through the batch)."""
+        return getattr(self.model, "in_channels", None) == 1 and channels > 1
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the model on ``(B, C, *P)``; channels go through the batch for 1-channel models."""
         b, c = x.shape[:2]
-        per_channel = getattr(self.model, "in_channels", None) == 1 and c > 1
+        per_channel = self._per_channel(c)
         if per_channel:
             x = x.reshape(b * c, 1, *x.shape[2:])
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
@@ -310,12 +314,11 @@ class SuperResolver:
         grid = self._columns(spatial[:-1], halo[:-1])
         columns = list(grid)
         read_valid = getattr(source, "read_valid", None)
-        channels = source.shape[0]
-        per_channel = self.streamed.in_channels == 1 and channels > 1
-        width = channels if per_channel else 1
-        planes, self.streamed.hr_planes = self._chunk_planes(min(self.batch_size, len(columns)) * width, grid.read_shape, n + 2 * h)
+        per_channel = self._per_channel(source.shape[0])
+        width = source.shape[0] if per_channel else 1
+        planes, hr_planes = self._chunk_planes(min(self.batch_size, len(columns)) * width, grid.read_shape, n + 2 * h)
         starts = list(range(-h, n + h, planes))
-        batches = [columns[i : i + self.batch_size] for i in range(0, len(columns), self.batch_size)]
+        batches = list(_batches(columns, self.batch_size))
 
         def load(item: tuple[int, int]) -> tuple[int, int, np.ndarray, list[np.ndarray | None]]:
             b, a = item
@@ -340,7 +343,7 @@ class SuperResolver:
                 column, kept = None, []
                 for b, a, x, masks in loaded:
                     if a == starts[0]:
-                        column, kept = self.streamed.start(grid.halo), []
+                        column, kept = self.streamed.start(grid.halo, hr_planes), []
                     x = self._to_device(x)
                     if per_channel:
                         x = x.reshape(-1, 1, *x.shape[2:])

@@ -263,15 +263,16 @@ class StreamedEDSR:
         body = list(net.body)
         return all(type(b) is EDSRBlock for b in body[:-1]) and len(body) >= 1
 
-    def start(self, margin: Sequence[int]) -> _Column:
-        """A fresh column whose input chunks have ``margin`` LR pixels around the tile in-plane."""
-        return _Column(self, tuple(int(m) for m in margin))
+    def start(self, margin: Sequence[int], hr_planes: int | None = None) -> _Column:
+        """A fresh column whose input chunks have ``margin`` LR pixels around the tile in-plane
+        (``hr_planes`` overrides the instance's LR planes per upsampler pass for this column)."""
+        return _Column(self, tuple(int(m) for m in margin), self.hr_planes if hr_planes is None else max(1, int(hr_planes)))
 
 
 class _Column:
     """The per-column state of :class:`StreamedEDSR` (caches and pending skip planes)."""
 
-    def __init__(self, owner: StreamedEDSR, margin: tuple[int, ...]) -> None:
+    def __init__(self, owner: StreamedEDSR, margin: tuple[int, ...], hr_planes: int) -> None:
         if len(margin) != len(owner.scale) - 1:
             raise ConfigError(f"margin needs one value per in-plane axis ({len(owner.scale) - 1}), got {margin}")
         if min(margin, default=owner.receptive_radius) < owner.receptive_radius:
@@ -279,6 +280,7 @@ class _Column:
         layers = owner._layers
         self.owner = owner
         self.margin = margin
+        self.hr_planes = hr_planes
         self.head = _Conv(*layers["head"])
         self.blocks = [(_Conv(*c1, relu=True), _Conv(*c2), _Add()) for c1, c2 in layers["blocks"]]
         self.body_end = _Conv(*layers["body_end"])
@@ -300,7 +302,7 @@ class _Column:
         smooth = self.interp(chunk)
         pieces: list[Chunk | None] = [None]
         if h is not None:
-            step = self.owner.hr_planes
+            step = self.hr_planes
             pieces = [Chunk(h.data[:, :, i : i + step], h.start + i, h.margin) for i in range(0, h.data.shape[2], step)]
         out = []
         for i, piece in enumerate(pieces):
