@@ -18,7 +18,7 @@ GMS := $(VENV)/bin/geo-med-sr
 # Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
 QUALITY = benchmarks/results/quality
 
-.PHONY: demo test install clean bench weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
+.PHONY: demo test install clean bench figures weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's hand-off and batch figures: made by notebooks/03_batch_and_workflows.ipynb.
+figures: $(STAMP)
+	GEO_MED_SR_FIGURES=$(CURDIR)/docs/figures $(VENV)/bin/jupyter-execute notebooks/03_batch_and_workflows.ipynb
 
 # Bundled weights: trained by the project's own train command on $(SHARED)/train only
 # (validation on $(SHARED)/geotiff), each with a model card. Needs the shared data folder.

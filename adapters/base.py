@@ -18,7 +18,9 @@ class Adapter:
 
     Subclasses set ``name`` and implement the class methods below. ``write`` receives a
     temporary path chosen by :func:`geo_med_sr.io.write` and must write exactly there; the I/O
-    layer renames it into place only when ``write`` returns.
+    layer renames it into place only when ``write`` returns. An adapter that writes files beside
+    its output (a JSON sidecar) names them in :meth:`companions`; ``write`` puts them beside the
+    temporary path and the I/O layer moves them into place right after the main output.
     """
 
     name: str = ""
@@ -44,6 +46,24 @@ class Adapter:
     def write(cls, image: SpatialArray, path: Path, **options: Any) -> None:
         """Write ``image`` to ``path`` (a file, or a new folder when ``is_folder``)."""
         raise NotImplementedError
+
+    @classmethod
+    def companions(cls, path: Path) -> list[Path]:
+        """Files ``write`` may create beside ``path`` (same folder), e.g. a JSON sidecar.
+
+        :func:`geo_med_sr.io.check_output` refuses to replace them without ``overwrite``, as it
+        does for the output itself. Default: none.
+        """
+        return []
+
+    @classmethod
+    def read_provenance(cls, path: Path) -> dict[str, Any] | None:
+        """The ``meta["provenance"]`` dict stored in an output written by this adapter.
+
+        Reads only headers/tags, never the pixels. Returns None when ``path`` is missing,
+        unreadable (corrupt, partial) or carries no provenance; never raises. Default: None.
+        """
+        return None
 
     @classmethod
     def describe(cls, image: SpatialArray) -> dict[str, Any]:

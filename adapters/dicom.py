@@ -13,12 +13,25 @@ stacks) are refused with a one-line message that says what was found and what to
 Writing produces a new derived series (new SeriesInstanceUID and SOPInstanceUIDs, same study,
 frame of reference and patient as the source) with one file per slice and the geometry of the
 image's affine, so that DICOM viewers and ITK/SimpleITK place the super-resolved grid exactly.
+
+References to the source (when the image was read from a DICOM series): every output slice
+lists, in Source Image Sequence (0008,2112) of the General Reference module, the source
+slice(s) whose slab contains its centre (purpose "Source image for image processing
+operation", DCM 121322), and indexes them in Referenced Series Sequence (0008,1115) of the
+Common Instance Reference module (required there because they are in the same study), so
+viewers and PACS show the series as derived from the source. Derivation Code Sequence
+(0008,9215) holds "Spatial resampling" (DCM 113085, CID 7203).
+
+Provenance (``meta["provenance"]``) is stored as JSON (VR UT) in every slice, in the private
+block of creator ``GEO_MED_SR`` in group 0x0071 (element (0071,xx01));
+:meth:`DicomAdapter.read_provenance` reads it back from one slice.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
+import json
 import math
 import os
 from collections.abc import Iterable
@@ -30,6 +43,7 @@ import numpy as np
 try:
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence as DicomSequence
     from pydicom.uid import (
         CTImageStorage,
         ExplicitVRLittleEndian,
@@ -67,11 +81,24 @@ TILT_TOLERANCE_DEG = 0.01
 #: ... provided its in-plane drift (mm) also exceeds the rounding of the stored positions.
 INPLANE_TOLERANCE_MM = 5e-3
 
+#: private group, creator and element offset of the provenance JSON written into every slice.
+PROVENANCE_GROUP = 0x0071
+PROVENANCE_CREATOR = "GEO_MED_SR"
+PROVENANCE_ELEMENT = 0x01
+#: (CodeValue, CodingSchemeDesignator, CodeMeaning) of the source references (CID 7202).
+SOURCE_PURPOSE_CODE = ("121322", "DCM", "Source image for image processing operation")
+#: ... and of the derivation (CID 7203 "Image Derivation").
+DERIVATION_CODE = ("113085", "DCM", "Spatial resampling")
+
 #: template elements that describe the old grid, old pixels or old instances: dropped on write.
 _DROPPED_ON_WRITE = (
     "ReferencedImageSequence",
     "SourceImageSequence",
     "ReferencedInstanceSequence",
+    "ReferencedSeriesSequence",
+    "StudiesContainingOtherReferencedInstancesSequence",
+    "DerivationCodeSequence",
+    "SourceInstanceSequence",
     "SliceLocation",
     "AcquisitionMatrix",
     "IconImageSequence",
@@ -386,6 +413,18 @@ def _slice_geometry(folder: Path, items: list[tuple[Path, Dataset]]) -> tuple[li
     return items, lps, float(step)
 
 
+def _source_instances(items: list[tuple[Path, Dataset]]) -> list[dict[str, Any]]:
+    """JSON-able reference of every sorted slice: SOP class and instance UIDs, LPS position (mm)."""
+    return [
+        {
+            "sop_class_uid": _sop_class(ds),
+            "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or ""),
+            "position": [float(v) for v in ds.ImagePositionPatient],
+        }
+        for _, ds in items
+    ]
+
+
 def _read_pixels(path: Path, forced: bool, rows: int, columns: int) -> np.ndarray:
     """Stored pixel values of one slice, shape ``(rows, columns)``; InputError naming the file."""
     try:
@@ -435,6 +474,80 @@ def _window(values: np.ndarray) -> tuple[float, float]:
     return (lo + hi) / 2.0, max(hi - lo, 1e-3)
 
 
+def _code_item(code: tuple[str, str, str]) -> Dataset:
+    """One item of a Code Sequence (Code Sequence Macro: value, scheme, meaning)."""
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code
+    return item
+
+
+def _sources_per_slice(info: dict[str, Any], positions: np.ndarray, normal: np.ndarray) -> list[list[dict[str, Any]]]:
+    """For each output slice, the source instances whose slab contains the slice centre.
+
+    Args:
+        info: ``meta["dicom"]`` of the image (``source_instances`` and ``slice_spacing`` from
+            :meth:`DicomAdapter.read`).
+        positions: ``(N, 3)`` ImagePositionPatient of the output slices (LPS mm, centre of
+            each slice's first pixel).
+        normal: unit slice normal of the output (LPS).
+
+    Returns:
+        ``N`` lists of ``source_instances`` entries: a source slice ``j`` is listed when the
+        output slice lies within half a source slice step of it along the normal (both
+        neighbours at an exact midpoint); empty lists when the source is unknown.
+    """
+    instances = [inst for inst in info.get("source_instances") or [] if inst.get("sop_instance_uid") and inst.get("sop_class_uid")]
+    step = info.get("slice_spacing")
+    if not instances or not step:
+        return [[] for _ in positions]
+    along_src = np.array([inst["position"] for inst in instances], dtype=np.float64) @ normal
+    along_out = positions @ normal
+    half = abs(float(step)) / 2 + DUPLICATE_TOLERANCE_MM
+    return [[instances[j] for j in np.nonzero(np.abs(along_src - p) <= half)[0]] for p in along_out]
+
+
+def _add_source_references(ds: Dataset, sources: list[dict[str, Any]], source_series_uid: str) -> None:
+    """Source Image Sequence and the matching Referenced Series Sequence (same study) of one slice."""
+    if not sources or not source_series_uid:
+        return
+    images, instances = [], []
+    for inst in sources:
+        image = Dataset()
+        image.ReferencedSOPClassUID = inst["sop_class_uid"]
+        image.ReferencedSOPInstanceUID = inst["sop_instance_uid"]
+        image.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(SOURCE_PURPOSE_CODE)])
+        images.append(image)
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = inst["sop_class_uid"]
+        ref.ReferencedSOPInstanceUID = inst["sop_instance_uid"]
+        instances.append(ref)
+    series = Dataset()
+    series.SeriesInstanceUID = source_series_uid
+    series.ReferencedInstanceSequence = DicomSequence(instances)
+    ds.SourceImageSequence = DicomSequence(images)
+    ds.ReferencedSeriesSequence = DicomSequence([series])
+
+
+def _add_provenance(ds: Dataset, provenance: dict[str, Any]) -> None:
+    """Store ``provenance`` as JSON text (VR UT) in the private block ``GEO_MED_SR`` of group 0x0071."""
+    block = ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR, create=True)
+    block.add_new(PROVENANCE_ELEMENT, "UT", json.dumps(provenance, sort_keys=True))
+
+
+def _provenance_of(ds: Dataset) -> dict[str, Any] | None:
+    """The provenance JSON of a slice header, or None when absent or not a JSON object."""
+    try:
+        value = ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR)[PROVENANCE_ELEMENT].value
+    except KeyError:
+        return None
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        provenance = json.loads(text.rstrip("\x00 "))
+    except ValueError:  # not UTF-8 or not JSON
+        return None
+    return provenance if isinstance(provenance, dict) else None
+
+
 def _new_dataset_without_template(meta: dict[str, Any]) -> Dataset:
     """A minimal Secondary Capture dataset (anonymous patient, new study) for non-DICOM inputs."""
     ds = Dataset()
@@ -446,6 +559,10 @@ def _new_dataset_without_template(meta: dict[str, Any]) -> Dataset:
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
     ds.StudyInstanceUID = generate_uid()
+    # the slices carry patient positions (Image Plane attributes), so give them a frame of
+    # reference: viewers and registration tools group series by it
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.PositionReferenceIndicator = ""
     now = datetime.datetime.now()
     ds.StudyDate = now.strftime("%Y%m%d")
     ds.StudyTime = now.strftime("%H%M%S")
@@ -605,6 +722,7 @@ class DicomAdapter(Adapter):
                 "slice_thickness": _optional_float(first, "SliceThickness"),
                 "slice_spacing": step,
                 "source_files": len(items),
+                "source_instances": _source_instances(items),
             },
         }
         if all(p == pairs[0] for p in pairs):
@@ -688,6 +806,9 @@ class DicomAdapter(Adapter):
         base.InstanceCreationDate, base.InstanceCreationTime = today, time_now
         base.ImageType = ["DERIVED", "SECONDARY"]
         base.DerivationDescription = derivation[:1024]
+        base.DerivationCodeSequence = DicomSequence([_code_item(DERIVATION_CODE)])
+        if image.meta.get("provenance") is not None:
+            _add_provenance(base, image.meta["provenance"])
         base.ImageOrientationPatient = [_ds(v) for v in (*row_dir, *col_dir)]
         base.PixelSpacing = [_ds(row_spacing), _ds(col_spacing)]
         base.SliceThickness = _ds(thickness)
@@ -702,13 +823,16 @@ class DicomAdapter(Adapter):
         base.WindowCenter, base.WindowWidth = _ds(center), _ds(width)
 
         digits = max(4, len(str(values.shape[2])))
+        positions = lps[:3, 3] + np.outer(np.arange(values.shape[2], dtype=np.float64), lps[:3, 2])  # (slices, 3) LPS mm
+        sources = _sources_per_slice(info or {}, positions, normal)
         for k in range(values.shape[2]):
             ds = copy.deepcopy(base)
             sop_uid = generate_uid()
             ds.SOPInstanceUID = sop_uid
             ds.InstanceNumber = k + 1
-            position = lps[:3, :3] @ np.array([0.0, 0.0, float(k)]) + lps[:3, 3]
+            position = positions[k]
             ds.ImagePositionPatient = [_ds(v) for v in position]
+            _add_source_references(ds, sources[k], source_uid)
             ds.SliceLocation = _ds(float(position @ normal))
             ds.PixelData = np.ascontiguousarray(raw[:, :, k].T).tobytes()
             meta = FileMetaDataset()
@@ -719,6 +843,29 @@ class DicomAdapter(Adapter):
             meta.ImplementationVersionName = f"GEOMEDSR_{__version__}"[:16]
             ds.file_meta = meta
             ds.save_as(os.fspath(folder / f"IM_{k + 1:0{digits}d}.dcm"), enforce_file_format=True)
+
+    @classmethod
+    def read_provenance(cls, path: Path) -> dict[str, Any] | None:
+        """The provenance JSON stored in the first DICOM file of the folder ``path`` (header only).
+
+        Returns None when ``path`` is not a folder, holds no DICOM file, the file is unreadable
+        (corrupt, partial) or has no ``GEO_MED_SR`` private block.
+        """
+        folder = Path(path)
+        try:
+            files = _folder_files(folder) if folder.is_dir() else []
+        except OSError:
+            return None
+        for file in files:
+            kind = _sniff(file)
+            if kind is None:
+                continue
+            try:
+                ds = pydicom.dcmread(file, stop_before_pixels=True, force=kind == "raw")
+            except Exception:  # pydicom raises many types for corrupt or partial files: no provenance
+                return None
+            return _provenance_of(ds)
+        return None
 
     @classmethod
     def describe(cls, image: SpatialArray) -> dict[str, Any]:

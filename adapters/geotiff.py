@@ -23,6 +23,11 @@ Valid pixels: a pixel is valid when, in every selected band, it differs from nod
 is not NaN (float bands), and is not masked by a GDAL mask band (internal/external mask or
 alpha; a mask value 0 is invalid).
 
+Hand-off metadata: bands without a description are written as ``"band <n>"``
+(:func:`band_names`) so that QGIS and gdalinfo show names; ``meta["provenance"]`` is stored in
+``GEO_MED_SR_<KEY>`` dataset tags (:func:`encode_provenance_value`), which survive the COG copy
+and a later ``rio cogeo create``; :meth:`GeoTiffAdapter.read_provenance` reads them back.
+
 Cloud-Optimized output: :class:`GeoTiffSink` writes a tiled, compressed GTiff (a sibling
 ``<name>.tiled.tif``) and, with ``cog=True``, finishes it the way ``rio_cogeo``'s
 ``cog_translate`` ends: internal overviews (average) on the tiled file, then a GTiff copy with
@@ -436,19 +441,80 @@ def _matching(values: Any, count: int, what: str, path: Path) -> list | None:
     return values
 
 
+def encode_provenance_value(value: Any) -> str:
+    """Tag text of one provenance value: JSON, except plain strings that stay readable.
+
+    A string is written raw when reading it back cannot mistake it for JSON (``"edsr"``); a
+    string that parses as JSON (``"2"``, ``"true"``, ``"[1]"``), is empty or has
+    leading/trailing whitespace (GDAL drops empty tags and strips leading spaces) is written
+    JSON-quoted, and every other value as JSON. :func:`decode_provenance_value` inverts it.
+    """
+    if isinstance(value, str) and value and value == value.strip() and not _parses_as_json(value):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def decode_provenance_value(text: str) -> Any:
+    """Inverse of :func:`encode_provenance_value`: JSON when the text parses, else the raw string.
+
+    Files written before strings that look like JSON were quoted read such a string as the
+    JSON value it spells (``"2"`` -> ``2``); everything else reads back unchanged.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parses_as_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _provenance_tags(provenance: dict[str, Any] | None) -> dict[str, str]:
+    """``GEO_MED_SR_<KEY>`` dataset tags of a provenance dict (keys upper-cased)."""
     if not provenance:
         return {}
-    return {f"{PROVENANCE_PREFIX}{str(key).upper()}": value if isinstance(value, str) else json.dumps(value, sort_keys=True) for key, value in provenance.items()}
+    return {f"{PROVENANCE_PREFIX}{str(key).upper()}": encode_provenance_value(value) for key, value in provenance.items()}
+
+
+def provenance_from_tags(tags: dict[str, str]) -> dict[str, Any] | None:
+    """Provenance dict from dataset tags (inverse of the writer's tags), or None when there is none.
+
+    Keys are the tag names without ``GEO_MED_SR_``, lower-cased; values decoded with
+    :func:`decode_provenance_value`.
+    """
+    provenance = {key[len(PROVENANCE_PREFIX):].lower(): decode_provenance_value(value) for key, value in tags.items() if key.startswith(PROVENANCE_PREFIX)}
+    return provenance or None
+
+
+def band_names(meta: dict[str, Any], count: int) -> list[str]:
+    """Band descriptions to write: the source's, with ``"band <n>"`` for bands that have none.
+
+    ``n`` is the band's number in the source file (``meta["geotiff"]["bands"]`` when it lists
+    one per output band), else its position 1..count, so QGIS and ``gdalinfo`` always show a
+    name. Descriptions whose count does not match ``count`` are ignored (with a warning from
+    :func:`_apply_metadata`).
+    """
+    info = meta.get("geotiff") or {}
+    descriptions = list(info.get("descriptions") or [])
+    if len(descriptions) != count:
+        descriptions = [None] * count
+    numbers = list(info.get("bands") or [])
+    if len(numbers) != count:
+        numbers = list(range(1, count + 1))
+    return [str(text) if text else f"band {number}" for text, number in zip(descriptions, numbers)]
 
 
 def _apply_metadata(dst: Any, meta: dict[str, Any], count: int, path: Path) -> None:
     """Write descriptions, colour interpretation, scales/offsets/units and tags of ``meta`` to ``dst``."""
     info = meta.get("geotiff") or {}
-    descriptions = _matching(info.get("descriptions"), count, "band descriptions", path)
-    for i, text in enumerate(descriptions or []):
-        if text:
-            dst.set_band_description(i + 1, str(text))
+    _matching(info.get("descriptions"), count, "band descriptions", path)  # warns on a count mismatch
+    for i, text in enumerate(band_names(meta, count)):
+        dst.set_band_description(i + 1, text)
     colorinterp = _matching(info.get("colorinterp"), count, "colour interpretations", path)
     if colorinterp:
         _set_colorinterp(dst, colorinterp, path)
@@ -570,9 +636,10 @@ class GeoTiffSink:
         shape: ``(C, W, H)`` of the output.
         affine: ``(3, 3)`` centre-anchored index (column, row) -> CRS affine of the output grid.
         meta: package metadata; ``meta["geotiff"]`` supplies CRS, descriptions, colour
-            interpretation, scales/offsets/units, tags and AREA_OR_POINT, ``meta["provenance"]``
-            is stored as ``GEO_MED_SR_<KEY>`` dataset tags (key upper-cased; values that are not
-            strings JSON-encoded).
+            interpretation, scales/offsets/units, tags and AREA_OR_POINT (bands without a
+            description are named ``"band <n>"``, see :func:`band_names`); ``meta["provenance"]``
+            is stored as ``GEO_MED_SR_<KEY>`` dataset tags (key upper-cased; values encoded by
+            :func:`encode_provenance_value`, read back by :meth:`GeoTiffAdapter.read_provenance`).
         dtype: output data type; every window must already have it.
         nodata: nodata value; by default ``meta["geotiff"]["nodata"]``; ``None`` for none.
         cog: write a Cloud-Optimized GeoTIFF (tiled temp file, overviews and COG copy on close).
@@ -783,13 +850,15 @@ class GeoTiffSink:
 
 
 def overview_factors(width: int, height: int, tile: int) -> list[int]:
-    """Decimation factors 2, 4, ... until the smallest side of the overview is <= ``tile``.
+    """Decimation factors 2, 4, ... until both sides of the overview fit in one ``tile``.
 
-    The rule of ``rasterio.rio.overview.get_maximum_overview_level`` that ``cog_translate`` uses.
+    Stopping at the smallest side (``rasterio.rio.overview.get_maximum_overview_level``, used by
+    ``cog_translate``) leaves e.g. a 600x500 image with 512 tiles without overviews, which
+    ``cog_validate`` warns about and QGIS then reads at full resolution when zoomed out.
     """
     factors: list[int] = []
     factor = 1
-    while min(width // factor, height // factor) > tile:
+    while max(width // factor, height // factor) > tile:
         factor *= 2
         factors.append(factor)
     return factors
@@ -845,6 +914,25 @@ class GeoTiffAdapter(Adapter):
         _, width, height = array.shape
         with GeoTiffSink(path, array.shape, image.affine, image.meta, dtype, nodata=nodata, cog=cog, block_size=block_size) as sink:
             sink.write(((0, width), (0, height)), array)
+
+    @classmethod
+    def read_provenance(cls, path: Path) -> dict[str, Any] | None:
+        """The provenance stored in the ``GEO_MED_SR_*`` dataset tags of ``path`` (tags only).
+
+        Returns None when the file is missing, unreadable (corrupt, partial, not a TIFF) or has
+        no such tags.
+        """
+        path = Path(path)
+        if not path.is_file():
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # NotGeoreferencedWarning and GDAL's warnings on partial files
+                with rasterio.open(path) as src:
+                    tags = src.tags()
+        except (*_GDAL_ERRORS, OSError):
+            return None
+        return provenance_from_tags(tags)
 
     @classmethod
     def open_source(cls, path: Path, bands: Sequence[int] | None = None) -> GeoTiffSource:

@@ -5,6 +5,12 @@ scaled, else in the stored dtype; spatial axes i, j, k; the 4th axis (time, echo
 the channel axis. nibabel's affine is already centre-anchored voxel index -> RAS+ mm, which is
 the package convention, so no conversion is needed. Writing keeps the on-disk dtype, the
 qform/sform codes, units, description and TR of the source.
+
+Provenance (``meta["provenance"]``) is stored twice: as JSON in a NIfTI header extension of
+code ``comment`` (inside the image file, so it is written atomically with the voxels; this is
+what :meth:`NiftiAdapter.read_provenance` reads), and in a BIDS-style JSON sidecar beside the
+image (``out.json`` for ``out.nii.gz``) holding ``{"Description": ..., "GeoMedSR": provenance}``
+for tools that read sidecars rather than header extensions.
 """
 
 from __future__ import annotations
@@ -22,10 +28,43 @@ from ..spatial import SpatialArray
 from .base import ADAPTERS, Adapter
 
 SUFFIXES = (".nii", ".nii.gz")
+#: NIfTI header extension code of the provenance JSON (nibabel's name for code 6).
+PROVENANCE_ECODE = "comment"
+#: key of the provenance in the JSON sidecar.
+SIDECAR_KEY = "GeoMedSR"
 
 
 def _has_suffix(path: Path) -> bool:
     return path.name.lower().endswith(SUFFIXES)
+
+
+def sidecar_path(path: Path) -> Path:
+    """The BIDS-style sidecar of a NIfTI path: ``out.nii.gz`` / ``out.nii`` -> ``out.json``."""
+    path = Path(path)
+    name = path.name
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else name[: -len(".nii")]
+    return path.with_name(stem + ".json")
+
+
+def sidecar_content(provenance: dict[str, Any]) -> dict[str, Any]:
+    """Sidecar JSON: a BIDS ``Description`` line and the provenance under ``"GeoMedSR"``."""
+    parts = [f"{key} {provenance[key]}" for key in ("method", "model") if provenance.get(key) is not None]
+    scale = provenance.get("scale")
+    if scale is not None:
+        parts.append(f"scale {'x'.join(str(s) for s in scale) if isinstance(scale, (list, tuple)) else scale}")
+    tool = provenance.get("tool") or "geo_med_sr"
+    description = f"Super-resolved by {tool}" + (f" ({', '.join(parts)})" if parts else "")
+    return {"Description": description, SIDECAR_KEY: provenance}
+
+
+def _provenance_from_extension(content: bytes | str) -> dict[str, Any] | None:
+    """The JSON object in a header extension's content (NUL padding removed), or None."""
+    try:
+        text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
+        value = json.loads(text.rstrip("\x00 "))
+    except ValueError:  # not UTF-8 or not JSON: a comment written by another tool
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _header_meta(header: nib.Nifti1Header) -> dict[str, Any]:
@@ -111,15 +150,43 @@ class NiftiAdapter(Adapter):
         img.set_qform(image.affine, code=int(info.get("qform_code", 1)) or 1)
         description = options.get("description") or info.get("descrip") or image.meta.get("description", "")
         header["descrip"] = description.encode("latin-1", "replace")[:79]
-        if "provenance" in image.meta:
-            payload = json.dumps(image.meta["provenance"], sort_keys=True).encode()
-            header.extensions.append(nib.nifti1.Nifti1Extension("comment", payload))
+        provenance = image.meta.get("provenance")
+        if provenance is not None:
+            payload = json.dumps(provenance, sort_keys=True).encode()
+            header.extensions.append(nib.nifti1.Nifti1Extension(PROVENANCE_ECODE, payload))
         if data.ndim == 4 and info.get("pixdim4"):
             header["pixdim"][4] = info["pixdim4"]
         try:
             nib.save(img, str(path))
+            if provenance is not None:
+                text = json.dumps(sidecar_content(provenance), indent=2, sort_keys=True)
+                sidecar_path(path).write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
             raise file_error(OutputError, path, f"could not write NIfTI ({exc})") from exc
+
+    @classmethod
+    def companions(cls, path: Path) -> list[Path]:
+        """The JSON sidecar ``write`` creates beside ``path`` when the image has a provenance."""
+        return [sidecar_path(path)]
+
+    @classmethod
+    def read_provenance(cls, path: Path) -> dict[str, Any] | None:
+        """The provenance JSON of the header extension (header only; the voxels are not read).
+
+        Returns None when the file is missing, not a readable NIfTI header, or has no
+        ``comment`` extension holding a JSON object.
+        """
+        try:
+            img = nib.load(str(path))
+            extensions = list(img.header.extensions)
+        except Exception:  # nibabel raises many types for corrupt or partial files: no provenance
+            return None
+        for extension in extensions:
+            if extension.get_code() == nib.nifti1.extension_codes.code[PROVENANCE_ECODE]:
+                provenance = _provenance_from_extension(extension.get_content())
+                if provenance is not None:
+                    return provenance
+        return None
 
     @classmethod
     def describe(cls, image: SpatialArray) -> dict[str, Any]:

@@ -1,9 +1,24 @@
 """geo_med_sr: super-resolution for medical volumes and satellite imagery with exact geometry.
 
-Public entry points: :func:`geo_med_sr.pipeline.super_resolve`, :mod:`geo_med_sr.io`
-(``read``/``write``), :class:`geo_med_sr.spatial.SpatialArray`.
+Public entry points (what the ``geo-med-sr`` command calls): :func:`super_resolve` (one
+image, :mod:`geo_med_sr.pipeline`) and :func:`batch` (many files on a Dask cluster,
+:mod:`geo_med_sr.batch_runner`); :mod:`geo_med_sr.io` (``read``/``write``/``read_provenance``)
+and :class:`geo_med_sr.spatial.SpatialArray`. They are imported on first use, so
+``import geo_med_sr`` stays light.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+_LAZY = {"super_resolve": ("pipeline", "super_resolve"), "batch": ("batch_runner", "batch")}
+__all__ = ["__version__", "batch", "super_resolve"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

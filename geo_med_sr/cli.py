@@ -9,24 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
-from .errors import GeoMedSRError
+from .errors import ConfigError, GeoMedSRError
 
 EXIT_ERROR = 2
+#: ``batch``: some inputs failed (the others were done).
+EXIT_FAILED = 1
 
 
-def _add_upscale(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "upscale",
-        help="super-resolve a NIfTI file, a DICOM series folder or a GeoTIFF",
-        description="Upscale INPUT by SCALE keeping the exact field of view and write OUTPUT "
-        "(.nii/.nii.gz file, a folder name for a DICOM series, or a .tif Cloud-Optimized GeoTIFF). "
-        "GeoTIFF scenes are streamed window by window, so any scene size works.",
-    )
-    p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
-    p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
-    p.add_argument("--scale", required=True, help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4")
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by upscale and batch: method, model, engine, output values, GeoTIFF bands."""
     p.add_argument("--method", choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], default=None, help="SR network (default), self (a network trained on INPUT itself, no download), or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input")
     p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self (default 180 on CPU, 60 on GPU)")
     p.add_argument("--consistency", action="store_true", default=None, help="back-project the output so that, re-degraded, it equals the input")
@@ -40,12 +34,62 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch-size", type=int, default=None, help="tile size in input voxels for tiled models, --ensemble and --consistency (default 64; bundled EDSR networks stream in columns instead, see inference.column_size)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default 4)")
     p.add_argument("--float32", action="store_true", help="write float32 values instead of the input's dtype")
-    p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
     p.add_argument("--bands", default=None, help="GeoTIFF bands to keep, 1-based, e.g. 1,2,3 (default: all)")
     p.add_argument("--no-cog", dest="cog", action="store_false", help="write a tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF with overviews")
     p.add_argument("--fill-radius", type=int, default=None, help="pixels over which nodata is filled from valid neighbours before the network (default: the model's receptive radius)")
+
+
+def _sr_config(args: argparse.Namespace) -> Any:
+    """The SRConfig that upscale/batch options ask for (the --config file, then the flags)."""
+    from .config import SRConfig, load_config
+
+    config = load_config(args.config) if args.config else SRConfig()
+    return config.updated(
+        model={"method": args.method, "name": args.model, "consistency": args.consistency, "ensemble": args.ensemble, "degradation": args.degrade, "budget": args.budget, "fast": args.fast},
+        inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
+        output={"dtype": "float32" if args.float32 else None},
+    )
+
+
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve a NIfTI file, a DICOM series folder or a GeoTIFF",
+        description="Upscale INPUT by SCALE keeping the exact field of view and write OUTPUT "
+        "(.nii/.nii.gz file, a folder name for a DICOM series, or a .tif Cloud-Optimized GeoTIFF). "
+        "GeoTIFF scenes are streamed window by window, so any scene size works.",
+    )
+    p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
+    p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
+    p.add_argument("--scale", required=True, help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4")
+    _add_method_options(p)
+    p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="super-resolve many files on a Dask cluster, resumably",
+        description="Upscale every INPUT (files, DICOM series folders or quoted glob patterns such as 'scenes/*.tif') "
+        "into OUT_DIR, one Dask task per input, on a local cluster of --workers processes or on the cluster at "
+        "--scheduler. Outputs keep the inputs' names. Re-running skips outputs already made from the same input "
+        "with the same settings (provenance request: input hash, method, model hash, scale, options) and finishes "
+        "what a crashed or killed run left; one bad input does not stop the others. A summary is printed and "
+        "written to OUT_DIR/geo-med-sr-batch.json and .csv. Exit status: 0 all done or skipped, 1 some inputs "
+        "failed, 2 bad options.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files, DICOM folders or glob patterns (quote them; ** recurses)")
+    p.add_argument("--out-dir", required=True, help="output folder (created if missing)")
+    p.add_argument("--scale", required=True, help="as for upscale, the same for every input (GeoTIFF 2 axes, NIfTI/DICOM 3)")
+    _add_method_options(p)
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the local Dask cluster (default: one per 4 cores)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786) instead of a local cluster; its workers need geo_med_sr and the same paths")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per task (default: the cores divided among the local workers)")
+    p.add_argument("--vrt", default=None, help="also write a GDAL VRT mosaic of the GeoTIFF outputs (a bare name is put in OUT_DIR)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs made from other inputs or settings (not needed to resume)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -109,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_upscale(sub)
+    _add_batch(sub)
     _add_info(sub)
     _add_evaluate(sub)
     _add_train(sub)
@@ -117,20 +162,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_upscale(args: argparse.Namespace) -> None:
-    from .config import SRConfig, load_config
-    from .pipeline import super_resolve
+    from . import super_resolve
 
-    config = load_config(args.config) if args.config else SRConfig()
-    config = config.updated(
-        model={"method": args.method, "name": args.model, "consistency": args.consistency, "ensemble": args.ensemble, "degradation": args.degrade, "budget": args.budget, "fast": args.fast},
-        inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
-        output={"dtype": "float32" if args.float32 else None},
-    )
     result = super_resolve(
-        args.input, args.output, args.scale, config, series=args.series, bands=args.bands, overwrite=args.overwrite, progress=False if args.quiet else None, cog=args.cog
+        args.input, args.output, args.scale, _sr_config(args), series=args.series, bands=args.bands, overwrite=args.overwrite, progress=False if args.quiet else None, cog=args.cog
     )
     if not args.quiet:
         print(f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method {result.provenance['method']}, scale {tuple(result.provenance['scale'])}")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from . import batch
+
+    for name in ("workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be at least 1")
+    report = batch(
+        args.inputs, args.out_dir, args.scale, _sr_config(args), workers=args.workers, scheduler=args.scheduler, threads=args.threads,
+        bands=args.bands, cog=args.cog, overwrite=args.overwrite, vrt=args.vrt, progress=False if args.quiet else None,
+    )
+    if not args.quiet:
+        print(report.table())
+        print(f"report: {', '.join(str(p) for p in report.files)}" + (f"; mosaic: {report.vrt}" if report.vrt else ""))
+    for outcome in report.failed:
+        print(f"geo-med-sr: failed: {outcome.error}", file=sys.stderr)
+    return EXIT_FAILED if report.failed else 0
 
 
 def _run_info(args: argparse.Namespace) -> None:
@@ -179,16 +235,16 @@ def _run_demo(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geo-med-sr`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"upscale": _run_upscale, "info": _run_info, "evaluate": _run_evaluate, "train": _run_train, "demo": _run_demo}
+    handlers = {"upscale": _run_upscale, "batch": _run_batch, "info": _run_info, "evaluate": _run_evaluate, "train": _run_train, "demo": _run_demo}
     try:
-        handlers[args.command](args)
+        status = handlers[args.command](args)
     except GeoMedSRError as exc:
         print(f"geo-med-sr: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("geo-med-sr: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

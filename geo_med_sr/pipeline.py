@@ -11,6 +11,7 @@ Medical volumes are read into memory; GeoTIFF scenes stream window by window fro
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -94,12 +95,10 @@ def check_finite(image: SpatialArray, path: object) -> None:
 
 def _checkpoint_normalize(config: SRConfig, domain: str, scale: tuple[int, ...]) -> dict[str, Any] | None:
     """The normalisation a checkpoint was trained with (from its JSON sidecar), if recorded."""
-    from .bundled import default_for
     from .checkpoint import sidecar_path
 
-    name = config.model.name or default_for(domain, scale, fast=config.model.fast).name
     try:
-        info = json.loads(sidecar_path(_bundled_path(name) or Path(name)).read_text())
+        info = json.loads(sidecar_path(_model_choice(config, domain, scale)[2]).read_text())
     except (OSError, ValueError):
         return None
     spec = info.get("extra", {}).get("normalize")
@@ -160,12 +159,9 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
         return model, {"method": "self", "self_supervised": info}
     if method != "model":
         return CLASSICAL.get(method)(scale), {"method": method}
-    from .bundled import default_for
     from .checkpoint import resolve_model
 
-    name, source_note = config.model.name, "given"
-    if not name:
-        name, source_note = default_for(domain, scale, fast=config.model.fast).name, "bundled fast default" if config.model.fast else "bundled default"
+    name, source_note, weights = _model_choice(config, domain, scale)
     model, info = resolve_model(name)
     model = _through_plane(model, scale, spatial_dims)
     model_scale = tuple(getattr(model, "scale", ()))
@@ -174,8 +170,17 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
     if getattr(model, "spatial_dims", spatial_dims) != spatial_dims:
         raise ModelError(f"model {name} is {model.spatial_dims}D but the image has {spatial_dims} spatial axes")
     network = info.get("network", {}).get("name", type(model).__name__)
-    weights = _bundled_path(name) or Path(name)
     return model, {"method": "model", "model": str(name), "model_source": source_note, "network": network, "weights_sha256": sha256_file(weights)}
+
+
+def _model_choice(config: SRConfig, domain: str, scale: tuple[int, ...]) -> tuple[str, str, Path]:
+    """``--method model``'s checkpoint: (name, how it was chosen, weights file)."""
+    from .bundled import default_for
+
+    name, source_note = config.model.name, "given"
+    if not name:
+        name, source_note = default_for(domain, scale, fast=config.model.fast).name, "bundled fast default" if config.model.fast else "bundled default"
+    return name, source_note, _bundled_path(name) or Path(name)
 
 
 def _through_plane(model: nn.Module, scale: tuple[int, ...], spatial_dims: int) -> nn.Module:
@@ -242,7 +247,7 @@ def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig,
     return image.with_array(y, scale, meta_update=meta_update), prov
 
 
-def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tuple[int, ...], config: SRConfig, *, bands: Sequence[int] | None, overwrite: bool, progress: bool | None, cog: bool) -> Result:
+def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tuple[int, ...], config: SRConfig, *, bands: Sequence[int] | None, overwrite: bool, progress: bool | None, cog: bool, request: dict[str, Any]) -> Result:
     """GeoTIFF path: read windows, super-resolve, write windows; never the whole scene."""
     with adapter_in.open_source(src, bands=bands) as source:
         scale = broadcast_scale(factors, len(source.shape) - 1, src)
@@ -257,13 +262,73 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
             raise file_error(ConfigError, src, f"nodata {nodata} does not fit the output dtype {out_dtype}")
         radiometry = _radiometry(config, norm, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=source.may_have_invalid)
         resolver = _resolver(config, upsampler, scale, progress)
-        prov = _provenance(prov, scale, radiometry)
+        prov = {**_provenance(prov, scale, radiometry), "request": request}
         meta.update(dtype=out_dtype.name, provenance=prov)
         out_shape = (resolver.output_channels(source.shape[0]), *out_spatial)
         with io.atomic_path(dst, overwrite=overwrite) as tmp:
             with adapter_out.open_sink(tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog, name=dst) as sink:
                 resolver.run(source, sink, radiometry)
         return Result(dst, tuple(source.shape[1:]), tuple(out_spatial), prov)
+
+
+def hash_input(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of an input's content: the file, or for a folder (DICOM series) every regular
+    file directly inside it, by name and content (so renaming, adding or editing a slice counts)."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(f"{item.name}\0{sha256_file(item)}\n".encode())
+    return digest.hexdigest()
+
+
+def request_for(
+    src: str | os.PathLike,
+    scale: str | int | Sequence[int],
+    config: SRConfig | None = None,
+    *,
+    series: str | None = None,
+    bands: str | Sequence[int] | None = None,
+    cog: bool = True,
+) -> dict[str, Any]:
+    """Everything that decides what :func:`super_resolve` writes for these arguments, as JSON.
+
+    Recorded in the output's provenance under ``"request"``; an output whose recorded request
+    equals this one is up to date (``geo-med-sr batch`` skips it). Holds the input's content
+    hash, the method, the SHA-256 of the network weights (``None`` for classical methods and
+    ``self``), the scale and the settings that change values or layout (model, normalisation,
+    output dtype, nodata fill, mixed precision, series, bands, COG). Tile size, batch size and
+    device are left out: the engine's output does not depend on them.
+
+    Raises:
+        InputError/ConfigError/ModelError: as :func:`super_resolve` would, before any hashing.
+    """
+    config = config or SRConfig()
+    src = Path(src)
+    adapter = io.adapter_for_input(src)
+    try:
+        factors = parse_scale(scale)
+        band_list = parse_bands(bands)
+    except ConfigError as exc:
+        raise file_error(ConfigError, src, str(exc)) from exc
+    weights = None
+    if config.model.method == "model":
+        # GeoTIFF scenes are 2D; NIfTI and DICOM outputs are 3D volumes.
+        domain, dims = ("geo", 2) if getattr(adapter, "streaming", False) else ("medical", 3)
+        weights = sha256_file(_model_choice(config, domain, broadcast_scale(factors, dims, src))[2])
+    settings = {
+        "model": config.model.model_dump(exclude={"name"}),
+        "normalize": config.normalize.model_dump(),
+        "output": config.output.model_dump(),
+        "fill_radius": config.inference.fill_radius,
+        "amp": config.inference.amp,
+        "series": series,
+        "bands": band_list,
+        "cog": cog if getattr(adapter, "streaming", False) else None,
+    }
+    request = {"input_sha256": hash_input(src), "method": config.model.method, "model_sha256": weights, "scale": factors, "settings": settings}
+    return json.loads(json.dumps(request, sort_keys=True))
 
 
 def super_resolve(
@@ -277,6 +342,7 @@ def super_resolve(
     overwrite: bool = False,
     progress: bool | None = None,
     cog: bool = True,
+    request: dict[str, Any] | None = None,
 ) -> Result:
     """Upscale the image at ``src`` by ``scale`` and write it to ``dst`` with exact geometry.
 
@@ -290,6 +356,8 @@ def super_resolve(
         overwrite: replace an existing ``dst``.
         progress: progress bar (None = only on a terminal).
         cog: GeoTIFF output as a Cloud-Optimized GeoTIFF with overviews (else a tiled GeoTIFF).
+        request: :func:`request_for` of these arguments when the caller already has it (saves
+            hashing the input twice); recorded in the provenance.
 
     Raises:
         GeoMedSRError subclasses with a one-line message naming the file and the problem.
@@ -311,12 +379,15 @@ def super_resolve(
         raise file_error(ConfigError, src_path, "--series only applies to DICOM folders")
     if band_list is not None and not streaming:
         raise file_error(ConfigError, src_path, "--bands only applies to GeoTIFF inputs")
+    request = request or request_for(src_path, scale, config, series=series, bands=bands, cog=cog)
     if streaming:
-        return _stream(adapter_in, adapter_out, src_path, dst_path, factors, config, bands=band_list, overwrite=overwrite, progress=progress, cog=cog)
+        return _stream(adapter_in, adapter_out, src_path, dst_path, factors, config, bands=band_list, overwrite=overwrite, progress=progress, cog=cog, request=request)
     image = adapter_in.read(src_path, **({"series": series} if adapter_in.is_folder else {}))
     factors = broadcast_scale(factors, image.spatial_dims, src_path)
     scaled_shape(image.spatial_shape, factors)
     check_finite(image, src_path)
     hr, prov = upscale_image(image, factors, config, progress=progress)
+    prov = {**prov, "request": request}
+    hr.meta["provenance"] = prov
     io.write(hr, dst_path, overwrite=overwrite)
     return Result(dst_path, image.spatial_shape, hr.spatial_shape, prov)

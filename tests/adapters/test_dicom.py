@@ -248,8 +248,12 @@ def test_describe(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- writing
 
 
-def check_written_series(source_folder: Path, out: Path, image: SpatialArray) -> None:
-    """Geometry (SimpleITK and our reader), values and the DICOM identity rules of a written series."""
+def check_written_series(source_folder: Path, out: Path, image: SpatialArray, provenance: dict | None = None) -> None:
+    """Geometry (SimpleITK and our reader), values and the DICOM identity rules of a written series.
+
+    ``provenance``: the JSON-round-tripped provenance every slice must carry in its private
+    block; with None the slices must hold no private element at all.
+    """
     lps = geometry.ras_to_lps(image.affine)
     _, sitk_array, img = sitk_read(out)
     np.testing.assert_allclose(img.GetSpacing(), image.spacing, atol=1e-5)
@@ -279,7 +283,13 @@ def check_written_series(source_folder: Path, out: Path, image: SpatialArray) ->
         assert ds.SeriesDescription == source[0].SeriesDescription + " SR"
         assert "geo_med_sr" in ds.DerivationDescription
         assert "ReferencedImageSequence" not in ds
-        assert not any(elem.tag.is_private for elem in ds)
+        private = {(elem.tag.group, elem.tag.element): elem for elem in ds if elem.tag.is_private}
+        if provenance is None:
+            assert private == {}
+        else:
+            assert sorted(private) == [(0x0071, 0x0010), (0x0071, 0x1001)]
+            assert private[(0x0071, 0x0010)].value == "GEO_MED_SR"
+            assert private[(0x0071, 0x1001)].VR == "UT" and json.loads(private[(0x0071, 0x1001)].value) == provenance
         assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     for k, ds in enumerate(written):
         assert int(ds.InstanceNumber) == k + 1
@@ -390,3 +400,121 @@ def test_real_series_read_and_round_trip(tmp_path: Path) -> None:
     out = empty_folder(tmp_path)
     DicomAdapter.write(image, out)
     check_written_series(REAL_SERIES, out, image)
+
+
+# ----------------------------------------------------------------------------- hand-offs: provenance, references
+
+PROVENANCE = {
+    "tool": "geo_med_sr 0.1.0",
+    "method": "edsr",
+    "scale": (1, 1, 2),
+    "normalization": {"kind": "percentile", "low": [12.5], "high": (3900.0,)},
+    "request": {"input_sha256": "cd" * 32, "scale": [1, 1, 2], "series": None, "config": {"halo": 8}},
+    "note": "2",
+    "unicode": "Jürgen µm",
+}
+EXPECTED_PROVENANCE = json.loads(json.dumps(PROVENANCE))
+
+
+def source_by_slice(folder: Path) -> list[pydicom.Dataset]:
+    """Source headers indexed by slice position k (the fixture numbers instances n - k)."""
+    headers = read_headers(folder)
+    return sorted(headers, key=lambda ds: -int(ds.InstanceNumber))
+
+
+def test_read_records_the_source_instances_in_slice_order(tmp_path: Path) -> None:
+    make_synthetic_series(tmp_path / "s")
+    instances = DicomAdapter.read(tmp_path / "s").meta["dicom"]["source_instances"]
+    source = source_by_slice(tmp_path / "s")
+    assert [i["sop_instance_uid"] for i in instances] == [ds.SOPInstanceUID for ds in source]
+    assert {i["sop_class_uid"] for i in instances} == {pydicom.uid.MRImageStorage}
+    assert [i["position"] for i in instances] == [[float(v) for v in ds.ImagePositionPatient] for ds in source]
+
+
+def test_write_stores_provenance_in_every_slice_and_reads_it_back(tmp_path: Path) -> None:
+    make_synthetic_series(tmp_path / "s", slice_thickness=2.0)
+    image = DicomAdapter.read(tmp_path / "s")
+    hr = image.with_array(np.repeat(image.array, 2, axis=3), scale=(1, 1, 2), meta_update={"provenance": PROVENANCE})
+    out = empty_folder(tmp_path)
+    DicomAdapter.write(hr, out)
+    check_written_series(tmp_path / "s", out, hr, provenance=EXPECTED_PROVENANCE)
+    assert DicomAdapter.read_provenance(out) == EXPECTED_PROVENANCE
+
+
+def test_written_slices_reference_their_source_slices(tmp_path: Path) -> None:
+    make_synthetic_series(tmp_path / "s")
+    image = DicomAdapter.read(tmp_path / "s")
+    source = source_by_slice(tmp_path / "s")
+    for scale, name in ((1, "same"), (2, "x2")):
+        hr = image.with_array(np.repeat(image.array, scale, axis=3), scale=(1, 1, scale))
+        out = empty_folder(tmp_path, name)
+        DicomAdapter.write(hr, out)
+        written = read_headers(out)
+        assert len(written) == 6 * scale
+        for k, ds in enumerate(written):
+            src = source[k // scale]  # the source slice whose slab holds this slice's centre
+            assert len(ds.SourceImageSequence) == 1
+            item = ds.SourceImageSequence[0]
+            assert (item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID) == (src.SOPClassUID, src.SOPInstanceUID)
+            purpose = item.PurposeOfReferenceCodeSequence[0]
+            assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == ("121322", "DCM", "Source image for image processing operation")
+            assert len(ds.ReferencedSeriesSequence) == 1
+            series = ds.ReferencedSeriesSequence[0]
+            assert series.SeriesInstanceUID == src.SeriesInstanceUID != ds.SeriesInstanceUID
+            assert [(r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in series.ReferencedInstanceSequence] == [(src.SOPClassUID, src.SOPInstanceUID)]
+            code = ds.DerivationCodeSequence[0]
+            assert (code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning) == ("113085", "DCM", "Spatial resampling")
+            assert (ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID) == (src.StudyInstanceUID, src.FrameOfReferenceUID, src.PatientID)
+            assert list(ds.ImageType)[0] == "DERIVED"
+            assert "StudiesContainingOtherReferencedInstancesSequence" not in ds
+
+
+def test_a_slice_at_the_midpoint_of_two_source_slices_references_both(tmp_path: Path) -> None:
+    make_synthetic_series(tmp_path / "s")
+    image = DicomAdapter.read(tmp_path / "s")
+    source = source_by_slice(tmp_path / "s")
+    shifted = np.array(image.affine)
+    shifted[:3, 3] += 0.5 * image.affine[:3, 2]  # half a slice along the slice axis
+    out = empty_folder(tmp_path)
+    DicomAdapter.write(SpatialArray(image.array[:, :, :, :5], shifted, meta=image.meta), out)
+    for k, ds in enumerate(read_headers(out)):
+        refs = [item.ReferencedSOPInstanceUID for item in ds.SourceImageSequence]
+        assert refs == [source[k].SOPInstanceUID, source[k + 1].SOPInstanceUID]
+        assert [r.ReferencedSOPInstanceUID for r in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence] == refs
+
+
+def test_series_without_a_dicom_source_has_no_references(tmp_path: Path) -> None:
+    affine, values = make_synthetic_series(tmp_path / "unused", shape=(5, 4, 3))
+    image = SpatialArray(values.astype(np.float32), affine, meta={"format": "nifti", "dtype": "float32", "provenance": PROVENANCE})
+    out = empty_folder(tmp_path)
+    DicomAdapter.write(image, out)
+    for ds in read_headers(out):
+        assert "SourceImageSequence" not in ds and "ReferencedSeriesSequence" not in ds
+    assert DicomAdapter.read_provenance(out) == EXPECTED_PROVENANCE
+
+
+def test_source_references_of_the_template_are_not_copied(tmp_path: Path) -> None:
+    make_synthetic_series(tmp_path / "s")
+    image = DicomAdapter.read(tmp_path / "s")
+    old = pydicom.Dataset()
+    old.SeriesInstanceUID = "1.2.3.4"
+    image.meta["dicom"]["template"]["00081115"] = {"vr": "SQ", "Value": [old.to_json_dict()]}
+    image.meta["dicom"]["source_instances"] = []
+    out = empty_folder(tmp_path)
+    DicomAdapter.write(image, out)
+    assert all("ReferencedSeriesSequence" not in ds and "SourceImageSequence" not in ds for ds in read_headers(out))
+
+
+def test_read_provenance_is_none_without_a_block_or_a_series(tmp_path: Path) -> None:
+    make_synthetic_series(tmp_path / "s")
+    assert DicomAdapter.read_provenance(tmp_path / "s") is None  # a source series: private tags, not ours
+    assert DicomAdapter.read_provenance(empty_folder(tmp_path)) is None
+    assert DicomAdapter.read_provenance(tmp_path / "missing") is None
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "readme.txt").write_text("no DICOM here")
+    assert DicomAdapter.read_provenance(tmp_path / "text") is None
+    ds = read_headers(tmp_path / "s")[0]
+    ds.private_block(0x0071, "GEO_MED_SR", create=True).add_new(0x01, "UT", "{not json")
+    (tmp_path / "bad").mkdir()
+    ds.save_as(tmp_path / "bad" / "IM_0001.dcm", enforce_file_format=True)
+    assert DicomAdapter.read_provenance(tmp_path / "bad") is None

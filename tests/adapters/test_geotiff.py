@@ -287,6 +287,13 @@ def test_sink_round_trip_in_shuffled_windows(tmp_path, full_tif, cog):
         assert is_valid and not errors
 
 
+def test_overviews_until_both_sides_fit_one_tile():
+    assert gt.overview_factors(600, 500, 512) == [2]  # a smallest-side rule gives none: cog_validate warns
+    assert gt.overview_factors(500, 600, 512) == [2]
+    assert gt.overview_factors(512, 512, 512) == []
+    assert gt.overview_factors(4096, 100, 512) == [2, 4, 8]
+
+
 def test_cog_has_overviews_and_validates(tmp_path):
     path, array = make_geotiff(tmp_path / "big.tif", width=600, height=500, count=1, descriptions=("red",), nodata_region=False)
     image = GeoTiffAdapter.read(path)
@@ -295,7 +302,7 @@ def test_cog_has_overviews_and_validates(tmp_path):
     is_valid, errors, warns = cog_validate(out, quiet=True)
     assert is_valid and not errors and not warns
     with rasterio.open(out) as ds:
-        assert ds.overviews(1) == [2]
+        assert ds.overviews(1) == [2, 4]  # until both sides fit one tile: 600x500 -> 300x250 -> 150x125
         assert ds.block_shapes[0] == (256, 256)
         np.testing.assert_array_equal(ds.read(), array)
         assert ds.transform == rotated_transform() and ds.tags()["OVERVIEW_RESAMPLING"] == "AVERAGE"
@@ -691,3 +698,129 @@ def test_real_files_read_and_stream_back_to_a_valid_cog(tmp_path, name, count, d
             assert back.tags()["AREA_OR_POINT"] == ref.tags()["AREA_OR_POINT"]
             assert [c.name for c in back.colorinterp] == [c.name for c in ref.colorinterp]
             np.testing.assert_array_equal(back.read(), ref.read())
+
+
+# ------------------------------------------------------------------ 10. hand-offs: provenance, band names, COG
+
+#: provenance with the awkward cases: tuples, nested dicts, strings that look like JSON or that
+#: GDAL would drop/strip (empty, padded), non-ASCII text, None and booleans.
+RICH_PROVENANCE = {
+    "tool": "geo_med_sr 0.1.0",
+    "method": "edsr",
+    "weights_sha256": "ab" * 32,
+    "scale": (2, 2),
+    "normalization": {"kind": "percentile", "low": [1.5, 2.25, 3.0, 4.0], "high": (9000.0, 12000.5, 1e4, 2e4)},
+    "request": {"input_sha256": "cd" * 32, "scale": [2, 2], "bands": None, "cog": True},
+    "note": "2",
+    "flag_text": "true",
+    "empty": "",
+    "spaced": "  padded ",
+    "unicode": "Jürgen µm",
+    "flag": False,
+    "nothing": None,
+}
+RICH_EXPECTED = json.loads(json.dumps(RICH_PROVENANCE))
+
+
+def write_with(writer: str, image, out: Path, cog: bool, block_size: int = 16) -> None:
+    """Write ``image`` with the adapter (one window) or the streaming sink (shuffled windows)."""
+    if writer == "adapter":
+        GeoTiffAdapter.write(image, out, cog=cog, block_size=block_size)
+    else:
+        write_in_windows(out, image.array, image.affine, image.meta, cog=cog, block_size=block_size)
+
+
+@pytest.mark.parametrize("writer", ["adapter", "sink"])
+@pytest.mark.parametrize("cog", [False, True])
+def test_provenance_round_trips_through_the_tags(tmp_path, full_tif, writer, cog):
+    image = GeoTiffAdapter.read(full_tif[0])
+    image = image.with_array(image.array, meta_update={"provenance": RICH_PROVENANCE})
+    out = tmp_path / "sr.tif"
+    write_with(writer, image, out, cog)
+    assert GeoTiffAdapter.read_provenance(out) == RICH_EXPECTED
+    tags = rio_props(out)["tags"]
+    # plain strings stay readable in QGIS/gdalinfo; strings that look like JSON are quoted
+    assert tags["GEO_MED_SR_METHOD"] == "edsr" and tags["GEO_MED_SR_UNICODE"] == "Jürgen µm"
+    assert tags["GEO_MED_SR_NOTE"] == '"2"' and tags["GEO_MED_SR_FLAG_TEXT"] == '"true"'
+    assert tags["GEO_MED_SR_EMPTY"] == '""' and tags["GEO_MED_SR_SPACED"] == '"  padded "'
+    assert tags["GEO_MED_SR_SCALE"] == "[2, 2]" and tags["GEO_MED_SR_FLAG"] == "false" and tags["GEO_MED_SR_NOTHING"] == "null"
+    assert tags["SENSOR"] == "synthetic"  # the source's own tags are not provenance
+    if cog:
+        assert cog_validate(out, quiet=True)[0]
+
+
+def test_provenance_value_encoding_is_an_exact_inverse():
+    for value in ["edsr", "2", "-1.5", "true", "null", "[1]", '"quoted"', "", " x", "x ", "a\nb", 2, 2.5, True, None, [1, "2"], {"a": {"b": [None]}}]:
+        assert gt.decode_provenance_value(gt.encode_provenance_value(value)) == value, value
+
+
+def test_provenance_of_older_files_with_raw_string_tags(tmp_path):
+    path, _ = make_geotiff(
+        tmp_path / "old.tif",
+        tags={"SENSOR": "x", "GEO_MED_SR_METHOD": "edsr", "GEO_MED_SR_SCALE": "[2, 2]", "GEO_MED_SR_CHECKPOINT": "x2.pt", "GEO_MED_SR_NOTE": "2"},
+    )
+    # the old writer stored strings raw: "2" is ambiguous and reads as the JSON number
+    assert GeoTiffAdapter.read_provenance(path) == {"method": "edsr", "scale": [2, 2], "checkpoint": "x2.pt", "note": 2}
+
+
+def test_files_without_provenance_or_unreadable_read_none(tmp_path, full_tif):
+    assert GeoTiffAdapter.read_provenance(full_tif[0]) is None
+    assert GeoTiffAdapter.read_provenance(tmp_path / "missing.tif") is None
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00" + b"\xff" * 64)
+    assert GeoTiffAdapter.read_provenance(tmp_path / "bad.tif") is None
+    assert GeoTiffAdapter.read_provenance(tmp_path) is None
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # rio-cogeo's own use of Affine * Affine
+def test_provenance_survives_rio_cogeo_translation(tmp_path, full_tif):
+    """A user converting a plain output to COG with rio-cogeo keeps the provenance tags."""
+    from rio_cogeo.cogeo import cog_translate
+    from rio_cogeo.profiles import cog_profiles
+
+    image = GeoTiffAdapter.read(full_tif[0])
+    image = image.with_array(image.array, meta_update={"provenance": RICH_PROVENANCE})
+    plain = tmp_path / "plain.tif"
+    GeoTiffAdapter.write(image, plain, cog=False)
+    converted = tmp_path / "converted.tif"
+    cog_translate(str(plain), str(converted), cog_profiles.get("deflate"), quiet=True)
+    assert cog_validate(converted, quiet=True)[0]
+    assert GeoTiffAdapter.read_provenance(converted) == RICH_EXPECTED
+    assert rio_props(converted)["descriptions"] == ("blue", "green", "red", "nir")
+
+
+@pytest.mark.parametrize("writer", ["adapter", "sink"])
+@pytest.mark.parametrize("cog", [False, True])
+def test_bands_without_descriptions_are_named(tmp_path, writer, cog):
+    path, _ = make_geotiff(tmp_path / "nameless.tif", count=3, descriptions=())
+    assert rio_props(path)["descriptions"] == (None, None, None)
+    image = GeoTiffAdapter.read(path)
+    out = tmp_path / "out.tif"
+    write_with(writer, image, out, cog)
+    assert rio_props(out)["descriptions"] == ("band 1", "band 2", "band 3")
+    assert GeoTiffAdapter.read(out).meta["geotiff"]["descriptions"] == ["band 1", "band 2", "band 3"]
+
+
+def test_band_names_follow_the_source_numbers_and_keep_existing_names(tmp_path):
+    path, _ = make_geotiff(tmp_path / "partial.tif", count=4, descriptions=("blue", "", "red", ""))
+    selected = GeoTiffAdapter.read(path, bands=[4, 3, 2])
+    GeoTiffAdapter.write(selected, tmp_path / "sel.tif", cog=False)
+    assert rio_props(tmp_path / "sel.tif")["descriptions"] == ("band 4", "red", "band 2")
+    assert gt.band_names({"geotiff": {"descriptions": ["a", None]}}, 2) == ["a", "band 2"]
+    assert gt.band_names({}, 2) == ["band 1", "band 2"]
+    assert gt.band_names({"geotiff": {"descriptions": ["only one"]}}, 2) == ["band 1", "band 2"]  # count mismatch
+
+
+@pytest.mark.parametrize("writer", ["adapter", "sink"])
+def test_cog_outputs_have_internal_overviews_validate_and_keep_band_names(tmp_path, writer):
+    path, array = make_geotiff(tmp_path / "big.tif", width=600, height=520, count=2, descriptions=("red", ""), nodata_region=False)
+    image = GeoTiffAdapter.read(path)
+    out = tmp_path / "cog.tif"
+    write_with(writer, image, out, cog=True, block_size=256)
+    is_valid, errors, warns = cog_validate(out, quiet=True)
+    assert is_valid and errors == [] and warns == []
+    with rasterio.open(out) as ds:
+        assert ds.overviews(1) == ds.overviews(2) == gt.overview_factors(600, 520, 256) == [2, 4]
+        assert ds.descriptions == ("red", "band 2")
+        assert ds.transform == rotated_transform()
+        np.testing.assert_array_equal(ds.read(), array)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "cog.tif"]

@@ -10,6 +10,7 @@ import pytest
 from conftest import oblique_affine, shared_path, smooth_volume, write_nifti
 
 from geo_med_sr import io
+from geo_med_sr.adapters.nifti import NiftiAdapter
 from geo_med_sr.errors import InputError
 
 
@@ -98,3 +99,59 @@ def test_real_scaled_mri_round_trip(tmp_path):
     back = io.read(tmp_path / "copy.nii.gz")
     np.testing.assert_allclose(back.affine, image.affine, atol=1e-6)
     np.testing.assert_allclose(back.array, image.array, atol=float(image.array.max()) / 255 / 2 + 1e-3)
+
+
+# ------------------------------------------------------------------ hand-offs: provenance and sidecar
+
+PROVENANCE = {
+    "tool": "geo_med_sr 0.1.0",
+    "method": "edsr",
+    "scale": (2, 2, 1),
+    "normalization": {"kind": "percentile", "low": [1.5], "high": (900.0,)},
+    "request": {"input_sha256": "cd" * 32, "scale": [2, 2, 1], "config": {"halo": 8}},
+    "note": "2",
+    "unicode": "Jürgen µm",
+}
+EXPECTED = json.loads(json.dumps(PROVENANCE))
+
+
+def with_provenance(tmp_path, provenance=PROVENANCE):
+    image = io.read(write_nifti(tmp_path / "a.nii.gz", smooth_volume((6, 5, 4)), oblique_affine()))
+    return image.with_array(image.array, meta_update={"provenance": provenance})
+
+
+def test_read_provenance_reads_the_header_not_the_voxels(tmp_path):
+    io.write(with_provenance(tmp_path), tmp_path / "p.nii")
+    data = (tmp_path / "p.nii").read_bytes()
+    vox_offset = nib.load(str(tmp_path / "p.nii")).dataobj.offset
+    assert 352 < vox_offset < len(data)
+    (tmp_path / "cut.nii").write_bytes(data[:vox_offset])  # header and extension only, no voxel
+    assert NiftiAdapter.read_provenance(tmp_path / "cut.nii") == EXPECTED
+    with pytest.raises(InputError):
+        io.read(tmp_path / "cut.nii")
+
+
+def test_read_provenance_skips_foreign_comments(tmp_path):
+    img = nib.Nifti1Image(smooth_volume((4, 4, 4)), oblique_affine())
+    img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"scanner note, not JSON"))
+    img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"[1, 2]"))
+    nib.save(img, str(tmp_path / "foreign.nii.gz"))
+    assert NiftiAdapter.read_provenance(tmp_path / "foreign.nii.gz") is None
+    img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", json.dumps(EXPECTED).encode()))
+    nib.save(img, str(tmp_path / "ours.nii.gz"))
+    assert NiftiAdapter.read_provenance(tmp_path / "ours.nii.gz") == EXPECTED
+
+
+def test_read_provenance_of_missing_or_plain_files_is_none(tmp_path):
+    assert NiftiAdapter.read_provenance(tmp_path / "missing.nii.gz") is None
+    plain = write_nifti(tmp_path / "plain.nii.gz", smooth_volume((4, 4, 4)), oblique_affine())
+    assert NiftiAdapter.read_provenance(plain) is None
+
+
+def test_adapter_write_puts_the_sidecar_beside_the_path_it_is_given(tmp_path):
+    NiftiAdapter.write(with_provenance(tmp_path), tmp_path / "direct.nii.gz")
+    sidecar = json.loads((tmp_path / "direct.json").read_text(encoding="utf-8"))
+    assert sidecar["GeoMedSR"] == EXPECTED
+    assert sidecar["Description"] == "Super-resolved by geo_med_sr 0.1.0 (method edsr, scale 2x2x1)"
+    ext = nib.load(str(tmp_path / "direct.nii.gz")).header.extensions
+    assert [e.get_code() for e in ext] == [6] and json.loads(ext[0].get_content()) == EXPECTED
