@@ -12,7 +12,9 @@ Ways, side by side in one run, each into a fresh output folder:
 
 Inputs: the real files of ``../shared/data`` (2 MRI NIfTI volumes, 1 DICOM series, 3 GeoTIFFs;
 each upscaled x2 with its bundled network) when present, else 6 synthetic files of similar size.
-Prints a table (wall seconds, files/min, speed-up over serial) and writes JSON::
+Prints a table (wall seconds, files/min, speed-up over serial, and the sum of the per-file task
+times: in ``dask-N`` each task also pays its worker's first import of torch and MONAI) and
+writes JSON with the per-file seconds::
 
     .venv/bin/python benchmarks/bench_batch.py --json benchmarks/results/bench_batch.json
 """
@@ -69,19 +71,24 @@ def run_way(way: str, inputs: list[Path], out: Path) -> dict:
     from geo_med_sr.io import adapter_for_input
 
     start = time.perf_counter()
+    per_file = {}
     if way == "serial":
         out.mkdir(parents=True)
         for path in inputs:
+            tick = time.perf_counter()
             super_resolve(path, out / output_name(path, adapter_for_input(path)), 2, progress=False)
+            per_file[path.name] = time.perf_counter() - tick
         statuses = ["done"] * len(inputs)
     else:
         workers = int(way.split("-")[1]) if way.startswith("dask-") else 2
         report = batch(inputs, out, 2, workers=workers, progress=False)
         statuses = [o.status for o in report.outcomes]
+        per_file = {Path(o.input).name: o.seconds for o in report.outcomes}
         if report.failed:
             raise SystemExit(report.table())
     seconds = time.perf_counter() - start
-    return {"way": way, "files": len(inputs), "seconds": seconds, "files_per_min": 60 * len(inputs) / seconds, "statuses": sorted(set(statuses))}
+    busy = sum(per_file.values())
+    return {"way": way, "files": len(inputs), "seconds": seconds, "files_per_min": 60 * len(inputs) / seconds, "task_seconds": busy, "statuses": sorted(set(statuses)), "per_file_seconds": per_file}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     serial = rows[0]["seconds"]
     for row in rows:
         row["vs_serial"] = serial / row["seconds"]
-    print(f"{'way':8} {'files':>5} {'seconds':>8} {'files/min':>9} {'x serial':>8}  statuses")
+    print(f"{'way':8} {'files':>5} {'seconds':>8} {'files/min':>9} {'x serial':>8} {'task s':>7}  statuses")
     for row in rows:
-        print(f"{row['way']:8} {row['files']:5d} {row['seconds']:8.1f} {row['files_per_min']:9.2f} {row['vs_serial']:8.2f}  {','.join(row['statuses'])}")
+        print(f"{row['way']:8} {row['files']:5d} {row['seconds']:8.1f} {row['files_per_min']:9.2f} {row['vs_serial']:8.2f} {row['task_seconds']:7.1f}  {','.join(row['statuses'])}")
     result = {
         "inputs": "shared" if real else "synthetic",
         "input_names": [p.name for p in inputs],

@@ -116,10 +116,11 @@ def output_name(path: Path, adapter: Any) -> str:
 
 
 def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list[Job]:
-    """One :class:`Job` per input; refuses inputs that would write the same output."""
+    """One :class:`Job` per input (absolute paths: workers may run in another folder); refuses
+    inputs that would write the same output."""
     from . import io
 
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     jobs, owners = [], {}
     for path in expand_inputs(inputs):
         adapter = io.adapter_for_input(path)
@@ -127,7 +128,7 @@ def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> lis
         if output.name in owners:
             raise file_error(ConfigError, path, f"would write {output} like {owners[output.name]}; give the inputs different names or run them in separate batches")
         owners[output.name] = path
-        jobs.append(Job(path, output, bool(getattr(adapter, "streaming", False))))
+        jobs.append(Job(path.absolute(), output, bool(getattr(adapter, "streaming", False))))
     if not jobs:
         raise ConfigError("batch: no inputs given")
     return jobs
@@ -266,11 +267,21 @@ def _client(workers: int | None, scheduler: str | None, n_jobs: int) -> Iterator
         yield client
 
 
+def input_bytes(path: Path) -> int:
+    """Size of an input on disk (a folder: its files), a proxy for its run time."""
+    try:
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file()) if path.is_dir() else path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _run_all(client: Any, jobs: Sequence[Job], settings: Settings, progress: bool | None) -> list[Outcome]:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    futures = {client.submit(run_job, job, settings, pure=False, key=f"geo-med-sr-{i}-{time.time_ns()}"): i for i, job in enumerate(jobs)}
+    # largest inputs first, so that no worker starts a long file when the others are nearly done
+    sizes = [input_bytes(job.input) for job in jobs]
+    futures = {client.submit(run_job, job, settings, pure=False, priority=sizes[i], key=f"geo-med-sr-{i}-{time.time_ns()}"): i for i, job in enumerate(jobs)}
     outcomes: list[Outcome | None] = [None] * len(jobs)
     with tqdm(total=len(jobs), desc="batch", unit="file", disable=None if progress is None else not progress) as bar:
         for future in as_completed(futures):

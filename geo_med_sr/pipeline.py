@@ -312,11 +312,13 @@ def request_for(
         band_list = parse_bands(bands)
     except ConfigError as exc:
         raise file_error(ConfigError, src, str(exc)) from exc
+    # GeoTIFF scenes are 2D; NIfTI and DICOM outputs are 3D volumes.
+    domain, dims = ("geo", 2) if getattr(adapter, "streaming", False) else ("medical", 3)
+    factors = broadcast_scale(factors, dims, src)
     weights = None
     if config.model.method == "model":
-        # GeoTIFF scenes are 2D; NIfTI and DICOM outputs are 3D volumes.
-        domain, dims = ("geo", 2) if getattr(adapter, "streaming", False) else ("medical", 3)
-        weights = sha256_file(_model_choice(config, domain, broadcast_scale(factors, dims, src))[2])
+        path = _model_choice(config, domain, factors)[2]
+        weights = sha256_file(path) if path.is_file() else None  # a missing checkpoint is reported when it is loaded
     settings = {
         "model": config.model.model_dump(exclude={"name"}),
         "normalize": config.normalize.model_dump(),

@@ -149,7 +149,7 @@ def test_killed_batch_is_finished_by_a_rerun_without_partial_files(tmp_path, clu
     for path in inputs:
         with rasterio.open(out / path.name) as dst:
             assert (dst.width, dst.height) == (640, 640) and dst.read(1, window=Window(600, 600, 40, 40)).any()
-        assert io.read_provenance(out / path.name)["request"]["scale"] == [2]
+        assert io.read_provenance(out / path.name)["request"]["scale"] == [2, 2]
 
 
 def test_vrt_mosaic_of_the_geotiff_outputs(tmp_path, cluster):
@@ -188,3 +188,28 @@ def test_planning_errors_come_before_any_work(tmp_path):
     with _exclusive(out), pytest.raises(OutputError, match="another geo-med-sr batch"):
         batch([tmp_path / "a" / "x.tif"], out, 2)
     assert (out / LOCK_NAME).exists() and not (out / "x.tif").exists()
+
+
+def test_request_names_what_changes_the_output_and_nothing_else(tmp_path):
+    from geo_med_sr.pipeline import hash_input, request_for
+
+    src = make_geotiff(tmp_path / "a.tif")[0]
+    base = request_for(src, 2)
+    assert base == json.loads(json.dumps(base)) and base["scale"] == [2, 2] and base["method"] == "model"
+    assert request_for(src, "2,2") == base
+    assert base["input_sha256"] == hash_input(src) and len(base["model_sha256"]) == 64
+    # engine settings that do not change values are not part of it
+    assert request_for(src, 2, SRConfig().updated(inference={"patch_size": 32, "batch_size": 1, "device": "cpu", "column_size": 64})) == base
+    for other in (request_for(src, 2, SRConfig().updated(model={"method": "bicubic"})), request_for(src, 2, SRConfig().updated(output={"dtype": "float32"})), request_for(src, 2, bands="1,2"), request_for(src, 2, cog=False)):
+        assert other != base
+    bicubic = SRConfig().updated(model={"method": "bicubic"})
+    assert request_for(src, 2, bicubic)["model_sha256"] is None and request_for(src, "2,3", bicubic) != request_for(src, 2, bicubic)
+    src.write_bytes(src.read_bytes() + b"\0")  # any change of the input's bytes
+    assert request_for(src, 2)["input_sha256"] != base["input_sha256"]
+    series = tmp_path / "series"
+    make_synthetic_series(series, shape=(6, 5, 3))
+    before = hash_input(series)
+    (series / "extra.txt").write_text("a new file in the folder")
+    assert hash_input(series) != before
+    with pytest.raises(ConfigError):
+        request_for(src, "2,x")
