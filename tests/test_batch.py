@@ -213,3 +213,12 @@ def test_request_names_what_changes_the_output_and_nothing_else(tmp_path):
     assert hash_input(series) != before
     with pytest.raises(ConfigError):
         request_for(src, "2,x")
+
+
+def test_cli_refuses_bad_options_with_status_2(tmp_path, capsys):
+    assert main(["batch", str(tmp_path / "nothing*.tif"), "--out-dir", str(tmp_path / "out"), "--scale", "2"]) == 2
+    assert "no file matches it as a glob pattern" in capsys.readouterr().err
+    src = make_geotiff(tmp_path / "a.tif")[0]
+    assert main(["batch", str(src), "--out-dir", str(tmp_path / "out"), "--scale", "2", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
