@@ -172,9 +172,10 @@ def drop_orphan_sidecars(output: Path) -> list[Path]:
     removed = []
     for companion in io.adapter_for_output(output).companions(output):
         try:
-            ours = companion.is_file() and SIDECAR_KEY in json.loads(companion.read_text())
-        except (OSError, ValueError, TypeError):
-            ours = False
+            content = json.loads(companion.read_text()) if companion.is_file() else None
+        except (OSError, ValueError):
+            content = None
+        ours = isinstance(content, dict) and SIDECAR_KEY in content
         if ours:
             companion.unlink()
             removed.append(companion)

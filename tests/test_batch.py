@@ -222,3 +222,20 @@ def test_cli_refuses_bad_options_with_status_2(tmp_path, capsys):
     assert main(["batch", str(src), "--out-dir", str(tmp_path / "out"), "--scale", "2", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_orphan_sidecar_is_ours_to_replace_a_users_file_is_not(tmp_path):
+    from geo_med_sr.batch_runner import Settings, run_job
+
+    src = write_nifti(tmp_path / "t1.nii.gz", smooth_volume((9, 8, 7)), oblique_affine())
+    (out := tmp_path / "out").mkdir()
+    job = plan([src], out)[0]
+    settings = Settings("2", SRConfig().updated(model={"method": "nearest"}).model_dump())
+    (out / "t1.json").write_text('{"note": "the user\'s own file"}')
+    refused = run_job(job, settings)
+    assert refused.status == FAILED and "sidecar" in refused.error and "t1.json" in refused.error
+    assert json.loads((out / "t1.json").read_text()) == {"note": "the user's own file"} and not job.output.exists()
+    (out / "t1.json").write_text(json.dumps({"GeoMedSR": {"method": "old"}}))  # left by an earlier run of ours
+    assert run_job(job, settings).status == DONE
+    assert json.loads((out / "t1.json").read_text())["GeoMedSR"] == io.read_provenance(job.output)
+    assert run_job(job, settings).status == SKIPPED
