@@ -187,13 +187,9 @@ def run_job(job: Job, settings: Settings) -> Outcome:
 
     Never raises for a bad input: the error becomes a failed :class:`Outcome`.
     """
-    import torch
-
-    from .pipeline import request_for, super_resolve
+    from .request import request_for  # no torch: a worker that only skips never imports it
 
     start = time.perf_counter()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     bands = settings.bands if job.is_geotiff else None
 
     def outcome(status: str, error: str = "") -> Outcome:
@@ -208,6 +204,12 @@ def run_job(job: Job, settings: Settings) -> Outcome:
         if state is False and not settings.overwrite:
             raise file_error(OutputError, job.output, "exists but was not made from this input with these settings (different input, method, model, scale or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir")
         drop_orphan_sidecars(job.output)
+        import torch
+
+        from .pipeline import super_resolve
+
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
         super_resolve(job.input, job.output, settings.scale, config, bands=bands, cog=settings.cog, overwrite=settings.overwrite, progress=False, request=request)
         return outcome(DONE)
     except GeoMedSRError as exc:

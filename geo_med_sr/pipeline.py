@@ -11,7 +11,6 @@ Medical volumes are read into memory; GeoTIFF scenes stream window by window fro
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -32,8 +31,8 @@ from .inference.ensemble import SelfEnsemble
 from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
 from .normalize import Normalizer, build_normalizer
+from .request import broadcast_scale, model_choice, parse_bands, parse_scale, request_for, sha256_file
 from .spatial import SpatialArray
-from .training.data import sha256_file
 from .training.degrade import build_degradation
 
 
@@ -45,43 +44,6 @@ class Result:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     provenance: dict[str, Any]
-
-
-def parse_scale(text: str | int | Sequence[int]) -> tuple[int, ...]:
-    """``"2"`` -> ``(2,)``; ``"1,1,4"`` -> ``(1, 1, 4)``. Factors must be whole numbers >= 1."""
-    items = [str(v).strip() for v in (text.split(",") if isinstance(text, str) else np.atleast_1d(text))]
-    out = []
-    for item in items:
-        try:
-            value = float(item)
-        except ValueError:
-            raise ConfigError(f"--scale {text!r}: {item!r} is not a number; use e.g. 2 or 1,1,4") from None
-        if not np.isfinite(value) or value != int(value) or value < 1:
-            raise ConfigError(f"--scale {text!r}: factors must be whole numbers >= 1 (got {item}); use e.g. 2 or 1,1,4")
-        out.append(int(value))
-    if not out:
-        raise ConfigError("--scale is empty; use e.g. 2 or 1,1,4")
-    return tuple(out)
-
-
-def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
-    """``"1,2,3"`` -> ``(1, 2, 3)`` (1-based band indexes); None keeps every band."""
-    if text is None:
-        return None
-    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else [str(v) for v in text]
-    try:
-        return tuple(int(v) for v in items if v != "")
-    except ValueError:
-        raise ConfigError(f"--bands {text!r}: expected 1-based band numbers such as 1,2,3") from None
-
-
-def broadcast_scale(scale: Sequence[int], spatial_dims: int, path: object) -> tuple[int, ...]:
-    """One factor per spatial axis (a single factor applies to every axis)."""
-    if len(scale) == 1:
-        return tuple(scale) * spatial_dims
-    if len(scale) != spatial_dims:
-        raise file_error(ConfigError, path, f"--scale has {len(scale)} factors but the image has {spatial_dims} spatial axes (index order, fastest first)")
-    return tuple(scale)
 
 
 def check_finite(image: SpatialArray, path: object) -> None:
@@ -98,7 +60,7 @@ def _checkpoint_normalize(config: SRConfig, domain: str, scale: tuple[int, ...])
     from .checkpoint import sidecar_path
 
     try:
-        info = json.loads(sidecar_path(_model_choice(config, domain, scale)[2]).read_text())
+        info = json.loads(sidecar_path(model_choice(config, domain, scale)[2]).read_text())
     except (OSError, ValueError):
         return None
     spec = info.get("extra", {}).get("normalize")
@@ -161,7 +123,7 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
         return CLASSICAL.get(method)(scale), {"method": method}
     from .checkpoint import resolve_model
 
-    name, source_note, weights = _model_choice(config, domain, scale)
+    name, source_note, weights = model_choice(config, domain, scale)
     model, info = resolve_model(name)
     model = _through_plane(model, scale, spatial_dims)
     model_scale = tuple(getattr(model, "scale", ()))
@@ -173,16 +135,6 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
     return model, {"method": "model", "model": str(name), "model_source": source_note, "network": network, "weights_sha256": sha256_file(weights)}
 
 
-def _model_choice(config: SRConfig, domain: str, scale: tuple[int, ...]) -> tuple[str, str, Path]:
-    """``--method model``'s checkpoint: (name, how it was chosen, weights file)."""
-    from .bundled import default_for
-
-    name, source_note = config.model.name, "given"
-    if not name:
-        name, source_note = default_for(domain, scale, fast=config.model.fast).name, "bundled fast default" if config.model.fast else "bundled default"
-    return name, source_note, _bundled_path(name) or Path(name)
-
-
 def _through_plane(model: nn.Module, scale: tuple[int, ...], spatial_dims: int) -> nn.Module:
     """A 2D ``(s, 1)`` network on a 3D volume scaled along one axis: the two-orientation plane ensemble."""
     thick = [a for a, f in enumerate(scale) if f > 1]
@@ -191,13 +143,6 @@ def _through_plane(model: nn.Module, scale: tuple[int, ...], spatial_dims: int) 
 
         return PlaneEnsemble(model, thick[0])
     return model
-
-
-def _bundled_path(name: str) -> Path | None:
-    from .bundled import find
-
-    bundled = find(name)
-    return None if bundled is None else bundled.path
 
 
 def _radiometry(config: SRConfig, norm: tuple[Normalizer, dict[str, Any]], upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
@@ -269,68 +214,6 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
             with adapter_out.open_sink(tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog, name=dst) as sink:
                 resolver.run(source, sink, radiometry)
         return Result(dst, tuple(source.shape[1:]), tuple(out_spatial), prov)
-
-
-def hash_input(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of an input's content: the file, or for a folder (DICOM series) every regular
-    file directly inside it, by name and content (so renaming, adding or editing a slice counts)."""
-    path = Path(path)
-    if not path.is_dir():
-        return sha256_file(path)
-    digest = hashlib.sha256()
-    for item in sorted(p for p in path.iterdir() if p.is_file()):
-        digest.update(f"{item.name}\0{sha256_file(item)}\n".encode())
-    return digest.hexdigest()
-
-
-def request_for(
-    src: str | os.PathLike,
-    scale: str | int | Sequence[int],
-    config: SRConfig | None = None,
-    *,
-    series: str | None = None,
-    bands: str | Sequence[int] | None = None,
-    cog: bool = True,
-) -> dict[str, Any]:
-    """Everything that decides what :func:`super_resolve` writes for these arguments, as JSON.
-
-    Recorded in the output's provenance under ``"request"``; an output whose recorded request
-    equals this one is up to date (``geo-med-sr batch`` skips it). Holds the input's content
-    hash, the method, the SHA-256 of the network weights (``None`` for classical methods and
-    ``self``), the scale and the settings that change values or layout (model, normalisation,
-    output dtype, nodata fill, mixed precision, series, bands, COG). Tile size, batch size and
-    device are left out: the engine's output does not depend on them.
-
-    Raises:
-        InputError/ConfigError/ModelError: as :func:`super_resolve` would, before any hashing.
-    """
-    config = config or SRConfig()
-    src = Path(src)
-    adapter = io.adapter_for_input(src)
-    try:
-        factors = parse_scale(scale)
-        band_list = parse_bands(bands)
-    except ConfigError as exc:
-        raise file_error(ConfigError, src, str(exc)) from exc
-    # GeoTIFF scenes are 2D; NIfTI and DICOM outputs are 3D volumes.
-    domain, dims = ("geo", 2) if getattr(adapter, "streaming", False) else ("medical", 3)
-    factors = broadcast_scale(factors, dims, src)
-    weights = None
-    if config.model.method == "model":
-        path = _model_choice(config, domain, factors)[2]
-        weights = sha256_file(path) if path.is_file() else None  # a missing checkpoint is reported when it is loaded
-    settings = {
-        "model": config.model.model_dump(exclude={"name"}),
-        "normalize": config.normalize.model_dump(),
-        "output": config.output.model_dump(),
-        "fill_radius": config.inference.fill_radius,
-        "amp": config.inference.amp,
-        "series": series,
-        "bands": band_list,
-        "cog": cog if getattr(adapter, "streaming", False) else None,
-    }
-    request = {"input_sha256": hash_input(src), "method": config.model.method, "model_sha256": weights, "scale": factors, "settings": settings}
-    return json.loads(json.dumps(request, sort_keys=True))
 
 
 def super_resolve(

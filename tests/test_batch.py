@@ -191,7 +191,7 @@ def test_planning_errors_come_before_any_work(tmp_path):
 
 
 def test_request_names_what_changes_the_output_and_nothing_else(tmp_path):
-    from geo_med_sr.pipeline import hash_input, request_for
+    from geo_med_sr.request import hash_input, request_for
 
     src = make_geotiff(tmp_path / "a.tif")[0]
     base = request_for(src, 2)

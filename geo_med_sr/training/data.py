@@ -7,7 +7,6 @@ inference pipeline feeds it. Patches touching invalid pixels are rejected.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,17 +18,9 @@ import torch
 from .. import io
 from ..errors import InputError, file_error
 from ..normalize import Normalizer
+from ..request import sha256_file
 from ..spatial import SpatialArray
 from .degrade import Degradation
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (read in 1 MB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
