@@ -7,7 +7,7 @@ each running one file at a time with ``threads`` torch threads) or on an existin
 series folder, NIfTI gives NIfTI beside a JSON provenance sidecar, a GeoTIFF gives a COG).
 
 - Idempotent: an output whose recorded provenance request (input hash, method, model weights
-  hash, scale, value-changing settings; :func:`~geo_med_sr.pipeline.request_for`) equals this
+  hash, scale, value-changing settings; :func:`~geo_med_sr.request.request_for`) equals this
   run's is skipped.
 - Resumable: every output is written atomically, so a killed batch leaves only hidden
   ``.NAME.partial-*`` folders, which the next run removes before redoing what is missing.
@@ -266,7 +266,7 @@ def _client(workers: int | None, scheduler: str | None, n_jobs: int) -> Iterator
             yield client
         return
     n = workers or default_workers(n_jobs)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 
 
