@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..registry import Registry
 from ..spatial import SpatialArray
+
+def provenance_from_text(content: bytes | str) -> dict[str, Any] | None:
+    """The provenance JSON object stored as text in a file header (trailing NUL/space padding
+    removed), or None when it is not UTF-8, not JSON or not an object (e.g. another tool's comment)."""
+    try:
+        text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
+        value = json.loads(text.rstrip("\x00 "))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
 
 #: name -> Adapter subclass; filled by the adapter modules when imported.
 ADAPTERS: Registry[type["Adapter"]] = Registry("adapter", InputError)

@@ -61,7 +61,7 @@ from .. import __version__, geometry
 from ..dtypes import cast_to_dtype, rescale_for
 from ..errors import GeometryError, InputError, OutputError, file_error
 from ..spatial import SpatialArray
-from .base import ADAPTERS, Adapter
+from .base import ADAPTERS, Adapter, provenance_from_text
 
 #: file-name endings that mark a DICOM file even without the "DICM" preamble.
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -537,15 +537,9 @@ def _add_provenance(ds: Dataset, provenance: dict[str, Any]) -> None:
 def _provenance_of(ds: Dataset) -> dict[str, Any] | None:
     """The provenance JSON of a slice header, or None when absent or not a JSON object."""
     try:
-        value = ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR)[PROVENANCE_ELEMENT].value
+        return provenance_from_text(ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR)[PROVENANCE_ELEMENT].value)
     except KeyError:
         return None
-    try:
-        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-        provenance = json.loads(text.rstrip("\x00 "))
-    except ValueError:  # not UTF-8 or not JSON
-        return None
-    return provenance if isinstance(provenance, dict) else None
 
 
 def _new_dataset_without_template(meta: dict[str, Any]) -> Dataset:

@@ -25,7 +25,7 @@ import numpy as np
 from ..dtypes import cast_to_dtype
 from ..errors import InputError, OutputError, file_error
 from ..spatial import SpatialArray
-from .base import ADAPTERS, Adapter
+from .base import ADAPTERS, Adapter, provenance_from_text
 
 SUFFIXES = (".nii", ".nii.gz")
 #: NIfTI header extension code of the provenance JSON (nibabel's name for code 6).
@@ -55,16 +55,6 @@ def sidecar_content(provenance: dict[str, Any]) -> dict[str, Any]:
     tool = provenance.get("tool") or "geo_med_sr"
     description = f"Super-resolved by {tool}" + (f" ({', '.join(parts)})" if parts else "")
     return {"Description": description, SIDECAR_KEY: provenance}
-
-
-def _provenance_from_extension(content: bytes | str) -> dict[str, Any] | None:
-    """The JSON object in a header extension's content (NUL padding removed), or None."""
-    try:
-        text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
-        value = json.loads(text.rstrip("\x00 "))
-    except ValueError:  # not UTF-8 or not JSON: a comment written by another tool
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _header_meta(header: nib.Nifti1Header) -> dict[str, Any]:
@@ -183,7 +173,7 @@ class NiftiAdapter(Adapter):
             return None
         for extension in extensions:
             if extension.get_code() == nib.nifti1.extension_codes.code[PROVENANCE_ECODE]:
-                provenance = _provenance_from_extension(extension.get_content())
+                provenance = provenance_from_text(extension.get_content())
                 if provenance is not None:
                     return provenance
         return None

@@ -253,7 +253,7 @@ def default_workers(n_jobs: int) -> int:
 
 
 @contextlib.contextmanager
-def _client(workers: int | None, scheduler: str | None, n_jobs: int) -> Iterator[Any]:
+def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
     """A Dask client: on the cluster at ``scheduler``, or on a new LocalCluster of worker processes."""
     from distributed import Client, LocalCluster
 
@@ -265,8 +265,7 @@ def _client(workers: int | None, scheduler: str | None, n_jobs: int) -> Iterator
         with client:
             yield client
         return
-    n = workers or default_workers(n_jobs)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -378,7 +377,7 @@ def batch(
     settings = Settings(str(scale) if isinstance(scale, (str, int)) else ",".join(str(s) for s in scale), config.model_dump(), None if bands is None else (bands if isinstance(bands, str) else ",".join(str(b) for b in bands)), cog, overwrite, threads)
     with _exclusive(out_dir):
         remove_leftovers(jobs)
-        with _client(n_workers, scheduler, len(jobs)) as client:
+        with _client(n_workers, scheduler) as client:
             outcomes = _run_all(client, jobs, settings, progress)
         report = BatchReport(outcomes, 0.0)
         if vrt is not None:
