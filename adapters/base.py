@@ -10,6 +10,7 @@ from ..errors import InputError
 from ..registry import Registry
 from ..spatial import SpatialArray
 
+
 def provenance_from_text(content: bytes | str) -> dict[str, Any] | None:
     """The provenance JSON object stored as text in a file header (trailing NUL/space padding
     removed), or None when it is not UTF-8, not JSON or not an object (e.g. another tool's comment)."""
@@ -22,7 +23,7 @@ def provenance_from_text(content: bytes | str) -> dict[str, Any] | None:
 
 
 #: name -> Adapter subclass; filled by the adapter modules when imported.
-ADAPTERS: Registry[type["Adapter"]] = Registry("adapter", InputError)
+ADAPTERS: Registry[type[Adapter]] = Registry("adapter", InputError)
 
 
 class Adapter:

@@ -68,7 +68,12 @@ DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 #: output names that belong to other adapters (a DICOM output is a folder without suffix).
 OTHER_FORMAT_SUFFIXES = (".nii", ".nii.gz", ".tif", ".tiff", ".img", ".hdr", ".mha", ".mhd", ".nrrd", ".png", ".jpg")
 #: single-frame image SOP classes written with their own class; anything else becomes SC.
-KEPT_SOP_CLASSES = (MRImageStorage, CTImageStorage, PositronEmissionTomographyImageStorage, SecondaryCaptureImageStorage)
+KEPT_SOP_CLASSES = (
+    MRImageStorage,
+    CTImageStorage,
+    PositronEmissionTomographyImageStorage,
+    SecondaryCaptureImageStorage,
+)
 
 #: ImageOrientationPatient values of all slices must agree to this (direction cosines).
 ORIENTATION_TOLERANCE = 1e-4
@@ -187,7 +192,10 @@ def _floats(ds: Dataset, keyword: str, count: int, path: Path) -> np.ndarray:
     """A multi-valued numeric element as float64, or GeometryError naming the file."""
     value = ds.get(keyword, None)
     try:
-        values = np.array([float(v) for v in (value if isinstance(value, Iterable) and not isinstance(value, str) else [value])], dtype=np.float64)
+        values = np.array(
+            [float(v) for v in (value if isinstance(value, Iterable) and not isinstance(value, str) else [value])],
+            dtype=np.float64,
+        )
     except (TypeError, ValueError):
         values = np.array([])
     if value is None or values.size != count or not np.all(np.isfinite(values)):
@@ -226,7 +234,13 @@ def _strip_template(ds: Dataset) -> Dataset:
         for tag in list(item.keys()):
             elem = item[tag]
             group = tag.group
-            if group == 0x7FE0 or 0x6000 <= group <= 0x60FF or 0x5000 <= group <= 0x50FF or tag == 0x00880200 or group == 0x0002:
+            if (
+                group == 0x7FE0
+                or 0x6000 <= group <= 0x60FF
+                or 0x5000 <= group <= 0x50FF
+                or tag == 0x00880200
+                or group == 0x0002
+            ):
                 del item[tag]
             elif elem.VR in _BULK_VRS and elem.value is not None and len(elem.value) > _BULK_LIMIT_BYTES:
                 del item[tag]
@@ -243,7 +257,9 @@ def _describe_series(uid: str, items: list[tuple[Path, Dataset]]) -> str:
     return f"{uid} ({description}, {len(items)} files)"
 
 
-def _select_series(folder: Path, groups: dict[str, list[tuple[Path, Dataset]]], series: str | None) -> tuple[str, list[tuple[Path, Dataset]]]:
+def _select_series(
+    folder: Path, groups: dict[str, list[tuple[Path, Dataset]]], series: str | None
+) -> tuple[str, list[tuple[Path, Dataset]]]:
     listing = "; ".join(_describe_series(uid, items) for uid, items in groups.items())
     if series is not None:
         key = str(series).strip()
@@ -251,7 +267,11 @@ def _select_series(folder: Path, groups: dict[str, list[tuple[Path, Dataset]]], 
             raise file_error(InputError, folder, f"no DICOM series with SeriesInstanceUID {key}; available: {listing}")
         return key, groups[key]
     if len(groups) > 1:
-        raise file_error(InputError, folder, f"the folder holds {len(groups)} DICOM series: {listing}; pass --series UID to choose one")
+        raise file_error(
+            InputError,
+            folder,
+            f"the folder holds {len(groups)} DICOM series: {listing}; pass --series UID to choose one",
+        )
     uid = next(iter(groups))
     return uid, groups[uid]
 
@@ -281,7 +301,9 @@ def _check_image_kind(path: Path, ds: Dataset) -> None:
         )
     for keyword in ("Rows", "Columns"):
         if keyword not in ds:
-            raise file_error(InputError, path, f"{keyword} is missing: the file is incomplete or truncated; replace or remove it")
+            raise file_error(
+                InputError, path, f"{keyword} is missing: the file is incomplete or truncated; replace or remove it"
+            )
 
 
 def _position_gaps_message(positions: np.ndarray, steps: np.ndarray, median: float) -> str:
@@ -296,7 +318,9 @@ def _position_gaps_message(positions: np.ndarray, steps: np.ndarray, median: flo
         if np.all(fits) and np.any(whole >= 2):
             gaps = np.nonzero(whole >= 2)[0]
             missing = int(np.sum(whole[gaps] - 1))
-            where = ", ".join(f"{int(whole[i] - 1)} between {positions[i]:.3f} and {positions[i + 1]:.3f} mm" for i in gaps[:5])
+            where = ", ".join(
+                f"{int(whole[i] - 1)} between {positions[i]:.3f} and {positions[i + 1]:.3f} mm" for i in gaps[:5]
+            )
             more = f" and {len(gaps) - 5} more gaps" if len(gaps) > 5 else ""
             return (
                 f"missing slice(s): {missing} slice(s) missing ({where}{more} along the slice normal, expected step"
@@ -308,7 +332,9 @@ def _position_gaps_message(positions: np.ndarray, steps: np.ndarray, median: flo
     )
 
 
-def _slice_geometry(folder: Path, items: list[tuple[Path, Dataset]]) -> tuple[list[tuple[Path, Dataset]], np.ndarray, float]:
+def _slice_geometry(
+    folder: Path, items: list[tuple[Path, Dataset]]
+) -> tuple[list[tuple[Path, Dataset]], np.ndarray, float]:
     """Sort the slices and build the LPS affine; refuse anything that is not a regular grid.
 
     Args:
@@ -335,16 +361,28 @@ def _slice_geometry(folder: Path, items: list[tuple[Path, Dataset]]) -> tuple[li
             )
         ps = _floats(ds, "PixelSpacing", 2, path)
         if not np.allclose(ps, ps0, rtol=1e-4, atol=1e-6):
-            raise file_error(GeometryError, folder, f"slices have different PixelSpacing ({first_path.name}: {ps0.tolist()}, {path.name}: {ps.tolist()}); a series must be one regular grid")
+            raise file_error(
+                GeometryError,
+                folder,
+                f"slices have different PixelSpacing ({first_path.name}: {ps0.tolist()}, {path.name}: {ps.tolist()}); a series must be one regular grid",
+            )
         size = (int(ds.Rows), int(ds.Columns))
         if size != size0:
-            raise file_error(GeometryError, folder, f"slices have different sizes (rows x columns {size0[0]}x{size0[1]} in {first_path.name}, {size[0]}x{size[1]} in {path.name}); a series must be one regular grid")
+            raise file_error(
+                GeometryError,
+                folder,
+                f"slices have different sizes (rows x columns {size0[0]}x{size0[1]} in {first_path.name}, {size[0]}x{size[1]} in {path.name}); a series must be one regular grid",
+            )
         positions.append(_floats(ds, "ImagePositionPatient", 3, path))
 
     row_dir, col_dir = iop0[:3], iop0[3:]
     norms = np.linalg.norm(row_dir), np.linalg.norm(col_dir)
     if abs(norms[0] - 1) > 1e-3 or abs(norms[1] - 1) > 1e-3 or abs(float(row_dir @ col_dir)) > 1e-3:
-        raise file_error(GeometryError, folder, f"ImageOrientationPatient {iop0.tolist()} is not two perpendicular unit vectors; the file header is corrupt")
+        raise file_error(
+            GeometryError,
+            folder,
+            f"ImageOrientationPatient {iop0.tolist()} is not two perpendicular unit vectors; the file header is corrupt",
+        )
     row_dir, col_dir = row_dir / norms[0], col_dir / norms[1]
     normal = np.cross(row_dir, col_dir)
     ipp = np.array(positions)
@@ -434,10 +472,22 @@ def _read_pixels(path: Path, forced: bool, rows: int, columns: int) -> np.ndarra
         pixels = ds.pixel_array
     except Exception as exc:  # re-raised with the file name: pydicom raises many types
         reason = " ".join(str(exc).split())[:300]
-        hint = "; install pylibjpeg / python-gdcm for compressed files" if "decod" in reason.lower() or "plugin" in reason.lower() else ""
-        raise file_error(InputError, path, f"cannot read the pixel data ({type(exc).__name__}: {reason}){hint}; replace or remove the file") from exc
+        hint = (
+            "; install pylibjpeg / python-gdcm for compressed files"
+            if "decod" in reason.lower() or "plugin" in reason.lower()
+            else ""
+        )
+        raise file_error(
+            InputError,
+            path,
+            f"cannot read the pixel data ({type(exc).__name__}: {reason}){hint}; replace or remove the file",
+        ) from exc
     if pixels.shape != (rows, columns):
-        raise file_error(InputError, path, f"pixel data of shape {pixels.shape} does not match Rows x Columns {rows}x{columns}; the file is corrupt")
+        raise file_error(
+            InputError,
+            path,
+            f"pixel data of shape {pixels.shape} does not match Rows x Columns {rows}x{columns}; the file is corrupt",
+        )
     return pixels
 
 
@@ -496,7 +546,11 @@ def _sources_per_slice(info: dict[str, Any], positions: np.ndarray, normal: np.n
         output slice lies within half a source slice step of it along the normal (both
         neighbours at an exact midpoint); empty lists when the source is unknown.
     """
-    instances = [inst for inst in info.get("source_instances") or [] if inst.get("sop_instance_uid") and inst.get("sop_class_uid")]
+    instances = [
+        inst
+        for inst in info.get("source_instances") or []
+        if inst.get("sop_instance_uid") and inst.get("sop_class_uid")
+    ]
     step = info.get("slice_spacing")
     if not instances or not step:
         return [[] for _ in positions]
@@ -659,7 +713,9 @@ class DicomAdapter(Adapter):
         if not candidates:
             subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir())
             hint = f" (sub-folders are not searched: {', '.join(subfolders[:5])})" if subfolders else ""
-            raise file_error(InputError, folder, f"no DICOM files found{hint}; pass the folder that holds the series' files")
+            raise file_error(
+                InputError, folder, f"no DICOM files found{hint}; pass the folder that holds the series' files"
+            )
 
         forced: dict[Path, bool] = {}
         groups: dict[str, list[tuple[Path, Dataset]]] = {}
@@ -669,19 +725,33 @@ class DicomAdapter(Adapter):
                 ds = pydicom.dcmread(file, stop_before_pixels=True, force=kind == "raw")
             except Exception as exc:  # re-raised with the file name: pydicom raises many types
                 reason = " ".join(str(exc).split())[:300]
-                raise file_error(InputError, file, f"not a readable DICOM file ({type(exc).__name__}: {reason}); replace or remove it") from exc
+                raise file_error(
+                    InputError,
+                    file,
+                    f"not a readable DICOM file ({type(exc).__name__}: {reason}); replace or remove it",
+                ) from exc
             if len(ds) == 0:
-                raise file_error(InputError, file, "the DICOM file holds no data elements (empty or truncated); replace or remove it")
+                raise file_error(
+                    InputError, file, "the DICOM file holds no data elements (empty or truncated); replace or remove it"
+                )
             if _is_non_image_object(ds):
                 skipped += 1
                 continue
             uid = str(ds.get("SeriesInstanceUID", "") or "")
             if not uid:
-                raise file_error(InputError, file, "SeriesInstanceUID is missing (incomplete or truncated file?); replace or remove it")
+                raise file_error(
+                    InputError,
+                    file,
+                    "SeriesInstanceUID is missing (incomplete or truncated file?); replace or remove it",
+                )
             forced[file] = kind == "raw"
             groups.setdefault(uid, []).append((file, ds))
         if not groups:
-            raise file_error(InputError, folder, f"no DICOM images found ({skipped} non-image DICOM objects such as DICOMDIR skipped)")
+            raise file_error(
+                InputError,
+                folder,
+                f"no DICOM images found ({skipped} non-image DICOM objects such as DICOMDIR skipped)",
+            )
 
         uid, items = _select_series(folder, groups, series)
         for file, ds in items:
@@ -756,11 +826,19 @@ class DicomAdapter(Adapter):
         col_spacing, row_spacing = float(np.linalg.norm(col_vec)), float(np.linalg.norm(row_vec))
         row_dir, col_dir = col_vec / col_spacing, row_vec / row_spacing
         if abs(float(row_dir @ col_dir)) > 1e-4:
-            raise file_error(OutputError, folder, "the image's first two axes are not perpendicular; DICOM slices cannot represent a sheared in-plane grid; write NIfTI instead")
+            raise file_error(
+                OutputError,
+                folder,
+                "the image's first two axes are not perpendicular; DICOM slices cannot represent a sheared in-plane grid; write NIfTI instead",
+            )
         normal = np.cross(row_dir, col_dir)
         slice_spacing = abs(float(slice_vec @ normal))
         if slice_spacing <= 0:
-            raise file_error(OutputError, folder, "the slice axis lies within the slice planes; the affine cannot be written as DICOM")
+            raise file_error(
+                OutputError,
+                folder,
+                "the slice axis lies within the slice planes; the affine cannot be written as DICOM",
+            )
 
         values = np.asarray(image.array[0])
         storage, own_dtype = _storage_dtype(image.meta, values)
@@ -817,7 +895,9 @@ class DicomAdapter(Adapter):
         base.WindowCenter, base.WindowWidth = _ds(center), _ds(width)
 
         digits = max(4, len(str(values.shape[2])))
-        positions = lps[:3, 3] + np.outer(np.arange(values.shape[2], dtype=np.float64), lps[:3, 2])  # (slices, 3) LPS mm
+        positions = lps[:3, 3] + np.outer(
+            np.arange(values.shape[2], dtype=np.float64), lps[:3, 2]
+        )  # (slices, 3) LPS mm
         sources = _sources_per_slice(info or {}, positions, normal)
         for k in range(values.shape[2]):
             ds = copy.deepcopy(base)

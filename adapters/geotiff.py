@@ -133,7 +133,9 @@ def box_to_window(box: Box) -> Window:
     return Window(col_off=c0, row_off=r0, width=c1 - c0, height=r1 - r0)
 
 
-def _normalise_box(box: Sequence[Sequence[int]], spatial: tuple[int, int], path: Path, error: type[GeoMedSRError]) -> Box:
+def _normalise_box(
+    box: Sequence[Sequence[int]], spatial: tuple[int, int], path: Path, error: type[GeoMedSRError]
+) -> Box:
     """``box`` as ints, checked to be non-empty and inside a ``(W, H)`` image."""
     try:
         (c0, c1), (r0, r1) = ((int(a), int(b)) for a, b in box)
@@ -141,7 +143,11 @@ def _normalise_box(box: Sequence[Sequence[int]], spatial: tuple[int, int], path:
         raise file_error(error, path, f"box {box!r} is not ((col_start, col_stop), (row_start, row_stop))") from exc
     width, height = spatial
     if not (0 <= c0 < c1 <= width and 0 <= r0 < r1 <= height):
-        raise file_error(error, path, f"box (({c0}, {c1}), ({r0}, {r1})) is empty or outside the image of {width} columns x {height} rows")
+        raise file_error(
+            error,
+            path,
+            f"box (({c0}, {c1}), ({r0}, {r1})) is empty or outside the image of {width} columns x {height} rows",
+        )
     return (c0, c1), (r0, r1)
 
 
@@ -181,11 +187,19 @@ def _open_dataset(path: Path) -> rasterio.io.DatasetReader:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             src = rasterio.open(path)
     except _GDAL_ERRORS as exc:
-        raise file_error(InputError, path, f"not a readable GeoTIFF ({_reason(exc)}); the file may be truncated or corrupt, or not a TIFF") from exc
+        raise file_error(
+            InputError,
+            path,
+            f"not a readable GeoTIFF ({_reason(exc)}); the file may be truncated or corrupt, or not a TIFF",
+        ) from exc
     if src.driver not in DRIVERS:
         driver = src.driver
         src.close()
-        raise file_error(InputError, path, f"not a GeoTIFF: GDAL reads it as {driver}; convert it to GeoTIFF (e.g. gdal_translate -of GTiff)")
+        raise file_error(
+            InputError,
+            path,
+            f"not a GeoTIFF: GDAL reads it as {driver}; convert it to GeoTIFF (e.g. gdal_translate -of GTiff)",
+        )
     return src
 
 
@@ -205,7 +219,11 @@ def _check_bands(path: Path, bands: Sequence[int] | None, count: int) -> tuple[i
     seen = set()
     for band in selected:
         if band in seen:
-            raise file_error(ConfigError, path, f"band {band} is selected twice; select each band once (the file has {count} bands, 1..{count})")
+            raise file_error(
+                ConfigError,
+                path,
+                f"band {band} is selected twice; select each band once (the file has {count} bands, 1..{count})",
+            )
         seen.add(band)
     return selected
 
@@ -251,7 +269,11 @@ class GeoTiffSource:
         self.bands = _check_bands(self.path, bands, src.count)
         dtypes = sorted({src.dtypes[b - 1] for b in self.bands})
         if len(dtypes) != 1:
-            raise file_error(ConfigError, self.path, f"the selected bands have different data types ({', '.join(dtypes)}); select bands of one data type")
+            raise file_error(
+                ConfigError,
+                self.path,
+                f"the selected bands have different data types ({', '.join(dtypes)}); select bands of one data type",
+            )
         self.dtype = np.dtype(dtypes[0])
         self.shape = (len(self.bands), src.width, src.height)
         self.affine = affine_from_transform(src.transform)
@@ -261,7 +283,9 @@ class GeoTiffSource:
         self._last_value_valid: tuple[Box, np.ndarray] | None = None
         if src.crs is None:
             extra = " (its GCPs are not used)" if src.gcps[0] else ""
-            warnings.warn(f"{self.path}: no CRS{extra}; the output will be on the pixel grid only", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{self.path}: no CRS{extra}; the output will be on the pixel grid only", UserWarning, stacklevel=3
+            )
         self.meta = self._build_meta()
         self._probe()
 
@@ -311,7 +335,11 @@ class GeoTiffSource:
         try:
             return self._src.read(indexes=list(self.bands), window=box_to_window(box))
         except _GDAL_ERRORS as exc:
-            raise file_error(InputError, self.path, f"cannot read pixels of window {box} ({_reason(exc)}); the file may be truncated or corrupt") from exc
+            raise file_error(
+                InputError,
+                self.path,
+                f"cannot read pixels of window {box} ({_reason(exc)}); the file may be truncated or corrupt",
+            ) from exc
 
     def _value_valid(self, raw: np.ndarray) -> np.ndarray:
         """``(bh, bw)`` validity from the values alone (nodata and NaN)."""
@@ -329,7 +357,11 @@ class GeoTiffSource:
         try:
             masks = self._src.read_masks(indexes=list(self._mask_bands), window=box_to_window(box))
         except _GDAL_ERRORS as exc:
-            raise file_error(InputError, self.path, f"cannot read the mask of window {box} ({_reason(exc)}); the file may be truncated or corrupt") from exc
+            raise file_error(
+                InputError,
+                self.path,
+                f"cannot read the mask of window {box} ({_reason(exc)}); the file may be truncated or corrupt",
+            ) from exc
         return np.all(masks != 0, axis=0)
 
     def read(self, box: Sequence[Sequence[int]]) -> np.ndarray:
@@ -377,7 +409,9 @@ class GeoTiffSource:
         box = ((0, self.shape[1]), (0, self.shape[2]))
         array = self.read(box)
         valid = self.read_valid(box)
-        return SpatialArray(array=array, affine=self.affine, meta=copy.deepcopy(self.meta), valid=None if valid.all() else valid)
+        return SpatialArray(
+            array=array, affine=self.affine, meta=copy.deepcopy(self.meta), valid=None if valid.all() else valid
+        )
 
     def close(self) -> None:
         """Close the dataset (idempotent)."""
@@ -427,7 +461,11 @@ def _check_nodata(nodata: float | None, dtype: np.dtype, path: Path) -> None:
         return
     lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max)
     if not math.isfinite(nodata) or nodata != round(nodata) or not lo <= nodata <= hi:
-        raise file_error(ConfigError, path, f"nodata {nodata} cannot be stored as {dtype.name} ({lo}..{hi}); choose another output dtype or nodata")
+        raise file_error(
+            ConfigError,
+            path,
+            f"nodata {nodata} cannot be stored as {dtype.name} ({lo}..{hi}); choose another output dtype or nodata",
+        )
 
 
 def _matching(values: Any, count: int, what: str, path: Path) -> list | None:
@@ -478,7 +516,9 @@ def _provenance_tags(provenance: dict[str, Any] | None) -> dict[str, str]:
     """``GEO_MED_SR_<KEY>`` dataset tags of a provenance dict (keys upper-cased)."""
     if not provenance:
         return {}
-    return {f"{PROVENANCE_PREFIX}{str(key).upper()}": encode_provenance_value(value) for key, value in provenance.items()}
+    return {
+        f"{PROVENANCE_PREFIX}{str(key).upper()}": encode_provenance_value(value) for key, value in provenance.items()
+    }
 
 
 def provenance_from_tags(tags: dict[str, str]) -> dict[str, Any] | None:
@@ -487,7 +527,11 @@ def provenance_from_tags(tags: dict[str, str]) -> dict[str, Any] | None:
     Keys are the tag names without ``GEO_MED_SR_``, lower-cased; values decoded with
     :func:`decode_provenance_value`.
     """
-    provenance = {key[len(PROVENANCE_PREFIX):].lower(): decode_provenance_value(value) for key, value in tags.items() if key.startswith(PROVENANCE_PREFIX)}
+    provenance = {
+        key[len(PROVENANCE_PREFIX) :].lower(): decode_provenance_value(value)
+        for key, value in tags.items()
+        if key.startswith(PROVENANCE_PREFIX)
+    }
     return provenance or None
 
 
@@ -540,7 +584,9 @@ def _set_colorinterp(dst: Any, names: Sequence[str], path: Path) -> None:
     try:
         dst.colorinterp = [ColorInterp[str(name)] for name in names]
     except (KeyError, ValueError, *_GDAL_ERRORS) as exc:
-        warnings.warn(f"{path}: colour interpretation {list(names)} not written ({_reason(exc)})", UserWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: colour interpretation {list(names)} not written ({_reason(exc)})", UserWarning, stacklevel=4
+        )
 
 
 def _layout_metadata(src: Any) -> dict[str, Any]:
@@ -578,9 +624,15 @@ def _check_blocks(path: Path, name: Path | None = None) -> None:
                         offset = src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band)
                         length = src.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band)
                         if not offset or not length or int(offset) + int(length) > size:
-                            raise file_error(OutputError, name, f"block {x},{y} of band {band} was not written completely; the disk may be full")
+                            raise file_error(
+                                OutputError,
+                                name,
+                                f"block {x},{y} of band {band} was not written completely; the disk may be full",
+                            )
     except _GDAL_ERRORS as exc:
-        raise file_error(OutputError, name, f"the written file cannot be read back ({_reason(exc)}); the disk may be full") from exc
+        raise file_error(
+            OutputError, name, f"the written file cannot be read back ({_reason(exc)}); the disk may be full"
+        ) from exc
 
 
 @functools.lru_cache(maxsize=1)
@@ -671,18 +723,26 @@ class GeoTiffSink:
         self.name = Path(path if name is None else name)
         self.shape = tuple(int(v) for v in shape)
         if len(self.shape) != 3 or min(self.shape) < 1:
-            raise file_error(ConfigError, self.name, f"GeoTIFF output needs a (C, W, H) shape with positive sizes, got {tuple(shape)}")
+            raise file_error(
+                ConfigError,
+                self.name,
+                f"GeoTIFF output needs a (C, W, H) shape with positive sizes, got {tuple(shape)}",
+            )
         self.dtype = np.dtype(dtype)
         self.cog = bool(cog)
         self.meta = meta
         info = meta.get("geotiff") or {}
-        self.nodata = decode_nodata(info.get("nodata")) if nodata is FROM_META else (None if nodata is None else float(nodata))
+        self.nodata = (
+            decode_nodata(info.get("nodata")) if nodata is FROM_META else (None if nodata is None else float(nodata))
+        )
         _check_nodata(self.nodata, self.dtype, self.name)
         self.compress = _check_compress(compress, self.name)
         self.block = _block_sizes(block_size, self.shape[1], self.shape[2], self.name)
         self.affine = np.asarray(affine, dtype=np.float64)
         if self.affine.shape != (3, 3) or not np.all(np.isfinite(self.affine)):
-            raise file_error(ConfigError, self.name, f"a GeoTIFF needs a finite 3x3 affine, got shape {self.affine.shape}")
+            raise file_error(
+                ConfigError, self.name, f"a GeoTIFF needs a finite 3x3 affine, got shape {self.affine.shape}"
+            )
         self._tiled_path = self.path.with_name(self.path.name + ".tiled.tif") if self.cog else self.path
         self._created: list[Path] = []
         self._done = False
@@ -702,7 +762,13 @@ class GeoTiffSink:
         return 3 if self.dtype.kind == "f" else 2
 
     def _creation_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"tiled": True, "blockxsize": self.block[0], "blockysize": self.block[1], "BIGTIFF": "IF_SAFER", "interleave": "pixel"}
+        options: dict[str, Any] = {
+            "tiled": True,
+            "blockxsize": self.block[0],
+            "blockysize": self.block[1],
+            "BIGTIFF": "IF_SAFER",
+            "interleave": "pixel",
+        }
         if self.compress:
             options["compress"] = self.compress
         if self._predictor():
@@ -710,7 +776,11 @@ class GeoTiffSink:
         return options
 
     def _write_error(self, exc: BaseException, action: str) -> OutputError:
-        return file_error(OutputError, self.name, f"could not {action} ({_reason(exc)}); the disk may be full or the folder not writable")
+        return file_error(
+            OutputError,
+            self.name,
+            f"could not {action} ({_reason(exc)}); the disk may be full or the folder not writable",
+        )
 
     def _open(self) -> None:
         info = self.meta.get("geotiff") or {}
@@ -718,10 +788,20 @@ class GeoTiffSink:
         try:
             crs = CRS.from_user_input(info["crs"]) if info.get("crs") else None
         except (CRSError, *_GDAL_ERRORS) as exc:
-            raise file_error(ConfigError, self.name, f"meta crs is not a CRS GDAL understands ({_reason(exc)}); expected WKT or 'EPSG:<code>'") from exc
+            raise file_error(
+                ConfigError,
+                self.name,
+                f"meta crs is not a CRS GDAL understands ({_reason(exc)}); expected WKT or 'EPSG:<code>'",
+            ) from exc
         profile = {
-            "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": self.dtype.name,
-            "crs": crs, "transform": transform_from_affine(self.affine), "nodata": self.nodata,
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "count": count,
+            "dtype": self.dtype.name,
+            "crs": crs,
+            "transform": transform_from_affine(self.affine),
+            "nodata": self.nodata,
             **self._creation_options(),
         }
         self._created.append(self._tiled_path)
@@ -752,9 +832,17 @@ class GeoTiffSink:
         (c0, c1), (r0, r1) = box
         expected = (self.shape[0], c1 - c0, r1 - r0)
         if tuple(data.shape) != expected:
-            raise file_error(OutputError, self.name, f"window data of shape {tuple(data.shape)} does not match box {box}; expected {expected}")
+            raise file_error(
+                OutputError,
+                self.name,
+                f"window data of shape {tuple(data.shape)} does not match box {box}; expected {expected}",
+            )
         if data.dtype != self.dtype:
-            raise file_error(OutputError, self.name, f"window data has dtype {data.dtype} but the output is {self.dtype}; cast it first (geo_med_sr.dtypes.cast_to_dtype)")
+            raise file_error(
+                OutputError,
+                self.name,
+                f"window data has dtype {data.dtype} but the output is {self.dtype}; cast it first (geo_med_sr.dtypes.cast_to_dtype)",
+            )
         try:
             with self._env():
                 self._dst.write(np.ascontiguousarray(data.transpose(0, 2, 1)), window=box_to_window(box))
@@ -814,7 +902,11 @@ class GeoTiffSink:
 
         profile = dict(cog_profiles.get("deflate"))
         profile.update(
-            driver="GTiff", compress=(self.compress or "none").upper(), blockxsize=self.block[0], blockysize=self.block[1], BIGTIFF="IF_SAFER",
+            driver="GTiff",
+            compress=(self.compress or "none").upper(),
+            blockxsize=self.block[0],
+            blockysize=self.block[1],
+            BIGTIFF="IF_SAFER",
         )
         if self._predictor():
             profile["predictor"] = self._predictor()
@@ -842,10 +934,18 @@ class GeoTiffSink:
             with rasterio.open(self.path) as cog:
                 got = _layout_metadata(cog)
         if got["grid"] != expected["grid"]:
-            raise file_error(OutputError, self.name, f"the COG copy changed the grid ({got['grid'][0]} vs {expected['grid'][0]}); write with cog=False and report this")
+            raise file_error(
+                OutputError,
+                self.name,
+                f"the COG copy changed the grid ({got['grid'][0]} vs {expected['grid'][0]}); write with cog=False and report this",
+            )
         changed = sorted(key for key in expected if got[key] != expected[key])
         if changed:
-            warnings.warn(f"{self.name}: the COG copy did not keep the {', '.join(changed)} of the tiled file", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{self.name}: the COG copy did not keep the {', '.join(changed)} of the tiled file",
+                UserWarning,
+                stacklevel=3,
+            )
         self._tiled_path.unlink()
 
 
@@ -904,7 +1004,11 @@ class GeoTiffAdapter(Adapter):
         """
         path = Path(path)
         if image.spatial_dims != 2:
-            raise file_error(OutputError, path, f"GeoTIFF output needs 2 spatial axes (C, W, H), got an image of shape {image.array.shape}")
+            raise file_error(
+                OutputError,
+                path,
+                f"GeoTIFF output needs 2 spatial axes (C, W, H), got an image of shape {image.array.shape}",
+            )
         dtype = np.dtype(image.meta.get("dtype") or image.array.dtype)
         array = image.array if image.array.dtype == dtype else cast_to_dtype(image.array, dtype)
         nodata = decode_nodata((image.meta.get("geotiff") or {}).get("nodata"))
@@ -912,7 +1016,9 @@ class GeoTiffAdapter(Adapter):
         if image.valid is not None and nodata is not None and not image.valid.all():
             array = np.where(image.valid[np.newaxis], array, np.asarray(nodata, dtype=dtype))
         _, width, height = array.shape
-        with GeoTiffSink(path, array.shape, image.affine, image.meta, dtype, nodata=nodata, cog=cog, block_size=block_size) as sink:
+        with GeoTiffSink(
+            path, array.shape, image.affine, image.meta, dtype, nodata=nodata, cog=cog, block_size=block_size
+        ) as sink:
             sink.write(((0, width), (0, height)), array)
 
     @classmethod
@@ -966,7 +1072,18 @@ class GeoTiffAdapter(Adapter):
         ``name`` is the path that error messages name (the user's output when ``path`` is a
         temporary target); default ``path``.
         """
-        return GeoTiffSink(path, shape, affine, meta, dtype, nodata=nodata, cog=cog, block_size=block_size, compress=compress, name=name)
+        return GeoTiffSink(
+            path,
+            shape,
+            affine,
+            meta,
+            dtype,
+            nodata=nodata,
+            cog=cog,
+            block_size=block_size,
+            compress=compress,
+            name=name,
+        )
 
     @classmethod
     def describe(cls, image: SpatialArray) -> dict[str, Any]:

@@ -97,7 +97,9 @@ class NiftiAdapter(Adapter):
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise file_error(InputError, path, f"expected a NIfTI image, nibabel read a {type(img).__name__}")
         if data.ndim > 4 or data.ndim < 2:
-            raise file_error(InputError, path, f"NIfTI data of shape {data.shape} is not supported: expected 2D, 3D or 4D")
+            raise file_error(
+                InputError, path, f"NIfTI data of shape {data.shape} is not supported: expected 2D, 3D or 4D"
+            )
         while data.ndim < 3:
             data = data[..., np.newaxis]
         array = data[np.newaxis] if data.ndim == 3 else np.moveaxis(data, 3, 0)

@@ -53,16 +53,48 @@ from .geotiff import _GDAL_ERRORS, _area_or_point, _crs_label, _reason
 
 #: numpy dtype name -> GDAL data type name (the ``dataType`` attribute of a VRT band).
 GDAL_TYPES = {
-    "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
-    "uint64": "UInt64", "int64": "Int64", "float32": "Float32", "float64": "Float64",
-    "complex64": "CFloat32", "complex128": "CFloat64",
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "uint64": "UInt64",
+    "int64": "Int64",
+    "float32": "Float32",
+    "float64": "Float64",
+    "complex64": "CFloat32",
+    "complex128": "CFloat64",
 }
 #: GDAL colour interpretation names by GDALColorInterp value 0..25 (later ones, SAR_*, match
 #: rasterio's names case-insensitively).
 GDAL_COLOR_NAMES = (
-    "Undefined", "Gray", "Palette", "Red", "Green", "Blue", "Alpha", "Hue", "Saturation", "Lightness",
-    "Cyan", "Magenta", "Yellow", "Black", "YCbCr_Y", "YCbCr_Cb", "YCbCr_Cr",
-    "Pan", "Coastal", "RedEdge", "NIR", "SWIR", "MWIR", "LWIR", "TIR", "OtherIR",
+    "Undefined",
+    "Gray",
+    "Palette",
+    "Red",
+    "Green",
+    "Blue",
+    "Alpha",
+    "Hue",
+    "Saturation",
+    "Lightness",
+    "Cyan",
+    "Magenta",
+    "Yellow",
+    "Black",
+    "YCbCr_Y",
+    "YCbCr_Cb",
+    "YCbCr_Cr",
+    "Pan",
+    "Coastal",
+    "RedEdge",
+    "NIR",
+    "SWIR",
+    "MWIR",
+    "LWIR",
+    "TIR",
+    "OtherIR",
 )
 #: largest distance (pixels) of a tile origin from a whole pixel of the mosaic grid.
 ALIGN_TOLERANCE_PX = 1e-6
@@ -109,11 +141,21 @@ def _read_tile(path: Path) -> _Tile:
             with rasterio.open(path) as src:
                 block_rows, block_cols = src.block_shapes[0]
                 return _Tile(
-                    path=path, width=src.width, height=src.height, count=src.count, dtype=src.dtypes[0], dtypes=tuple(src.dtypes),
-                    crs_wkt=src.crs.to_wkt() if src.crs else None, transform=src.transform, nodata=src.nodata,
-                    descriptions=tuple(src.descriptions), colorinterp=tuple(_gdal_colorinterp(c) for c in src.colorinterp),
-                    scales=tuple(float(s) for s in src.scales), offsets=tuple(float(o) for o in src.offsets),
-                    units=tuple(u or "" for u in src.units), block=(int(block_cols), int(block_rows)),
+                    path=path,
+                    width=src.width,
+                    height=src.height,
+                    count=src.count,
+                    dtype=src.dtypes[0],
+                    dtypes=tuple(src.dtypes),
+                    crs_wkt=src.crs.to_wkt() if src.crs else None,
+                    transform=src.transform,
+                    nodata=src.nodata,
+                    descriptions=tuple(src.descriptions),
+                    colorinterp=tuple(_gdal_colorinterp(c) for c in src.colorinterp),
+                    scales=tuple(float(s) for s in src.scales),
+                    offsets=tuple(float(o) for o in src.offsets),
+                    units=tuple(u or "" for u in src.units),
+                    block=(int(block_cols), int(block_rows)),
                     area_or_point=_area_or_point(src.tags().get("AREA_OR_POINT")),
                 )
     except _GDAL_ERRORS as exc:
@@ -140,14 +182,22 @@ def _check_compatible(tile: _Tile, ref: _Tile) -> None:
         return file_error(OutputError, tile.path, f"{problem} of the first input {ref.path}; {hint}")
 
     if len(set(tile.dtypes)) != 1:
-        raise file_error(OutputError, tile.path, f"its bands have different data types ({', '.join(tile.dtypes)}); a VRT band has one data type")
+        raise file_error(
+            OutputError,
+            tile.path,
+            f"its bands have different data types ({', '.join(tile.dtypes)}); a VRT band has one data type",
+        )
     if tile.count != ref.count:
         raise refuse(f"has {tile.count} bands, not the {ref.count}")
     if tile.dtype != ref.dtype:
         raise refuse(f"has data type {tile.dtype}, not the {ref.dtype}")
-    if (tile.crs_wkt is None) != (ref.crs_wkt is None) or (tile.crs_wkt and CRS.from_wkt(tile.crs_wkt) != CRS.from_wkt(ref.crs_wkt)):
+    if (tile.crs_wkt is None) != (ref.crs_wkt is None) or (
+        tile.crs_wkt and CRS.from_wkt(tile.crs_wkt) != CRS.from_wkt(ref.crs_wkt)
+    ):
         label, ref_label = _crs_label(tile.crs_wkt) or "none", _crs_label(ref.crs_wkt) or "none"
-        raise refuse(f"has CRS {label}, not the {ref_label}", "reproject the tiles to one CRS first (e.g. gdalwarp -t_srs)")
+        raise refuse(
+            f"has CRS {label}, not the {ref_label}", "reproject the tiles to one CRS first (e.g. gdalwarp -t_srs)"
+        )
     if not _same_nodata(tile.nodata, ref.nodata):
         raise refuse(f"has nodata {tile.nodata}, not the {ref.nodata}", "set one nodata value on every tile")
     lin, ref_lin = _linear(tile.transform), _linear(ref.transform)
@@ -215,7 +265,9 @@ def _rect(parent: ET.Element, tag: str, x: int, y: int, w: int, h: int) -> None:
     ET.SubElement(parent, tag, xOff=str(x), yOff=str(y), xSize=str(w), ySize=str(h))
 
 
-def _band_element(root: ET.Element, band: int, tiles: list[_Tile], offsets: list[tuple[int, int]], vrt_dir: Path) -> None:
+def _band_element(
+    root: ET.Element, band: int, tiles: list[_Tile], offsets: list[tuple[int, int]], vrt_dir: Path
+) -> None:
     """One ``VRTRasterBand`` with a source per tile; band properties from the first tile."""
     ref = tiles[0]
     i = band - 1
@@ -238,8 +290,13 @@ def _band_element(root: ET.Element, band: int, tiles: list[_Tile], offsets: list
         ET.SubElement(source, "SourceFilename", relativeToVRT=relative).text = text
         ET.SubElement(source, "SourceBand").text = str(band)
         ET.SubElement(
-            source, "SourceProperties", RasterXSize=str(tile.width), RasterYSize=str(tile.height), DataType=gdal_type,
-            BlockXSize=str(tile.block[0]), BlockYSize=str(tile.block[1]),
+            source,
+            "SourceProperties",
+            RasterXSize=str(tile.width),
+            RasterYSize=str(tile.height),
+            DataType=gdal_type,
+            BlockXSize=str(tile.block[0]),
+            BlockYSize=str(tile.block[1]),
         )
         _rect(source, "SrcRect", 0, 0, tile.width, tile.height)
         _rect(source, "DstRect", x, y, tile.width, tile.height)

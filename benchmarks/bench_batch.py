@@ -34,7 +34,14 @@ from pathlib import Path
 import numpy as np
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-REAL = ["mri/T2w_1x1x2mm.nii.gz", "mri/MR_Gd_T1gd_1mm_iso.nii.gz", "dicom/mr_t1_fl2d_sag_HFS", "geotiff/l8_B4.tif", "geotiff/LC08_232066_20190727.tif", "geotiff/RGB.byte.tif"]
+REAL = [
+    "mri/T2w_1x1x2mm.nii.gz",
+    "mri/MR_Gd_T1gd_1mm_iso.nii.gz",
+    "dicom/mr_t1_fl2d_sag_HFS",
+    "geotiff/l8_B4.tif",
+    "geotiff/LC08_232066_20190727.tif",
+    "geotiff/RGB.byte.tif",
+]
 
 
 def synthetic_inputs(folder: Path) -> list[Path]:
@@ -55,11 +62,23 @@ def synthetic_inputs(folder: Path) -> list[Path]:
         nib.save(nib.Nifti1Image(volume, np.diag([1.0, 1.0, 2.0, 1.0])), folder / name)
         paths.append(folder / name)
     volume = io.read(paths[0])
-    io.write(SpatialArray(volume.array[:, :, :, :35].astype(np.int16), volume.affine, {"dtype": "int16"}), folder / "series")
+    io.write(
+        SpatialArray(volume.array[:, :, :, :35].astype(np.int16), volume.affine, {"dtype": "int16"}), folder / "series"
+    )
     paths.append(folder / "series")
     for name, (size, bands) in {"b4.tif": (620, 1), "lc08.tif": (320, 6), "rgb.tif": (760, 3)}.items():
         values = rng.integers(0, 4000, (bands, size, size)).astype("uint16")
-        with rasterio.open(folder / name, "w", driver="GTiff", width=size, height=size, count=bands, dtype="uint16", crs="EPSG:32618", transform=from_origin(500_000, 4_500_000, 30, 30)) as dst:
+        with rasterio.open(
+            folder / name,
+            "w",
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=bands,
+            dtype="uint16",
+            crs="EPSG:32618",
+            transform=from_origin(500_000, 4_500_000, 30, 30),
+        ) as dst:
             dst.write(values)
         paths.append(folder / name)
     return paths
@@ -88,7 +107,15 @@ def run_way(way: str, inputs: list[Path], out: Path) -> dict:
             raise SystemExit(report.table())
     seconds = time.perf_counter() - start
     busy = sum(per_file.values())
-    return {"way": way, "files": len(inputs), "seconds": seconds, "files_per_min": 60 * len(inputs) / seconds, "task_seconds": busy, "statuses": sorted(set(statuses)), "per_file_seconds": per_file}
+    return {
+        "way": way,
+        "files": len(inputs),
+        "seconds": seconds,
+        "files_per_min": 60 * len(inputs) / seconds,
+        "task_seconds": busy,
+        "statuses": sorted(set(statuses)),
+        "per_file_seconds": per_file,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,11 +136,17 @@ def main(argv: list[str] | None = None) -> int:
         row["vs_serial"] = serial / row["seconds"]
     print(f"{'way':8} {'files':>5} {'seconds':>8} {'files/min':>9} {'x serial':>8} {'task s':>7}  statuses")
     for row in rows:
-        print(f"{row['way']:8} {row['files']:5d} {row['seconds']:8.1f} {row['files_per_min']:9.2f} {row['vs_serial']:8.2f} {row['task_seconds']:7.1f}  {','.join(row['statuses'])}")
+        print(
+            f"{row['way']:8} {row['files']:5d} {row['seconds']:8.1f} {row['files_per_min']:9.2f} {row['vs_serial']:8.2f} {row['task_seconds']:7.1f}  {','.join(row['statuses'])}"
+        )
     result = {
         "inputs": "shared" if real else "synthetic",
         "input_names": [p.name for p in inputs],
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": sys.version.split()[0]},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": sys.version.split()[0],
+        },
         "rows": rows,
     }
     if args.json:

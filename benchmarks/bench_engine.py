@@ -125,7 +125,9 @@ def normalised_input(case: str, src: Path):
     image = io.read(src)
     config = SRConfig().updated(model={"name": CASES[case]["model"]})
     source = ArraySource(image.array, image.valid)
-    normalizer, stats = fit_normalizer(config, source, "geo" if case == "sat2d" else "medical", (CASES[case]["scale"],) * image.spatial_dims)
+    normalizer, stats = fit_normalizer(
+        config, source, "geo" if case == "sat2d" else "medical", (CASES[case]["scale"],) * image.spatial_dims
+    )
     return normalizer.forward(image.array, stats), stats
 
 
@@ -172,7 +174,14 @@ def worker(case: str, way: str, src: Path, out_dir: Path, args: argparse.Namespa
 
         config = SRConfig().updated(
             model={"name": CASES[case]["model"]},
-            inference={"patch_size": args.patch, "column_size": args.column, "chunk_mb": args.chunk_mb, "batch_size": args.batch, "device": args.device, "amp": args.amp},
+            inference={
+                "patch_size": args.patch,
+                "column_size": args.column,
+                "chunk_mb": args.chunk_mb,
+                "batch_size": args.batch,
+                "device": args.device,
+                "amp": args.amp,
+            },
             output={"dtype": "float32"},
         )
         dst = out_dir / f"{case}_engine{CASES[case]['suffix']}"
@@ -200,17 +209,24 @@ def worker(case: str, way: str, src: Path, out_dir: Path, args: argparse.Namespa
                 roi = args.patch + 2 * halo
                 overlap = 2 * halo / roi
                 t0 = time.perf_counter()
-                y = sliding_window_inference(xt, roi, args.batch, predictor, overlap=overlap, mode="gaussian", sw_device=device, device="cpu")
+                y = sliding_window_inference(
+                    xt, roi, args.batch, predictor, overlap=overlap, mode="gaussian", sw_device=device, device="cpu"
+                )
                 result["seconds"] = time.perf_counter() - t0
                 result["peak_rss_mb"] = peak_rss_mb()
-                result["probes"] = [y[0][(slice(None),) + tuple(slice(a * scale, b * scale) for a, b in box)].numpy() for box in probe_boxes(spatial, args.probe)]
+                result["probes"] = [
+                    y[0][(slice(None),) + tuple(slice(a * scale, b * scale) for a, b in box)].numpy()
+                    for box in probe_boxes(spatial, args.probe)
+                ]
                 result["out_vox"] = int(y[0].numel())
             elif way == "floor":
                 tiles = floor_tiles(spatial, args.patch)
                 t0 = time.perf_counter()
                 for i in range(0, len(tiles), args.batch):
                     group = tiles[i : i + args.batch]
-                    for shape in dict.fromkeys(tuple(b - a for a, b in t) for t in group):  # equal shapes batch together
+                    for shape in dict.fromkeys(
+                        tuple(b - a for a, b in t) for t in group
+                    ):  # equal shapes batch together
                         same = [t for t in group if tuple(b - a for a, b in t) == shape]
                         batch = torch.stack([xt[0][(slice(None),) + tuple(slice(a, b) for a, b in t)] for t in same])
                         predictor(batch.to(device))
@@ -245,7 +261,10 @@ def read_probes(dst: Path, case: str, spatial: tuple[int, ...], scale: int, stat
 
     out = io.read(dst).array
     return [
-        np.asarray(Normalizer.forward(out[(slice(None),) + tuple(slice(a * scale, b * scale) for a, b in box)], stats), np.float32)
+        np.asarray(
+            Normalizer.forward(out[(slice(None),) + tuple(slice(a * scale, b * scale) for a, b in box)], stats),
+            np.float32,
+        )
         for box in probe_boxes(spatial, size)
     ]
 
@@ -255,7 +274,23 @@ def read_probes(dst: Path, case: str, spatial: tuple[int, ...], scale: int, stat
 
 def run_worker(case: str, way: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
     out = work / f"{case}_{way}.npz"
-    cmd = [sys.executable, __file__, "--worker", case, way, str(src), str(out), "--patch", str(args.patch), "--batch", str(args.batch), "--device", args.device, "--probe", str(args.probe)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        case,
+        way,
+        str(src),
+        str(out),
+        "--patch",
+        str(args.patch),
+        "--batch",
+        str(args.batch),
+        "--device",
+        args.device,
+        "--probe",
+        str(args.probe),
+    ]
     cmd += ["--column", str(args.column)] if args.column else []
     cmd += ["--chunk-mb", str(args.chunk_mb)] if args.chunk_mb else []
     if args.amp:
@@ -277,15 +312,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-3d", nargs=3, type=int, default=[192, 224, 192], metavar=("X", "Y", "Z"))
     parser.add_argument("--size-2d", type=int, default=4096)
     parser.add_argument("--patch", type=int, default=None, help="tile size in LR pixels (default: 64 in 3D, 256 in 2D)")
-    parser.add_argument("--batch", type=int, default=None, help="tiles/columns per forward pass (default: 1 in 3D, 4 in 2D)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="tiles/columns per forward pass (default: 1 in 3D, 4 in 2D)"
+    )
     parser.add_argument("--probe", type=int, default=None, help="probe window size (default: 40 in 3D, 160 in 2D)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--column", type=int, default=None, help="engine: largest streamed column size (default: the engine's, 256)")
-    parser.add_argument("--chunk-mb", type=float, default=None, help="engine: size target of a streamed chunk's widest feature buffer (default: the engine's, 32)")
+    parser.add_argument(
+        "--column", type=int, default=None, help="engine: largest streamed column size (default: the engine's, 256)"
+    )
+    parser.add_argument(
+        "--chunk-mb",
+        type=float,
+        default=None,
+        help="engine: size target of a streamed chunk's widest feature buffer (default: the engine's, 32)",
+    )
     parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA for (a)")
-    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS), help="which ways to run (ratios need all three)")
-    parser.add_argument("--model", default=None, help="bundled name or checkpoint replacing the case's network (e.g. sat-edsr-x2-fast)")
-    parser.add_argument("--project", type=int, default=10980, help="also project (a)'s time for a PROJECT^2 4-band scene x2 (2D case)")
+    parser.add_argument(
+        "--ways", nargs="+", choices=WAYS, default=list(WAYS), help="which ways to run (ratios need all three)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="bundled name or checkpoint replacing the case's network (e.g. sat-edsr-x2-fast)"
+    )
+    parser.add_argument(
+        "--project", type=int, default=10980, help="also project (a)'s time for a PROJECT^2 4-band scene x2 (2D case)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -314,8 +364,15 @@ def main(argv: list[str] | None = None) -> int:
             for way in args.ways:
                 r = results[way]
                 row = {
-                    "case": case, "way": way, "model": CASES[case]["model"], "device": args.device, "patch": case_args.patch, "halo": halo, "batch": case_args.batch,
-                    "seconds": round(r["seconds"], 3), "out_mvox_per_s": round(r["out_vox"] / r["seconds"] / 1e6, 3),
+                    "case": case,
+                    "way": way,
+                    "model": CASES[case]["model"],
+                    "device": args.device,
+                    "patch": case_args.patch,
+                    "halo": halo,
+                    "batch": case_args.batch,
+                    "seconds": round(r["seconds"], 3),
+                    "out_mvox_per_s": round(r["out_vox"] / r["seconds"] / 1e6, 3),
                     "peak_rss_mb": round(r["peak_rss_mb"], 1),
                 }
                 if "cuda_peak_mb" in r:
@@ -333,17 +390,40 @@ def main(argv: list[str] | None = None) -> int:
                 engine_row["vs_floor_time"] = round(a["seconds"] / c["seconds"], 3)
             if a and case == "sat2d":
                 rate = a["out_vox"] / a["seconds"]  # output pixels x bands per second
-                engine_row[f"projection_{args.project}_min"] = round(args.project**2 * 4 * CASES[case]["scale"] ** 2 / rate / 60, 1)
+                engine_row[f"projection_{args.project}_min"] = round(
+                    args.project**2 * 4 * CASES[case]["scale"] ** 2 / rate / 60, 1
+                )
     print_table(rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+        meta = {
+            "machine": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        }
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     return 0
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["case", "way", "model", "patch", "halo", "seconds", "out_mvox_per_s", "peak_rss_mb", "cuda_peak_mb", "max_abs_diff", "max_abs_diff_centre", "vs_monai_speed", "vs_monai_rss", "vs_floor_time", *sorted({k for r in rows for k in r if k.startswith("projection_")})]
+    cols = [
+        "case",
+        "way",
+        "model",
+        "patch",
+        "halo",
+        "seconds",
+        "out_mvox_per_s",
+        "peak_rss_mb",
+        "cuda_peak_mb",
+        "max_abs_diff",
+        "max_abs_diff_centre",
+        "vs_monai_speed",
+        "vs_monai_rss",
+        "vs_floor_time",
+        *sorted({k for r in rows for k in r if k.startswith("projection_")}),
+    ]
     cols = [c for c in cols if any(c in r for r in rows)]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -54,7 +54,9 @@ def machine() -> str:
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         model = names[0] if names else model
     return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
 
@@ -69,7 +71,10 @@ def run(shared: Path, out: Path, names: list[str], patch_size: int, budget: floa
                 print(f"skip {name} {rel}: {path} not found", file=sys.stderr)
                 continue
             # Larger tiles than the default 64: results are tile-invariant, time is not.
-            config = SRConfig().updated(inference={"patch_size": patch_size if path.suffix == ".tif" else PATCH_3D}, model={"budget": budget, "fast": name.endswith("-fast")})
+            config = SRConfig().updated(
+                inference={"patch_size": patch_size if path.suffix == ".tif" else PATCH_3D},
+                model={"budget": budget, "fast": name.endswith("-fast")},
+            )
             start = time.perf_counter()
             result = evaluate(path, scale, methods, config=config)
             result["case"], result["file"], result["targets_db"] = name, rel, targets
@@ -80,7 +85,10 @@ def run(shared: Path, out: Path, names: list[str], patch_size: int, budget: floa
 
 
 def table(out: Path) -> str:
-    rows = ["| case | file | scale | bicubic | bspline | bspline-ibp | method | PSNR dB | gain over best of bicubic/bspline | gain over bspline-ibp | target | met |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| case | file | scale | bicubic | bspline | bspline-ibp | method | PSNR dB | gain over best of bicubic/bspline | gain over bspline-ibp | target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(out.glob("*.json")):
         result = json.loads(path.read_text())
         psnr = {m["method"]: m["psnr"] for m in result["methods"]}
@@ -90,7 +98,11 @@ def table(out: Path) -> str:
                 continue
             target = result.get("targets_db", {}).get(method)
             g = gain[method]
-            met = "" if target is None else ("yes" if g["over_classical"] >= target else f"no ({g['over_classical'] - target:+.2f})")
+            met = (
+                ""
+                if target is None
+                else ("yes" if g["over_classical"] >= target else f"no ({g['over_classical'] - target:+.2f})")
+            )
             rows.append(
                 f"| {result['case']} | {Path(result['file']).name} | {','.join(map(str, result['scale']))} | {psnr['bicubic']:.2f} | {psnr['bspline']:.2f} | {psnr['bspline-ibp']:.2f} "
                 f"| {method} | {psnr[method]:.2f} | {g['over_classical']:+.2f} | {g['over_bspline_ibp']:+.2f} | {'' if target is None else f'>= +{target:.1f}'} | {met} |"
@@ -100,11 +112,17 @@ def table(out: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"), help="shared data folder (default ../shared/data)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality"), help="folder for one JSON per case and file")
+    parser.add_argument(
+        "--shared", type=Path, default=Path("../shared/data"), help="shared data folder (default ../shared/data)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/quality"), help="folder for one JSON per case and file"
+    )
     parser.add_argument("--only", nargs="+", choices=sorted(CASES), default=None, help="cases to run (default: all)")
     parser.add_argument("--patch-size", type=int, default=512, help="tile size for 2D scenes (default 512)")
-    parser.add_argument("--budget", type=float, default=None, help="--method self budget in seconds (default: the product default)")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="--method self budget in seconds (default: the product default)"
+    )
     parser.add_argument("--table", action="store_true", help="print the Markdown table of the JSONs in --out and exit")
     args = parser.parse_args()
     if args.table:

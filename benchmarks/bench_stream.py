@@ -38,9 +38,20 @@ def make_raster(path: Path, size: int, bands: int = 4, block: int = 512, nodata:
     """Write a ``size`` x ``size`` uint16 raster window by window (memory stays small), with a
     nodata collar (value 0) unless ``nodata`` is False."""
     profile = {
-        "driver": "GTiff", "width": size, "height": size, "count": bands, "dtype": "uint16",
-        "crs": "EPSG:32618", "transform": from_origin(500000.0, 4500000.0, 30.0, 30.0), "nodata": 0 if nodata else None,
-        "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate", "predictor": 2, "BIGTIFF": "IF_SAFER",
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": bands,
+        "dtype": "uint16",
+        "crs": "EPSG:32618",
+        "transform": from_origin(500000.0, 4500000.0, 30.0, 30.0),
+        "nodata": 0 if nodata else None,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
+        "predictor": 2,
+        "BIGTIFF": "IF_SAFER",
     }
     rng = np.random.default_rng(0)
     with rasterio.open(path, "w", **profile) as dst:
@@ -97,7 +108,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 16000])
     parser.add_argument("--patch-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary folder, removed afterwards)")
+    parser.add_argument(
+        "--workdir", default=None, help="scratch folder (default: a temporary folder, removed afterwards)"
+    )
     parser.add_argument("--json", default="benchmarks/results/bench_stream.json")
     args = parser.parse_args()
 
@@ -114,9 +127,20 @@ def main() -> None:
             gen = time.perf_counter() - t0
             wall, upscale, rss = run_one(src, dst, model, args.patch_size, args.batch_size)
             out_mpx = (2 * size) ** 2 / 1e6
-            rows.append({"size": size, "output_mpx": out_mpx, "process_s": wall, "upscale_s": upscale, "startup_s": wall - upscale,
-                         "mpx_per_s": out_mpx / upscale, "us_per_output_px": upscale / out_mpx, "peak_rss_mb": rss,
-                         "output_mb": dst.stat().st_size / 1e6, "generate_s": gen})
+            rows.append(
+                {
+                    "size": size,
+                    "output_mpx": out_mpx,
+                    "process_s": wall,
+                    "upscale_s": upscale,
+                    "startup_s": wall - upscale,
+                    "mpx_per_s": out_mpx / upscale,
+                    "us_per_output_px": upscale / out_mpx,
+                    "peak_rss_mb": rss,
+                    "output_mb": dst.stat().st_size / 1e6,
+                    "generate_s": gen,
+                }
+            )
             print(f"  {size}^2 done: {upscale:.1f} s upscale ({wall:.1f} s process), peak RSS {rss:.0f} MB", flush=True)
             src.unlink()
             dst.unlink()
@@ -125,18 +149,27 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     base = rows[0]
-    print(f"\n{'input':>12} {'output Mpx':>11} {'upscale s':>10} {'process s':>10} {'Mpx/s':>7} {'us/px':>7} {'peak RSS MB':>12} {'RSS vs first':>13}")
+    print(
+        f"\n{'input':>12} {'output Mpx':>11} {'upscale s':>10} {'process s':>10} {'Mpx/s':>7} {'us/px':>7} {'peak RSS MB':>12} {'RSS vs first':>13}"
+    )
     for r in rows:
         r["rss_ratio"] = r["peak_rss_mb"] / base["peak_rss_mb"]
         r["time_per_px_ratio"] = r["us_per_output_px"] / base["us_per_output_px"]
-        print(f"{r['size']:>6}^2 x4 {r['output_mpx']:>11.0f} {r['upscale_s']:>10.1f} {r['process_s']:>10.1f} {r['mpx_per_s']:>7.2f} {r['us_per_output_px']:>7.3f} {r['peak_rss_mb']:>12.0f} {r['rss_ratio']:>12.2f}x")
+        print(
+            f"{r['size']:>6}^2 x4 {r['output_mpx']:>11.0f} {r['upscale_s']:>10.1f} {r['process_s']:>10.1f} {r['mpx_per_s']:>7.2f} {r['us_per_output_px']:>7.3f} {r['peak_rss_mb']:>12.0f} {r['rss_ratio']:>12.2f}x"
+        )
     result = {
-        "benchmark": "bench_stream", "command": " ".join(sys.argv), "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "model": "edsr features=16 num_blocks=2, in_channels=4, untrained (same arithmetic as trained)", "rows": rows,
+        "benchmark": "bench_stream",
+        "command": " ".join(sys.argv),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "model": "edsr features=16 num_blocks=2, in_channels=4, untrained (same arithmetic as trained)",
+        "rows": rows,
         "targets": {"rss_ratio_max": 1.3, "rss_mb_max": 2048, "time_per_px_spread_max": 0.2},
         "met": {
-            "rss_ratio": rows[-1]["rss_ratio"] <= 1.3, "rss_abs": rows[-1]["peak_rss_mb"] < 2048,
-            "time_per_px": max(r["us_per_output_px"] for r in rows) / min(r["us_per_output_px"] for r in rows) - 1 <= 0.2,
+            "rss_ratio": rows[-1]["rss_ratio"] <= 1.3,
+            "rss_abs": rows[-1]["peak_rss_mb"] < 2048,
+            "time_per_px": max(r["us_per_output_px"] for r in rows) / min(r["us_per_output_px"] for r in rows) - 1
+            <= 0.2,
         },
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ import torch
 def scene(n: int = 512) -> np.ndarray:
     y, x = np.mgrid[0:n, 0:n].astype(np.float32)
     rng = np.random.default_rng(0)
-    return (np.sin(x / 9.0) * np.cos(y / 13.0) + 0.3 * np.sin((x + 2 * y) / 5.0) + 0.05 * rng.normal(size=(n, n))).astype(np.float32)[None]
+    return (
+        np.sin(x / 9.0) * np.cos(y / 13.0) + 0.3 * np.sin((x + 2 * y) / 5.0) + 0.05 * rng.normal(size=(n, n))
+    ).astype(np.float32)[None]
 
 
 def main() -> None:
@@ -38,14 +40,19 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here")
-    from geo_med_sr.checkpoint import load_checkpoint
     from geo_med_sr.bundled import find
+    from geo_med_sr.checkpoint import load_checkpoint
     from geo_med_sr.inference.resolver import SuperResolver
 
     net, _ = load_checkpoint(find("sat-edsr-x2").path)
     x = scene()
     rows, outputs = [], {}
-    for name, device, amp, tf32 in (("cpu fp32", "cpu", False, False), ("cuda fp32", "cuda", False, True), ("cuda fp32 no-tf32", "cuda", False, False), ("cuda amp", "cuda", True, True)):
+    for name, device, amp, tf32 in (
+        ("cpu fp32", "cpu", False, False),
+        ("cuda fp32", "cuda", False, True),
+        ("cuda fp32 no-tf32", "cuda", False, False),
+        ("cuda amp", "cuda", True, True),
+    ):
         resolver = SuperResolver(net, (2, 2), patch_size=64, batch_size=16, device=device, amp=amp, progress=False)
         with torch.backends.cudnn.flags(enabled=True, allow_tf32=tf32):
             resolver(x[:, :128, :128])  # warm-up
@@ -68,7 +75,10 @@ def main() -> None:
     for row in rows:
         peak = "" if row["peak_cuda_mib"] is None else f"{row['peak_cuda_mib']:.0f}"
         psnr = "exact" if row["psnr_vs_cpu_db"] is None else f"{row['psnr_vs_cpu_db']:.1f} dB"
-        print(f"{row['run']:<18} {row['seconds']:>8.3f} {peak:>9} {row['max_abs_diff_vs_cpu']:>10.2e} {psnr:>12}", flush=True)
+        print(
+            f"{row['run']:<18} {row['seconds']:>8.3f} {peak:>9} {row['max_abs_diff_vs_cpu']:>10.2e} {psnr:>12}",
+            flush=True,
+        )
 
     import nibabel as nib
 
@@ -78,13 +88,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vol = np.repeat(scene(96)[0][:, :, None], 24, axis=2) * 1000
         nib.save(nib.Nifti1Image(vol.astype(np.float32), np.eye(4)), f"{tmp}/v.nii.gz")
-        config = load_train_config(None, network={"name": "edsr", "params": {"features": 16, "num_blocks": 2}}, spatial_dims=3, scale=[2, 2, 2], patch_size=12, batch_size=8, steps=200, val_every=100, checkpoint_every=100, lr=1e-3, device="cuda", amp=True)
+        config = load_train_config(
+            None,
+            network={"name": "edsr", "params": {"features": 16, "num_blocks": 2}},
+            spatial_dims=3,
+            scale=[2, 2, 2],
+            patch_size=12,
+            batch_size=8,
+            steps=200,
+            val_every=100,
+            checkpoint_every=100,
+            lr=1e-3,
+            device="cuda",
+            amp=True,
+        )
         start = time.perf_counter()
         losses: list[str] = []
         summary = train(config, [f"{tmp}/v.nii.gz"], Path(tmp) / "m.safetensors", progress=False, log=losses.append)
         train_s = time.perf_counter() - start
         model, _ = load_checkpoint(Path(tmp) / "m.safetensors")
-    result = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "inference": rows, "training": {"steps": 200, "seconds": train_s, "summary": {"steps": summary["steps"], "last_loss": summary["loss"], "log": losses}, "reloaded_params": sum(p.numel() for p in model.parameters())}}
+    result = {
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "inference": rows,
+        "training": {
+            "steps": 200,
+            "seconds": train_s,
+            "summary": {"steps": summary["steps"], "last_loss": summary["loss"], "log": losses},
+            "reloaded_params": sum(p.numel() for p in model.parameters()),
+        },
+    }
     print(f"training 200 steps (CUDA, amp): {train_s:.1f} s; {result['training']['summary']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

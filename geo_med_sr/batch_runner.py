@@ -80,11 +80,15 @@ class BatchReport:
     def table(self) -> str:
         """A plain-text table: input, status, seconds, output (and the error of failed inputs)."""
         rows = [("input", "status", "seconds", "output")]
-        rows += [(o.input, o.status, f"{o.seconds:.1f}", o.error if o.status == FAILED else o.output) for o in self.outcomes]
+        rows += [
+            (o.input, o.status, f"{o.seconds:.1f}", o.error if o.status == FAILED else o.output) for o in self.outcomes
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
         counts = {s: sum(o.status == s for o in self.outcomes) for s in (DONE, SKIPPED, FAILED)}
-        lines.append(f"{counts[DONE]} done, {counts[SKIPPED]} skipped (up to date), {counts[FAILED]} failed in {self.seconds:.1f} s")
+        lines.append(
+            f"{counts[DONE]} done, {counts[SKIPPED]} skipped (up to date), {counts[FAILED]} failed in {self.seconds:.1f} s"
+        )
         return "\n".join(lines)
 
 
@@ -126,7 +130,11 @@ def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> lis
         adapter = io.adapter_for_input(path)
         output = out_dir / output_name(path, adapter)
         if output.name in owners:
-            raise file_error(ConfigError, path, f"would write {output} like {owners[output.name]}; give the inputs different names or run them in separate batches")
+            raise file_error(
+                ConfigError,
+                path,
+                f"would write {output} like {owners[output.name]}; give the inputs different names or run them in separate batches",
+            )
         owners[output.name] = path
         jobs.append(Job(path.absolute(), output, bool(getattr(adapter, "streaming", False))))
     if not jobs:
@@ -202,7 +210,11 @@ def run_job(job: Job, settings: Settings) -> Outcome:
         if state:
             return outcome(SKIPPED)
         if state is False and not settings.overwrite:
-            raise file_error(OutputError, job.output, "exists but was not made from this input with these settings (different input, method, model, scale or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir")
+            raise file_error(
+                OutputError,
+                job.output,
+                "exists but was not made from this input with these settings (different input, method, model, scale or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir",
+            )
         drop_orphan_sidecars(job.output)
         import torch
 
@@ -210,13 +222,26 @@ def run_job(job: Job, settings: Settings) -> Outcome:
 
         if settings.threads:
             torch.set_num_threads(settings.threads)
-        super_resolve(job.input, job.output, settings.scale, config, bands=bands, cog=settings.cog, overwrite=settings.overwrite, progress=False, request=request)
+        super_resolve(
+            job.input,
+            job.output,
+            settings.scale,
+            config,
+            bands=bands,
+            cog=settings.cog,
+            overwrite=settings.overwrite,
+            progress=False,
+            request=request,
+        )
         return outcome(DONE)
     except GeoMedSRError as exc:
         return outcome(FAILED, " ".join(str(exc).split()))
     except Exception as exc:  # a bug or a library failure on one input must not stop the others
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return outcome(FAILED, f"{job.input}: unexpected {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})")
+        return outcome(
+            FAILED,
+            f"{job.input}: unexpected {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})",
+        )
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -230,7 +255,11 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise file_error(OutputError, out_dir, "another geo-med-sr batch is writing to this folder; wait for it or choose another --out-dir") from None
+            raise file_error(
+                OutputError,
+                out_dir,
+                "another geo-med-sr batch is writing to this folder; wait for it or choose another --out-dir",
+            ) from None
         yield
     finally:
         handle.close()
@@ -265,7 +294,16 @@ def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -283,7 +321,10 @@ def _run_all(client: Any, jobs: Sequence[Job], settings: Settings, progress: boo
 
     # largest inputs first, so that no worker starts a long file when the others are nearly done
     sizes = [input_bytes(job.input) for job in jobs]
-    futures = {client.submit(run_job, job, settings, pure=False, priority=sizes[i], key=f"geo-med-sr-{i}-{time.time_ns()}"): i for i, job in enumerate(jobs)}
+    futures = {
+        client.submit(run_job, job, settings, pure=False, priority=sizes[i], key=f"geo-med-sr-{i}-{time.time_ns()}"): i
+        for i, job in enumerate(jobs)
+    }
     outcomes: list[Outcome | None] = [None] * len(jobs)
     with tqdm(total=len(jobs), desc="batch", unit="file", disable=None if progress is None else not progress) as bar:
         for future in as_completed(futures):
@@ -291,7 +332,13 @@ def _run_all(client: Any, jobs: Sequence[Job], settings: Settings, progress: boo
             try:
                 outcomes[i] = future.result()
             except Exception as exc:  # the worker died (memory limit, crash) or the task was cancelled
-                outcomes[i] = Outcome(str(jobs[i].input), str(jobs[i].output), FAILED, 0.0, f"{jobs[i].input}: the worker running it failed ({type(exc).__name__}: {exc})")
+                outcomes[i] = Outcome(
+                    str(jobs[i].input),
+                    str(jobs[i].output),
+                    FAILED,
+                    0.0,
+                    f"{jobs[i].input}: the worker running it failed ({type(exc).__name__}: {exc})",
+                )
             bar.update(1)
             bar.set_postfix_str(f"{outcomes[i].status} {jobs[i].input.name}", refresh=False)
     return [o for o in outcomes if o is not None]
@@ -369,12 +416,23 @@ def batch(
     jobs = plan(inputs, out_dir)
     for job in jobs:
         if job.input.resolve().parent == out_dir.resolve():
-            raise file_error(OutputError, job.input, "is inside --out-dir (a pattern matching earlier outputs?); outputs keep their inputs' names, so choose another --out-dir")
+            raise file_error(
+                OutputError,
+                job.input,
+                "is inside --out-dir (a pattern matching earlier outputs?); outputs keep their inputs' names, so choose another --out-dir",
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     n_workers = workers or default_workers(len(jobs))
     if threads is None and not scheduler:
         threads = max(1, (os.cpu_count() or 1) // n_workers)
-    settings = Settings(str(scale) if isinstance(scale, (str, int)) else ",".join(str(s) for s in scale), config.model_dump(), None if bands is None else (bands if isinstance(bands, str) else ",".join(str(b) for b in bands)), cog, overwrite, threads)
+    settings = Settings(
+        str(scale) if isinstance(scale, (str, int)) else ",".join(str(s) for s in scale),
+        config.model_dump(),
+        None if bands is None else (bands if isinstance(bands, str) else ",".join(str(b) for b in bands)),
+        cog,
+        overwrite,
+        threads,
+    )
     with _exclusive(out_dir):
         remove_leftovers(jobs)
         with _client(n_workers, scheduler) as client:

@@ -29,13 +29,42 @@ class BundledModel:
 
 
 CATALOGUE = (
-    BundledModel("sat-edsr-x2", "geo", (2, 2), "sat_edsr_x2.safetensors", "2D EDSR x2 for satellite bands (band by band)"),
-    BundledModel("sat-edsr-x2-fast", "geo", (2, 2), "sat_edsr_x2_fast.safetensors", "small 2D EDSR x2 for large scenes (--fast): 3.6x less compute, lower quality", fast=True),
-    BundledModel("sat-edsr-x4", "geo", (4, 4), "sat_edsr_x4.safetensors", "2D EDSR x4 for satellite bands (band by band)"),
+    BundledModel(
+        "sat-edsr-x2", "geo", (2, 2), "sat_edsr_x2.safetensors", "2D EDSR x2 for satellite bands (band by band)"
+    ),
+    BundledModel(
+        "sat-edsr-x2-fast",
+        "geo",
+        (2, 2),
+        "sat_edsr_x2_fast.safetensors",
+        "small 2D EDSR x2 for large scenes (--fast): 3.6x less compute, lower quality",
+        fast=True,
+    ),
+    BundledModel(
+        "sat-edsr-x4", "geo", (4, 4), "sat_edsr_x4.safetensors", "2D EDSR x4 for satellite bands (band by band)"
+    ),
     BundledModel("mri-edsr3d-x2", "medical", (2, 2, 2), "mri_edsr3d_x2.safetensors", "3D EDSR x2 for MRI volumes"),
-    BundledModel("mri-throughplane-x2", "medical", (1, 1, 2), "mri_throughplane_x2.safetensors", "2D through-plane EDSR x2, applied across the thick axis in two plane orientations"),
-    BundledModel("mri-throughplane-x3", "medical", (1, 1, 3), "mri_throughplane_x3.safetensors", "2D through-plane EDSR x3, applied across the thick axis in two plane orientations"),
-    BundledModel("mri-throughplane-x4", "medical", (1, 1, 4), "mri_throughplane_x4.safetensors", "2D through-plane EDSR x4, applied across the thick axis in two plane orientations"),
+    BundledModel(
+        "mri-throughplane-x2",
+        "medical",
+        (1, 1, 2),
+        "mri_throughplane_x2.safetensors",
+        "2D through-plane EDSR x2, applied across the thick axis in two plane orientations",
+    ),
+    BundledModel(
+        "mri-throughplane-x3",
+        "medical",
+        (1, 1, 3),
+        "mri_throughplane_x3.safetensors",
+        "2D through-plane EDSR x3, applied across the thick axis in two plane orientations",
+    ),
+    BundledModel(
+        "mri-throughplane-x4",
+        "medical",
+        (1, 1, 4),
+        "mri_throughplane_x4.safetensors",
+        "2D through-plane EDSR x4, applied across the thick axis in two plane orientations",
+    ),
 )
 
 
@@ -63,7 +92,10 @@ def default_for(domain: str, scale: tuple[int, ...], fast: bool = False) -> Bund
     for model in available():
         if model.domain == domain and model.fast == fast and _serves(model.scale, tuple(scale)):
             return model
-    offered = ", ".join(f"{m.name} ({m.domain}, scale {m.scale}{', fast' if m.fast else ''})" for m in available()) or "none installed"
+    offered = (
+        ", ".join(f"{m.name} ({m.domain}, scale {m.scale}{', fast' if m.fast else ''})" for m in available())
+        or "none installed"
+    )
     kind = "fast bundled model" if fast else "bundled model"
     hint = "drop --fast, " if fast else ""
     raise ModelError(

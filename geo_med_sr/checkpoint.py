@@ -88,16 +88,18 @@ def checkpoint_config(model: nn.Module, extra: Mapping[str, Any] | None = None) 
         )
     network = get_config()
     if network.get("name") not in NETWORKS:
-        raise ModelError(f"cannot save network {network.get('name')!r}: it is not registered in geo_med_sr.networks.NETWORKS")
+        raise ModelError(
+            f"cannot save network {network.get('name')!r}: it is not registered in geo_med_sr.networks.NETWORKS"
+        )
     config = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
         "network": network,
-        "scale": list(getattr(model, "scale")),
-        "spatial_dims": getattr(model, "spatial_dims"),
-        "in_channels": getattr(model, "in_channels"),
-        "out_channels": getattr(model, "out_channels"),
-        "receptive_radius": getattr(model, "receptive_radius"),
+        "scale": list(model.scale),
+        "spatial_dims": model.spatial_dims,
+        "in_channels": model.in_channels,
+        "out_channels": model.out_channels,
+        "receptive_radius": model.receptive_radius,
         "extra": dict(extra or {}),
     }
     try:
@@ -106,7 +108,9 @@ def checkpoint_config(model: nn.Module, extra: Mapping[str, Any] | None = None) 
         raise ModelError(f"checkpoint extra must be JSON-able (numbers, strings, lists, dicts): {exc}") from exc
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network stored in ``path`` and load its weights (no pickle involved).
 
     Args:
@@ -142,7 +146,9 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
             metadata = handle.metadata() or {}
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise file_error(ModelError, path, f"not a readable safetensors file ({exc}); the file may be truncated") from exc
+        raise file_error(
+            ModelError, path, f"not a readable safetensors file ({exc}); the file may be truncated"
+        ) from exc
 
     config = _read_config(path, metadata)
     try:
@@ -196,7 +202,7 @@ def _read_config(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
         or set(network) - {"name", "params"}
     ):
         raise file_error(
-            ModelError, path, f"configuration in {source} needs \"network\": {{\"name\": str, \"params\": {{...}}}}"
+            ModelError, path, f'configuration in {source} needs "network": {{"name": str, "params": {{...}}}}'
         )
     config.setdefault("extra", {})
     return config
@@ -231,7 +237,9 @@ def _head(items: list[str], n: int = 3) -> str:
     return f"{shown} (+{len(items) - n} more)" if len(items) > n else shown
 
 
-def resolve_model(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def resolve_model(
+    name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Turn a ``--model`` value into a loaded network.
 
     Args:
@@ -258,5 +266,7 @@ def resolve_model(name_or_path: str | os.PathLike[str], device: str | torch.devi
         try:
             NETWORKS.get(text)
         except ModelError as exc:
-            raise ModelError(f"model {text!r} is neither an existing checkpoint file nor a network name: {exc}") from exc
+            raise ModelError(
+                f"model {text!r} is neither an existing checkpoint file nor a network name: {exc}"
+            ) from exc
     raise ModelError(f"model {text!r}: bundled weights for this network do not exist yet; {_CLASSICAL_HINT}")

@@ -21,22 +21,67 @@ EXIT_FAILED = 1
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
     """Options shared by upscale and batch: method, model, engine, output values, GeoTIFF bands."""
-    p.add_argument("--method", choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], default=None, help="SR network (default), self (a network trained on INPUT itself, no download), or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input")
-    p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self (default 180 on CPU, 60 on GPU)")
-    p.add_argument("--consistency", action="store_true", default=None, help="back-project the output so that, re-degraded, it equals the input")
-    p.add_argument("--degrade", choices=["blockavg", "gaussian", "slice"], default=None, help="degradation model for --consistency (default blockavg)")
-    p.add_argument("--ensemble", action="store_true", default=None, help="geometric self-ensemble: average over the 8 flips/transposes that keep the grid (8x the compute, usually +0.1-0.2 dB)")
+    p.add_argument(
+        "--method",
+        choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"],
+        default=None,
+        help="SR network (default), self (a network trained on INPUT itself, no download), or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of self-supervised training for --method self (default 180 on CPU, 60 on GPU)",
+    )
+    p.add_argument(
+        "--consistency",
+        action="store_true",
+        default=None,
+        help="back-project the output so that, re-degraded, it equals the input",
+    )
+    p.add_argument(
+        "--degrade",
+        choices=["blockavg", "gaussian", "slice"],
+        default=None,
+        help="degradation model for --consistency (default blockavg)",
+    )
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        default=None,
+        help="geometric self-ensemble: average over the 8 flips/transposes that keep the grid (8x the compute, usually +0.1-0.2 dB)",
+    )
     p.add_argument("--model", default=None, help="checkpoint (.safetensors with its .json) for --method model")
-    p.add_argument("--fast", action="store_true", default=None, help="use the small bundled network (satellite x2: 3.6x less compute, about 0.2 dB lower; see the README) for large scenes")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        default=None,
+        help="use the small bundled network (satellite x2: 3.6x less compute, about 0.2 dB lower; see the README) for large scenes",
+    )
     p.add_argument("--config", default=None, help="YAML config file or bundled name (medical/mri, medical/ct)")
     p.add_argument("--device", default=None, help="auto (CUDA when present, default), cpu, cuda, cuda:N")
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
-    p.add_argument("--patch-size", type=int, default=None, help="tile size in input voxels for tiled models, --ensemble and --consistency (default 64; bundled EDSR networks stream in columns instead, see inference.column_size)")
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        default=None,
+        help="tile size in input voxels for tiled models, --ensemble and --consistency (default 64; bundled EDSR networks stream in columns instead, see inference.column_size)",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default 4)")
     p.add_argument("--float32", action="store_true", help="write float32 values instead of the input's dtype")
     p.add_argument("--bands", default=None, help="GeoTIFF bands to keep, 1-based, e.g. 1,2,3 (default: all)")
-    p.add_argument("--no-cog", dest="cog", action="store_false", help="write a tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF with overviews")
-    p.add_argument("--fill-radius", type=int, default=None, help="pixels over which nodata is filled from valid neighbours before the network (default: the model's receptive radius)")
+    p.add_argument(
+        "--no-cog",
+        dest="cog",
+        action="store_false",
+        help="write a tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF with overviews",
+    )
+    p.add_argument(
+        "--fill-radius",
+        type=int,
+        default=None,
+        help="pixels over which nodata is filled from valid neighbours before the network (default: the model's receptive radius)",
+    )
 
 
 def _sr_config(args: argparse.Namespace) -> Any:
@@ -45,8 +90,22 @@ def _sr_config(args: argparse.Namespace) -> Any:
 
     config = load_config(args.config) if args.config else SRConfig()
     return config.updated(
-        model={"method": args.method, "name": args.model, "consistency": args.consistency, "ensemble": args.ensemble, "degradation": args.degrade, "budget": args.budget, "fast": args.fast},
-        inference={"device": args.device, "amp": args.amp, "patch_size": args.patch_size, "batch_size": args.batch_size, "fill_radius": args.fill_radius},
+        model={
+            "method": args.method,
+            "name": args.model,
+            "consistency": args.consistency,
+            "ensemble": args.ensemble,
+            "degradation": args.degrade,
+            "budget": args.budget,
+            "fast": args.fast,
+        },
+        inference={
+            "device": args.device,
+            "amp": args.amp,
+            "patch_size": args.patch_size,
+            "batch_size": args.batch_size,
+            "fill_radius": args.fill_radius,
+        },
         output={"dtype": "float32" if args.float32 else None},
     )
 
@@ -61,7 +120,11 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
     p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
-    p.add_argument("--scale", required=True, help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4")
+    p.add_argument(
+        "--scale",
+        required=True,
+        help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4",
+    )
     _add_method_options(p)
     p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -80,27 +143,68 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
         "written to OUT_DIR/geo-med-sr-batch.json and .csv. Exit status: 0 all done or skipped, 1 some inputs "
         "failed, 2 bad options.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files, DICOM folders or glob patterns (quote them; ** recurses)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="input files, DICOM folders or glob patterns (quote them; ** recurses)",
+    )
     p.add_argument("--out-dir", required=True, help="output folder (created if missing)")
-    p.add_argument("--scale", required=True, help="as for upscale, the same for every input (GeoTIFF 2 axes, NIfTI/DICOM 3)")
+    p.add_argument(
+        "--scale", required=True, help="as for upscale, the same for every input (GeoTIFF 2 axes, NIfTI/DICOM 3)"
+    )
     _add_method_options(p)
-    p.add_argument("--workers", type=int, default=None, help="worker processes of the local Dask cluster (default: one per 4 cores)")
-    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786) instead of a local cluster; its workers need geo_med_sr and the same paths")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per task (default: the cores divided among the local workers)")
-    p.add_argument("--vrt", default=None, help="also write a GDAL VRT mosaic of the GeoTIFF outputs (a bare name is put in OUT_DIR)")
-    p.add_argument("--overwrite", action="store_true", help="replace outputs made from other inputs or settings (not needed to resume)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the local Dask cluster (default: one per 4 cores)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running Dask scheduler (tcp://host:8786) instead of a local cluster; its workers need geo_med_sr and the same paths",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per task (default: the cores divided among the local workers)",
+    )
+    p.add_argument(
+        "--vrt",
+        default=None,
+        help="also write a GDAL VRT mosaic of the GeoTIFF outputs (a bare name is put in OUT_DIR)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs made from other inputs or settings (not needed to resume)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="print the geometry of an image", description="Print shape, spacing, orientation, origin, dtype and format details of INPUT (CRS, transform, bounds, bands and nodata for GeoTIFF).")
+    p = sub.add_parser(
+        "info",
+        help="print the geometry of an image",
+        description="Print shape, spacing, orientation, origin, dtype and format details of INPUT (CRS, transform, bounds, bands and nodata for GeoTIFF).",
+    )
     p.add_argument("input", help=".nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
     p.add_argument("--series", default=None, help="SeriesInstanceUID for a DICOM folder with several series")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the main job on generated sample data", description="Generate a synthetic oblique MRI-like volume, make it thick-sliced, upscale it from NIfTI and from DICOM, and write outputs plus a side-by-side PNG.")
-    p.add_argument("--out", default="demo_output", help="folder for the demo's files (default demo_output); files the demo made before are replaced")
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on generated sample data",
+        description="Generate a synthetic oblique MRI-like volume, make it thick-sliced, upscale it from NIfTI and from DICOM, and write outputs plus a side-by-side PNG.",
+    )
+    p.add_argument(
+        "--out",
+        default="demo_output",
+        help="folder for the demo's files (default demo_output); files the demo made before are replaced",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -113,19 +217,45 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("reference", help="reference image (.nii/.nii.gz, DICOM folder or .tif)")
     p.add_argument("--scale", required=True, help="whole factor or one per axis in index order, e.g. 2 or 1,1,4")
-    p.add_argument("--method", action="append", dest="methods", choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"], help="repeat for several (default: bicubic, bspline, bspline-ibp)")
+    p.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"],
+        help="repeat for several (default: bicubic, bspline, bspline-ibp)",
+    )
     p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self")
     p.add_argument("--model", default=None, help="checkpoint for --method model")
-    p.add_argument("--fast", action="store_true", help="--method model uses the small bundled network (what upscale --fast runs)")
-    p.add_argument("--degrade", default="blockavg", choices=["blockavg", "gaussian", "slice"], help="degradation model (default blockavg)")
-    p.add_argument("--consistency", action="store_true", help="also score each method followed by back-projection onto the input")
-    p.add_argument("--ensemble", action="store_true", help="run model and self with the geometric self-ensemble (8 flips/transposes; rows named +ens)")
-    p.add_argument("--patch-size", type=int, default=None, help="tile size in LR pixels (default 64; results are tile-invariant, larger tiles repeat less halo work)")
+    p.add_argument(
+        "--fast", action="store_true", help="--method model uses the small bundled network (what upscale --fast runs)"
+    )
+    p.add_argument(
+        "--degrade",
+        default="blockavg",
+        choices=["blockavg", "gaussian", "slice"],
+        help="degradation model (default blockavg)",
+    )
+    p.add_argument(
+        "--consistency", action="store_true", help="also score each method followed by back-projection onto the input"
+    )
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="run model and self with the geometric self-ensemble (8 flips/transposes; rows named +ens)",
+    )
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        default=None,
+        help="tile size in LR pixels (default 64; results are tile-invariant, larger tiles repeat less halo work)",
+    )
     p.add_argument("--series", default=None, help="SeriesInstanceUID for a DICOM folder with several series")
     p.add_argument("--bands", default=None, help="GeoTIFF bands to use, e.g. 1,2,3")
     p.add_argument("--config", default=None, help="YAML config file or bundled name")
     p.add_argument("--json", default=None, help="write the scores as JSON here")
-    p.add_argument("--plot", default=None, help="write a PNG with LR / methods / HR panels, zoomed crops and error maps")
+    p.add_argument(
+        "--plot", default=None, help="write a PNG with LR / methods / HR panels, zoomed crops and error maps"
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -136,7 +266,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "(block average, Gaussian PSF or MRI slice profile) and the network learns to restore them. Writes "
         "OUT (.safetensors + .json, usable with upscale --model OUT) and OUT's training state for --resume.",
     )
-    p.add_argument("--config", default=None, help="training YAML (e.g. configs/train/sat_x2.yaml); default: a small 2D EDSR x2")
+    p.add_argument(
+        "--config", default=None, help="training YAML (e.g. configs/train/sat_x2.yaml); default: a small 2D EDSR x2"
+    )
     p.add_argument("--data", nargs="+", required=True, help="HR training files (.nii/.nii.gz, DICOM folders, .tif)")
     p.add_argument("--val", nargs="*", default=(), help="held-out files for validation PSNR")
     p.add_argument("--out", required=True, help="checkpoint to write, ending in .safetensors")
@@ -149,7 +281,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``geo-med-sr`` argument parser."""
-    parser = argparse.ArgumentParser(prog="geo-med-sr", description="Super-resolution for medical volumes and satellite imagery with exact geometry.")
+    parser = argparse.ArgumentParser(
+        prog="geo-med-sr", description="Super-resolution for medical volumes and satellite imagery with exact geometry."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_upscale(sub)
@@ -165,10 +299,20 @@ def _run_upscale(args: argparse.Namespace) -> None:
     from . import super_resolve
 
     result = super_resolve(
-        args.input, args.output, args.scale, _sr_config(args), series=args.series, bands=args.bands, overwrite=args.overwrite, progress=False if args.quiet else None, cog=args.cog
+        args.input,
+        args.output,
+        args.scale,
+        _sr_config(args),
+        series=args.series,
+        bands=args.bands,
+        overwrite=args.overwrite,
+        progress=False if args.quiet else None,
+        cog=args.cog,
     )
     if not args.quiet:
-        print(f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method {result.provenance['method']}, scale {tuple(result.provenance['scale'])}")
+        print(
+            f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method {result.provenance['method']}, scale {tuple(result.provenance['scale'])}"
+        )
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -178,8 +322,18 @@ def _run_batch(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be at least 1")
     report = batch(
-        args.inputs, args.out_dir, args.scale, _sr_config(args), workers=args.workers, scheduler=args.scheduler, threads=args.threads,
-        bands=args.bands, cog=args.cog, overwrite=args.overwrite, vrt=args.vrt, progress=False if args.quiet else None,
+        args.inputs,
+        args.out_dir,
+        args.scale,
+        _sr_config(args),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        bands=args.bands,
+        cog=args.cog,
+        overwrite=args.overwrite,
+        vrt=args.vrt,
+        progress=False if args.quiet else None,
     )
     if not args.quiet:
         print(report.table())
@@ -202,8 +356,21 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
-    config = config.updated(model={"budget": args.budget, "fast": args.fast or None}, inference={"patch_size": args.patch_size})
-    result = evaluate(args.reference, args.scale, methods, model=args.model, degrade=args.degrade, consistency=args.consistency, ensemble=args.ensemble, config=config, series=args.series, bands=parse_bands(args.bands))
+    config = config.updated(
+        model={"budget": args.budget, "fast": args.fast or None}, inference={"patch_size": args.patch_size}
+    )
+    result = evaluate(
+        args.reference,
+        args.scale,
+        methods,
+        model=args.model,
+        degrade=args.degrade,
+        consistency=args.consistency,
+        ensemble=args.ensemble,
+        config=config,
+        series=args.series,
+        bands=parse_bands(args.bands),
+    )
     print(format_table(result))
     if args.json:
         save_json(result, args.json)
@@ -220,7 +387,9 @@ def _run_train(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if out.exists() and not (args.resume or args.overwrite):
-        raise file_error(OutputError, out, "the checkpoint already exists; pass --resume to continue it or --overwrite to replace it")
+        raise file_error(
+            OutputError, out, "the checkpoint already exists; pass --resume to continue it or --overwrite to replace it"
+        )
     config = load_train_config(args.config, steps=args.steps, seed=args.seed, device=args.device)
     summary = train(config, args.data, out, val=args.val, resume=args.resume)
     print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f} s (last loss {summary['loss']:.5f})")
@@ -235,7 +404,14 @@ def _run_demo(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geo-med-sr`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"upscale": _run_upscale, "batch": _run_batch, "info": _run_info, "evaluate": _run_evaluate, "train": _run_train, "demo": _run_demo}
+    handlers = {
+        "upscale": _run_upscale,
+        "batch": _run_batch,
+        "info": _run_info,
+        "evaluate": _run_evaluate,
+        "train": _run_train,
+        "demo": _run_demo,
+    }
     try:
         status = handlers[args.command](args)
     except GeoMedSRError as exc:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,4 +46,6 @@ def block_average(image: SpatialArray, factor: int | Sequence[int]) -> SpatialAr
     valid = None
     if image.valid is not None:
         valid = block_average_array(image.valid[np.newaxis].astype(np.float32), factor)[0] == 1.0
-    return SpatialArray(lr_array, scale_affine(image.affine, [1.0 / f for f in factor]), copy.deepcopy(image.meta), valid)
+    return SpatialArray(
+        lr_array, scale_affine(image.affine, [1.0 / f for f in factor]), copy.deepcopy(image.meta), valid
+    )

@@ -21,8 +21,8 @@ import numpy as np
 from . import io
 from .config import SRConfig
 from .degrade import block_average
-from .geometry import corner_to_centre
 from .errors import ModelError, OutputError, file_error
+from .geometry import corner_to_centre
 from .pipeline import super_resolve
 from .spatial import SpatialArray
 
@@ -75,17 +75,32 @@ def make_scene(width: int = 240, height: int = 200, seed: int = 0) -> SpatialArr
     river = np.exp(-(((y - 90 - 25 * np.sin(x / 30)) / 4) ** 2))
     roads = ((np.abs((x + 0.6 * y) % 61 - 30) < 1.2) | (np.abs((y - 0.3 * x) % 47 - 20) < 1.0)).astype(float)
     bands = []
-    for b, (base, f, r, w) in enumerate([(600, 500, -300, 900), (900, 900, -500, 900), (800, 700, -600, 1200), (2500, 2500, -2200, 300)]):
+    for b, (base, f, r, w) in enumerate(
+        [(600, 500, -300, 900), (900, 900, -500, 900), (800, 700, -600, 1200), (2500, 2500, -2200, 300)]
+    ):
         texture = rng.normal(0, 40 + 10 * b, (width, height))
         bands.append(base + f * fields + r * river + w * roads + texture)
     array = np.clip(np.stack(bands), 1, 65535).astype(np.uint16)
     valid = ~((x < 12 + 0.1 * y) | (y > height - 10))
     array[:, ~valid] = 0
     angle = np.deg2rad(8.0)
-    corner = np.array([[30 * np.cos(angle), 30 * np.sin(angle), 500000.0], [30 * np.sin(angle), -30 * np.cos(angle), 4500000.0], [0, 0, 1]])
+    corner = np.array(
+        [
+            [30 * np.cos(angle), 30 * np.sin(angle), 500000.0],
+            [30 * np.sin(angle), -30 * np.cos(angle), 4500000.0],
+            [0, 0, 1],
+        ]
+    )
     meta = {
-        "format": "geotiff", "dtype": "uint16",
-        "geotiff": {"crs": "EPSG:32618", "nodata": 0.0, "descriptions": ["blue", "green", "red", "nir"], "tags": {"SOURCE": "geo_med_sr demo scene"}, "area_or_point": "Area"},
+        "format": "geotiff",
+        "dtype": "uint16",
+        "geotiff": {
+            "crs": "EPSG:32618",
+            "nodata": 0.0,
+            "descriptions": ["blue", "green", "red", "nir"],
+            "tags": {"SOURCE": "geo_med_sr demo scene"},
+            "area_or_point": "Area",
+        },
     }
     return SpatialArray(array, corner_to_centre(corner), meta, valid)
 
@@ -109,7 +124,14 @@ def _save_figure(path: Path, panels: dict[str, np.ndarray], title: str) -> None:
     for ax, (name, img) in zip(axes, panels.items()):
         rgb = img.ndim == 3
         shown = np.clip(img / vmax, 0, 1).transpose(1, 0, 2) if rgb else img.T
-        ax.imshow(shown, cmap=None if rgb else "gray", origin="upper" if rgb else "lower", vmin=0, vmax=1 if rgb else vmax, interpolation="nearest")
+        ax.imshow(
+            shown,
+            cmap=None if rgb else "gray",
+            origin="upper" if rgb else "lower",
+            vmin=0,
+            vmax=1 if rgb else vmax,
+            interpolation="nearest",
+        )
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
@@ -126,7 +148,11 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     (out / ".geo_med_sr_demo").write_text("made by geo-med-sr demo; its files are replaced on the next run\n")
 
-    hr = SpatialArray(make_phantom()[np.newaxis], oblique_affine((1.0, 1.0, 1.0)), {"format": "nifti", "dtype": "int16", "description": "geo_med_sr phantom"})
+    hr = SpatialArray(
+        make_phantom()[np.newaxis],
+        oblique_affine((1.0, 1.0, 1.0)),
+        {"format": "nifti", "dtype": "int16", "description": "geo_med_sr phantom"},
+    )
     lr = block_average(hr, SCALE)
     lr = SpatialArray(np.rint(lr.array).astype(np.int16), lr.affine, {**lr.meta, "description": "phantom 1x1x4 mm"})
     paths = {name: out / name for name in ("phantom_1mm.nii.gz", "thick_1x1x4mm.nii.gz", "thick_1x1x4mm_dicom")}
@@ -156,9 +182,11 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
     from .bundled import available
 
     names = ", ".join(m.name for m in available()) or "none installed (run make weights)"
-    print(f"method model = the bundled network for the scale (bundled: {names}); --method self trains one on the image itself")
+    print(
+        f"method model = the bundled network for the scale (bundled: {names}); --method self trains one on the image itself"
+    )
     print(f"{'output':<34} {'method':<8} {'PSNR vs 1 mm phantom':>20}")
-    for (src, dst, method) in jobs:
+    for src, dst, method in jobs:
         print(f"{dst:<34} {method:<8} {scores[dst]:>17.2f} dB")
     j = hr.array.shape[2] // 2
     _save_figure(
@@ -198,7 +226,9 @@ def _satellite_demo(out: Path) -> dict[str, float]:
     scores, rgb = {}, {}
     for method in ("nearest", "bspline", "model") if _bundled((2, 2), "geo") else ("nearest", "bspline"):
         dst = out / f"scene_60m_x2_{method}.tif"
-        super_resolve(out / "scene_60m.tif", dst, 2, SRConfig().updated(model={"method": method}), overwrite=True, progress=False)
+        super_resolve(
+            out / "scene_60m.tif", dst, 2, SRConfig().updated(model={"method": method}), overwrite=True, progress=False
+        )
         result = io.read(dst)
         if np.abs(result.affine - scene.affine).max() > 1e-6:
             raise RuntimeError(f"demo output {dst.name} is off the scene's grid; please report this bug")
@@ -211,7 +241,12 @@ def _satellite_demo(out: Path) -> dict[str, float]:
     truth = scene.array[[2, 1, 0]].transpose(1, 2, 0).astype(np.float64)
     _save_figure(
         out / "side_by_side_geotiff.png",
-        {"60 m input (nearest)": rgb["nearest"], "cubic B-spline x2": rgb["bspline"], **({"bundled network x2": rgb["model"]} if "model" in rgb else {}), "30 m scene (truth)": truth},
+        {
+            "60 m input (nearest)": rgb["nearest"],
+            "cubic B-spline x2": rgb["bspline"],
+            **({"bundled network x2": rgb["model"]} if "model" in rgb else {}),
+            "30 m scene (truth)": truth,
+        },
         "geo-med-sr demo: 4-band GeoTIFF 60 m -> 30 m (RGB), COG output",
     )
     return scores

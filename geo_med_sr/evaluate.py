@@ -141,7 +141,15 @@ def evaluate(
     for method, project in runs:
         ens = ensemble and method in LEARNED
         name = method + ("+ens" if ens else "") + ("+ibp" if project else "")
-        cfg = config.updated(model={"method": method, "name": model if method == "model" else None, "consistency": project, "ensemble": ens, "degradation": degrade})
+        cfg = config.updated(
+            model={
+                "method": method,
+                "name": model if method == "model" else None,
+                "consistency": project,
+                "ensemble": ens,
+                "degradation": degrade,
+            }
+        )
         start = time.perf_counter()
         out, _ = upscale_image(lr, factors, cfg, progress=False)
         seconds = time.perf_counter() - start
@@ -149,13 +157,27 @@ def evaluate(
             redegraded = degradation(torch.from_numpy(out.array)[None])[0].numpy()
         lr_region = np.ones(lr.spatial_shape, bool) if lr.valid is None else lr.valid
         rms = float(np.sqrt(np.mean((redegraded[:, lr_region] - lr.array[:, lr_region]) ** 2)))
-        scores.append(MethodScore(name, psnr(hr_float.array, out.array, region, data_range), ssim(hr_float.array, out.array, region, data_range), rms / data_range, seconds))
+        scores.append(
+            MethodScore(
+                name,
+                psnr(hr_float.array, out.array, region, data_range),
+                ssim(hr_float.array, out.array, region, data_range),
+                rms / data_range,
+                seconds,
+            )
+        )
         outputs[name] = out.array
     result = {
         "reference": str(reference),
         "scale": list(factors),
         "degradation": degrade,
-        "protocol": {"data_range": data_range, "border_px": list(factors), "mask": "reference valid pixels", "ssim_window": SSIM_WINDOW, "ssim_sigma": SSIM_SIGMA},
+        "protocol": {
+            "data_range": data_range,
+            "border_px": list(factors),
+            "mask": "reference valid pixels",
+            "ssim_window": SSIM_WINDOW,
+            "ssim_sigma": SSIM_SIGMA,
+        },
         "hr_shape": list(hr.spatial_shape),
         "lr_shape": list(lr.spatial_shape),
         "methods": [asdict(s) for s in scores],
@@ -170,7 +192,13 @@ def gains(result: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     rows = result["methods"]
     classical = max((r["psnr"] for r in rows if r["method"] in ("bicubic", "bspline")), default=None)
     ibp = next((r["psnr"] for r in rows if r["method"] == "bspline-ibp"), None)
-    return {r["method"]: {"over_classical": None if classical is None else r["psnr"] - classical, "over_bspline_ibp": None if ibp is None else r["psnr"] - ibp} for r in rows}
+    return {
+        r["method"]: {
+            "over_classical": None if classical is None else r["psnr"] - classical,
+            "over_bspline_ibp": None if ibp is None else r["psnr"] - ibp,
+        }
+        for r in rows
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -180,11 +208,17 @@ def format_table(result: dict[str, Any]) -> str:
     def cell(value: float | None) -> str:
         return f"{'':>8}" if value is None else f"{value:+8.2f}"
 
-    lines = [f"{result['reference']}  scale {tuple(result['scale'])}  degradation {result['degradation']}  ({tuple(result['lr_shape'])} -> {tuple(result['hr_shape'])})"]
-    lines.append(f"{'method':<18} {'PSNR dB':>8} {'gain dB':>8} {'vs ibp':>8} {'SSIM':>7} {'consistency':>12} {'seconds':>8}")
+    lines = [
+        f"{result['reference']}  scale {tuple(result['scale'])}  degradation {result['degradation']}  ({tuple(result['lr_shape'])} -> {tuple(result['hr_shape'])})"
+    ]
+    lines.append(
+        f"{'method':<18} {'PSNR dB':>8} {'gain dB':>8} {'vs ibp':>8} {'SSIM':>7} {'consistency':>12} {'seconds':>8}"
+    )
     for r in result["methods"]:
         g = gain[r["method"]]
-        lines.append(f"{r['method']:<18} {r['psnr']:>8.2f} {cell(g['over_classical'])} {cell(g['over_bspline_ibp'])} {r['ssim']:>7.4f} {r['consistency']:>12.2e} {r['seconds']:>8.2f}")
+        lines.append(
+            f"{r['method']:<18} {r['psnr']:>8.2f} {cell(g['over_classical'])} {cell(g['over_bspline_ibp'])} {r['ssim']:>7.4f} {r['consistency']:>12.2e} {r['seconds']:>8.2f}"
+        )
     lines.append("gain dB: over the best of bicubic and bspline; vs ibp: over bspline-ibp")
     return "\n".join(lines)
 
@@ -230,7 +264,9 @@ def save_plot(result: dict[str, Any], path: str | os.PathLike) -> None:
             axes[row, col].axis("off")
     axes[1, 0].set_title("zoom", fontsize=8)
     axes[2, 1 if len(panels) > 2 else 0].set_title("|error|", fontsize=8)
-    fig.suptitle(f"evaluate: {Path(result['reference']).name}, scale {tuple(scale)}, {result['degradation']}", fontsize=9)
+    fig.suptitle(
+        f"evaluate: {Path(result['reference']).name}, scale {tuple(scale)}, {result['degradation']}", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -23,12 +23,23 @@ def describe(path: str | os.PathLike, series: str | None = None) -> str:
     adapter = io.adapter_for_input(path)
     if getattr(adapter, "streaming", False):
         with adapter.open_source(path) as source:
-            image = SpatialArray(np.empty((source.shape[0],) + (1,) * (len(source.shape) - 1), source.dtype), source.affine, source.meta)
-            shape, channels, dtype, value_range = tuple(source.shape[1:]), source.shape[0], source.meta.get("dtype"), None
+            image = SpatialArray(
+                np.empty((source.shape[0],) + (1,) * (len(source.shape) - 1), source.dtype), source.affine, source.meta
+            )
+            shape, channels, dtype, value_range = (
+                tuple(source.shape[1:]),
+                source.shape[0],
+                source.meta.get("dtype"),
+                None,
+            )
             units, world = "CRS units", "CRS"
     else:
         image = adapter.read(path, **({"series": series} if adapter.is_folder else {}))
-        shape, channels, dtype = image.spatial_shape, image.num_channels, f"{image.meta.get('dtype', image.array.dtype)} (values loaded as {image.array.dtype})"
+        shape, channels, dtype = (
+            image.spatial_shape,
+            image.num_channels,
+            f"{image.meta.get('dtype', image.array.dtype)} (values loaded as {image.array.dtype})",
+        )
         value_range = f"{np.nanmin(image.array):.6g} .. {np.nanmax(image.array):.6g}"
         units, world = "mm", "RAS+ world"
     lines = {

@@ -36,7 +36,11 @@ def adapter_for_input(path: str | os.PathLike) -> type[Adapter]:
         adapter = ADAPTERS.get(name)
         if adapter.can_read(path):
             return adapter
-    raise file_error(InputError, path, "unsupported input: expected a .nii/.nii.gz file, a folder holding a DICOM series, or a .tif/.tiff GeoTIFF")
+    raise file_error(
+        InputError,
+        path,
+        "unsupported input: expected a .nii/.nii.gz file, a folder holding a DICOM series, or a .tif/.tiff GeoTIFF",
+    )
 
 
 def adapter_for_output(path: str | os.PathLike) -> type[Adapter]:
@@ -47,7 +51,11 @@ def adapter_for_output(path: str | os.PathLike) -> type[Adapter]:
         adapter = ADAPTERS.get(name)
         if adapter.can_write(path):
             return adapter
-    raise file_error(OutputError, path, "unsupported output: use a .nii/.nii.gz file name, a folder name (DICOM series) or a .tif file name (GeoTIFF)")
+    raise file_error(
+        OutputError,
+        path,
+        "unsupported output: use a .nii/.nii.gz file name, a folder name (DICOM series) or a .tif file name (GeoTIFF)",
+    )
 
 
 def read(path: str | os.PathLike, **options: Any) -> SpatialArray:
@@ -65,11 +73,17 @@ def _check_companions(companions: list[Path], overwrite: bool) -> None:
     """Refuse existing companion files without ``overwrite``, and companion names taken by folders."""
     for companion in companions:
         if companion.is_dir():
-            raise file_error(OutputError, companion, "the output's sidecar file name is taken by a folder; move the folder or choose another output name")
+            raise file_error(
+                OutputError,
+                companion,
+                "the output's sidecar file name is taken by a folder; move the folder or choose another output name",
+            )
         _check_not_existing(companion, overwrite, "the output's sidecar file")
 
 
-def check_output(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (), overwrite: bool = False) -> type[Adapter]:
+def check_output(
+    path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (), overwrite: bool = False
+) -> type[Adapter]:
     """Validate an output path before any work is done; returns its adapter.
 
     Raises:
@@ -103,7 +117,11 @@ def _replace(src: Path, dst: Path, parent: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(
-    path: str | os.PathLike, *, folder: bool = False, overwrite: bool = False, companions: Sequence[str | os.PathLike] = (),
+    path: str | os.PathLike,
+    *,
+    folder: bool = False,
+    overwrite: bool = False,
+    companions: Sequence[str | os.PathLike] = (),
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it to ``path`` only if the block succeeds.
 

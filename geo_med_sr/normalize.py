@@ -14,7 +14,7 @@ import numpy as np
 from .errors import ConfigError, InputError
 from .registry import Registry
 
-NORMALIZERS: Registry[type["Normalizer"]] = Registry("normaliser", ConfigError)
+NORMALIZERS: Registry[type[Normalizer]] = Registry("normaliser", ConfigError)
 
 
 class Normalizer:
@@ -41,7 +41,9 @@ class Normalizer:
 
 def _params(stats: dict[str, Any], ndim: int) -> tuple[np.ndarray, np.ndarray]:
     shape = (-1,) + (1,) * (ndim - 1)
-    return np.asarray(stats["offset"], dtype=np.float64).reshape(shape), np.asarray(stats["width"], dtype=np.float64).reshape(shape)
+    return np.asarray(stats["offset"], dtype=np.float64).reshape(shape), np.asarray(
+        stats["width"], dtype=np.float64
+    ).reshape(shape)
 
 
 def _valid_values(channel: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -93,7 +95,13 @@ class WindowNormalizer(Normalizer):
     def fit(self, array: np.ndarray, valid: np.ndarray | None = None) -> dict[str, Any]:
         c = array.shape[0]
         low = self.level - self.width / 2.0
-        return {"name": self.name, "level": self.level, "window": self.width, "offset": [low] * c, "width": [self.width] * c}
+        return {
+            "name": self.name,
+            "level": self.level,
+            "window": self.width,
+            "offset": [low] * c,
+            "width": [self.width] * c,
+        }
 
 
 @NORMALIZERS.register("fixed")
@@ -111,7 +119,13 @@ class FixedScaleNormalizer(Normalizer):
 
     def fit(self, array: np.ndarray, valid: np.ndarray | None = None) -> dict[str, Any]:
         c = array.shape[0]
-        return {"name": self.name, "scale": self.scale, "add_offset": self.offset, "offset": [-self.offset / self.scale] * c, "width": [1.0 / self.scale] * c}
+        return {
+            "name": self.name,
+            "scale": self.scale,
+            "add_offset": self.offset,
+            "offset": [-self.offset / self.scale] * c,
+            "width": [1.0 / self.scale] * c,
+        }
 
 
 @NORMALIZERS.register("none")

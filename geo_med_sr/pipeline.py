@@ -52,7 +52,11 @@ def check_finite(image: SpatialArray, path: object) -> None:
     if values.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
-            raise file_error(InputError, path, f"contains {bad} NaN/Inf voxel(s); replace them with finite values before super-resolving")
+            raise file_error(
+                InputError,
+                path,
+                f"contains {bad} NaN/Inf voxel(s); replace them with finite values before super-resolving",
+            )
 
 
 def _checkpoint_normalize(config: SRConfig, domain: str, scale: tuple[int, ...]) -> dict[str, Any] | None:
@@ -67,7 +71,9 @@ def _checkpoint_normalize(config: SRConfig, domain: str, scale: tuple[int, ...])
     return spec if isinstance(spec, dict) and "name" in spec else None
 
 
-def fit_normalizer(config: SRConfig, source: Any, domain: str = "medical", scale: tuple[int, ...] = ()) -> tuple[Normalizer, dict[str, Any]]:
+def fit_normalizer(
+    config: SRConfig, source: Any, domain: str = "medical", scale: tuple[int, ...] = ()
+) -> tuple[Normalizer, dict[str, Any]]:
     """The normaliser the method needs and its statistics on ``source``'s valid pixels.
 
     A checkpoint is fed the normalisation it was trained with (recorded in its config); ``self``
@@ -110,14 +116,30 @@ def build_upsampler(
     return upsampler, prov
 
 
-def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int, source: Any, norm: Any, slice_thickness: float | None, domain: str) -> tuple[nn.Module, dict[str, Any]]:
+def _base_upsampler(
+    config: SRConfig,
+    scale: tuple[int, ...],
+    spatial_dims: int,
+    source: Any,
+    norm: Any,
+    slice_thickness: float | None,
+    domain: str,
+) -> tuple[nn.Module, dict[str, Any]]:
     method = config.model.method
     if method == "self":
         from .training.selfsup import self_supervised_upsampler
 
         if source is None or norm is None:
             raise ConfigError("--method self needs the input image to train on")
-        model, info = self_supervised_upsampler(source, *norm, scale, budget=config.model.budget, device=config.inference.device, slice_thickness=slice_thickness, domain=domain)
+        model, info = self_supervised_upsampler(
+            source,
+            *norm,
+            scale,
+            budget=config.model.budget,
+            device=config.inference.device,
+            slice_thickness=slice_thickness,
+            domain=domain,
+        )
         return model, {"method": "self", "self_supervised": info}
     if method != "model":
         return CLASSICAL.get(method)(scale), {"method": method}
@@ -132,20 +154,39 @@ def _base_upsampler(config: SRConfig, scale: tuple[int, ...], spatial_dims: int,
     if getattr(model, "spatial_dims", spatial_dims) != spatial_dims:
         raise ModelError(f"model {name} is {model.spatial_dims}D but the image has {spatial_dims} spatial axes")
     network = info.get("network", {}).get("name", type(model).__name__)
-    return model, {"method": "model", "model": str(name), "model_source": source_note, "network": network, "weights_sha256": sha256_file(weights)}
+    return model, {
+        "method": "model",
+        "model": str(name),
+        "model_source": source_note,
+        "network": network,
+        "weights_sha256": sha256_file(weights),
+    }
 
 
 def _through_plane(model: nn.Module, scale: tuple[int, ...], spatial_dims: int) -> nn.Module:
     """A 2D ``(s, 1)`` network on a 3D volume scaled along one axis: the two-orientation plane ensemble."""
     thick = [a for a, f in enumerate(scale) if f > 1]
-    if spatial_dims == 3 and getattr(model, "spatial_dims", 3) == 2 and len(thick) == 1 and tuple(model.scale) == (scale[thick[0]], 1):
+    if (
+        spatial_dims == 3
+        and getattr(model, "spatial_dims", 3) == 2
+        and len(thick) == 1
+        and tuple(model.scale) == (scale[thick[0]], 1)
+    ):
         from .training.selfsup import PlaneEnsemble
 
         return PlaneEnsemble(model, thick[0])
     return model
 
 
-def _radiometry(config: SRConfig, norm: tuple[Normalizer, dict[str, Any]], upsampler: nn.Module, *, out_dtype: Any, nodata: float | None, has_mask: bool) -> Radiometry:
+def _radiometry(
+    config: SRConfig,
+    norm: tuple[Normalizer, dict[str, Any]],
+    upsampler: nn.Module,
+    *,
+    out_dtype: Any,
+    nodata: float | None,
+    has_mask: bool,
+) -> Radiometry:
     """The fitted normaliser plus the nodata fill/re-mask settings."""
     fill = config.inference.fill_radius
     if fill is None:
@@ -169,19 +210,38 @@ def _provenance(prov: dict[str, Any], scale: Sequence[int], radiometry: Radiomet
 def _resolver(config: SRConfig, upsampler: nn.Module, scale: tuple[int, ...], progress: bool | None) -> SuperResolver:
     inf = config.inference
     return SuperResolver(
-        upsampler, scale, patch_size=inf.patch_size, halo=inf.halo, batch_size=inf.batch_size, device=inf.device, amp=inf.amp,
-        progress=progress, stream=inf.stream, column_size=inf.column_size, chunk_mb=inf.chunk_mb,
+        upsampler,
+        scale,
+        patch_size=inf.patch_size,
+        halo=inf.halo,
+        batch_size=inf.batch_size,
+        device=inf.device,
+        amp=inf.amp,
+        progress=progress,
+        stream=inf.stream,
+        column_size=inf.column_size,
+        chunk_mb=inf.chunk_mb,
     )
 
 
-def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig, *, progress: bool | None = None) -> tuple[SpatialArray, dict[str, Any]]:
+def upscale_image(
+    image: SpatialArray, scale: tuple[int, ...], config: SRConfig, *, progress: bool | None = None
+) -> tuple[SpatialArray, dict[str, Any]]:
     """Super-resolve an in-memory image; returns the HR image (float32 values) and provenance."""
     from .inference.io import ArraySource
 
     source = ArraySource(image.array, image.valid)
     domain = "geo" if image.meta.get("format") == "geotiff" else "medical"
     norm = fit_normalizer(config, source, domain, scale)
-    upsampler, prov = build_upsampler(config, scale, image.spatial_dims, source=source, norm=norm, slice_thickness=_slice_thickness_px(image.meta, scale), domain=domain)
+    upsampler, prov = build_upsampler(
+        config,
+        scale,
+        image.spatial_dims,
+        source=source,
+        norm=norm,
+        slice_thickness=_slice_thickness_px(image.meta, scale),
+        domain=domain,
+    )
     radiometry = _radiometry(config, norm, upsampler, out_dtype=None, nodata=None, has_mask=image.valid is not None)
     y = _resolver(config, upsampler, scale, progress)(image.array, image.valid, radiometry)
     dtype = "float32" if config.output.dtype == "float32" else image.meta.get("dtype", str(image.array.dtype))
@@ -192,7 +252,20 @@ def upscale_image(image: SpatialArray, scale: tuple[int, ...], config: SRConfig,
     return image.with_array(y, scale, meta_update=meta_update), prov
 
 
-def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tuple[int, ...], config: SRConfig, *, bands: Sequence[int] | None, overwrite: bool, progress: bool | None, cog: bool, request: dict[str, Any]) -> Result:
+def _stream(
+    adapter_in: Any,
+    adapter_out: Any,
+    src: Path,
+    dst: Path,
+    factors: tuple[int, ...],
+    config: SRConfig,
+    *,
+    bands: Sequence[int] | None,
+    overwrite: bool,
+    progress: bool | None,
+    cog: bool,
+    request: dict[str, Any],
+) -> Result:
     """GeoTIFF path: read windows, super-resolve, write windows; never the whole scene."""
     with adapter_in.open_source(src, bands=bands) as source:
         scale = broadcast_scale(factors, len(source.shape) - 1, src)
@@ -203,15 +276,23 @@ def _stream(adapter_in: Any, adapter_out: Any, src: Path, dst: Path, factors: tu
         nodata = meta.get("geotiff", {}).get("nodata")
         nodata = float("nan") if nodata == "nan" else nodata
         out_dtype = np.dtype("float32") if config.output.dtype == "float32" else np.dtype(source.dtype)
-        if nodata is not None and out_dtype.kind in "iu" and not (np.iinfo(out_dtype).min <= nodata <= np.iinfo(out_dtype).max):
+        if (
+            nodata is not None
+            and out_dtype.kind in "iu"
+            and not (np.iinfo(out_dtype).min <= nodata <= np.iinfo(out_dtype).max)
+        ):
             raise file_error(ConfigError, src, f"nodata {nodata} does not fit the output dtype {out_dtype}")
-        radiometry = _radiometry(config, norm, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=source.may_have_invalid)
+        radiometry = _radiometry(
+            config, norm, upsampler, out_dtype=out_dtype, nodata=nodata, has_mask=source.may_have_invalid
+        )
         resolver = _resolver(config, upsampler, scale, progress)
         prov = {**_provenance(prov, scale, radiometry), "request": request}
         meta.update(dtype=out_dtype.name, provenance=prov)
         out_shape = (resolver.output_channels(source.shape[0]), *out_spatial)
         with io.atomic_path(dst, overwrite=overwrite) as tmp:
-            with adapter_out.open_sink(tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog, name=dst) as sink:
+            with adapter_out.open_sink(
+                tmp, out_shape, scale_affine(source.affine, scale), meta, out_dtype, cog=cog, name=dst
+            ) as sink:
                 resolver.run(source, sink, radiometry)
         return Result(dst, tuple(source.shape[1:]), tuple(out_spatial), prov)
 
@@ -266,7 +347,19 @@ def super_resolve(
         raise file_error(ConfigError, src_path, "--bands only applies to GeoTIFF inputs")
     request = request or request_for(src_path, scale, config, series=series, bands=bands, cog=cog)
     if streaming:
-        return _stream(adapter_in, adapter_out, src_path, dst_path, factors, config, bands=band_list, overwrite=overwrite, progress=progress, cog=cog, request=request)
+        return _stream(
+            adapter_in,
+            adapter_out,
+            src_path,
+            dst_path,
+            factors,
+            config,
+            bands=band_list,
+            overwrite=overwrite,
+            progress=progress,
+            cog=cog,
+            request=request,
+        )
     image = adapter_in.read(src_path, **({"series": series} if adapter_in.is_folder else {}))
     factors = broadcast_scale(factors, image.spatial_dims, src_path)
     scaled_shape(image.spatial_shape, factors)

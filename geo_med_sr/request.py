@@ -63,7 +63,11 @@ def broadcast_scale(scale: Sequence[int], spatial_dims: int, path: object) -> tu
     if len(scale) == 1:
         return tuple(scale) * spatial_dims
     if len(scale) != spatial_dims:
-        raise file_error(ConfigError, path, f"--scale has {len(scale)} factors but the image has {spatial_dims} spatial axes (index order, fastest first)")
+        raise file_error(
+            ConfigError,
+            path,
+            f"--scale has {len(scale)} factors but the image has {spatial_dims} spatial axes (index order, fastest first)",
+        )
     return tuple(scale)
 
 
@@ -73,7 +77,10 @@ def model_choice(config: SRConfig, domain: str, scale: tuple[int, ...]) -> tuple
 
     name, source_note = config.model.name, "given"
     if not name:
-        name, source_note = default_for(domain, scale, fast=config.model.fast).name, "bundled fast default" if config.model.fast else "bundled default"
+        name, source_note = (
+            default_for(domain, scale, fast=config.model.fast).name,
+            "bundled fast default" if config.model.fast else "bundled default",
+        )
     return name, source_note, bundled_path(name) or Path(name)
 
 
@@ -143,5 +150,11 @@ def request_for(
         "bands": band_list,
         "cog": cog if getattr(adapter, "streaming", False) else None,
     }
-    request = {"input_sha256": hash_input(src), "method": config.model.method, "model_sha256": weights, "scale": factors, "settings": settings}
+    request = {
+        "input_sha256": hash_input(src),
+        "method": config.model.method,
+        "model_sha256": weights,
+        "scale": factors,
+        "settings": settings,
+    }
     return json.loads(json.dumps(request, sort_keys=True))

@@ -34,11 +34,15 @@ class SpatialArray:
     def __post_init__(self) -> None:
         array = self.array
         if array.ndim < 2:
-            raise InputError(f"SpatialArray needs a (C, *S) array with at least one spatial axis, got shape {array.shape}")
+            raise InputError(
+                f"SpatialArray needs a (C, *S) array with at least one spatial axis, got shape {array.shape}"
+            )
         affine = np.asarray(self.affine, dtype=np.float64)
         n = array.ndim - 1
         if affine.shape != (n + 1, n + 1):
-            raise InputError(f"affine of shape {affine.shape} does not match {n} spatial axes; expected {(n + 1, n + 1)}")
+            raise InputError(
+                f"affine of shape {affine.shape} does not match {n} spatial axes; expected {(n + 1, n + 1)}"
+            )
         if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:n, :n])) < 1e-12:
             raise InputError(f"affine is singular or not finite: {affine.tolist()}")
         if self.valid is not None and self.valid.shape != array.shape[1:]:
@@ -65,7 +69,9 @@ class SpatialArray:
         """Voxel size per index axis in world units, shape ``(n,)``."""
         return geometry.spacing(self.affine)
 
-    def with_array(self, array: np.ndarray, scale: float | Sequence[float] | None = None, *, meta_update: dict | None = None) -> SpatialArray:
+    def with_array(
+        self, array: np.ndarray, scale: float | Sequence[float] | None = None, *, meta_update: dict | None = None
+    ) -> SpatialArray:
         """A new SpatialArray holding ``array`` on this grid refined by ``scale``.
 
         Args:
@@ -81,7 +87,9 @@ class SpatialArray:
         s = geometry.as_scale(1 if scale is None else scale, n)
         expected = geometry.scaled_shape(self.spatial_shape, s)
         if tuple(array.shape[1:]) != expected:
-            raise InputError(f"array of spatial shape {tuple(array.shape[1:])} does not match {self.spatial_shape} scaled by {s}; expected {expected}")
+            raise InputError(
+                f"array of spatial shape {tuple(array.shape[1:])} does not match {self.spatial_shape} scaled by {s}; expected {expected}"
+            )
         valid = None if self.valid is None else upsample_mask(self.valid, s)
         meta = copy.deepcopy(self.meta)
         if meta_update:

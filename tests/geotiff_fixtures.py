@@ -14,7 +14,11 @@ from rasterio.transform import Affine
 DESCRIPTIONS = ("blue", "green", "red", "nir")
 
 
-def rotated_transform(angle_deg: float = 15.0, pixel: tuple[float, float] = (30.0, 20.0), origin: tuple[float, float] = (500_010.0, 4_499_970.0)) -> Affine:
+def rotated_transform(
+    angle_deg: float = 15.0,
+    pixel: tuple[float, float] = (30.0, 20.0),
+    origin: tuple[float, float] = (500_010.0, 4_499_970.0),
+) -> Affine:
     """Corner-anchored transform rotated by ``angle_deg`` with ``pixel = (width, height)`` in metres.
 
     Columns advance along ``pixel[0] * (cos, sin)``, rows along ``pixel[1] * (sin, -cos)``: all
@@ -111,8 +115,17 @@ def make_geotiff(
     tags = {"SENSOR": "synthetic"} if tags is None else tags
     options = {"tiled": True, "blockxsize": blocksize, "blockysize": blocksize} if tiled else {}
     with rasterio.open(
-        path, "w", driver="GTiff", width=width, height=height, count=count, dtype=dtype,
-        crs=crs, transform=transform, nodata=nodata, **options,
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=count,
+        dtype=dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        **options,
     ) as dst:
         dst.write(array)
         dst.update_tags(AREA_OR_POINT=area_or_point, **tags)
@@ -129,4 +142,3 @@ def make_geotiff(
         for i, extra in enumerate(band_tags or ()):
             dst.update_tags(i + 1, **extra)
     return path, array
-

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from conftest import oblique_affine, smooth_volume, write_nifti
+from dicom_fixtures import make_synthetic_series
+from geotiff_fixtures import make_geotiff
 from rasterio.windows import Window
 
 from geo_med_sr import batch, io, super_resolve
@@ -25,10 +28,6 @@ from geo_med_sr.batch_runner import DONE, FAILED, LOCK_NAME, REPORT_NAME, SKIPPE
 from geo_med_sr.cli import main
 from geo_med_sr.config import SRConfig
 from geo_med_sr.errors import ConfigError, OutputError
-
-from conftest import oblique_affine, smooth_volume, write_nifti
-from dicom_fixtures import make_synthetic_series
-from geotiff_fixtures import make_geotiff
 
 distributed = pytest.importorskip("distributed")
 
@@ -38,7 +37,9 @@ CONFIG = SRConfig().updated(output={"dtype": "float32"})
 @pytest.fixture(scope="module")
 def cluster():
     """One 2-worker LocalCluster (processes) shared by the tests of this module."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as local:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as local:
         yield local.scheduler_address
 
 
@@ -47,7 +48,11 @@ def make_inputs(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [
         write_nifti(folder / "t1.nii.gz", smooth_volume((13, 10, 9), seed=1), oblique_affine()),
-        write_nifti(folder / "t2.nii", smooth_volume((11, 12, 8), seed=2).astype(np.float32), oblique_affine(spacing=(1.0, 1.0, 3.0))),
+        write_nifti(
+            folder / "t2.nii",
+            smooth_volume((11, 12, 8), seed=2).astype(np.float32),
+            oblique_affine(spacing=(1.0, 1.0, 3.0)),
+        ),
     ]
     for i in (1, 2):
         make_synthetic_series(folder / f"series{i}", shape=(12, 10, 6), seed=i, patient_id=f"SYN00{i}")
@@ -71,7 +76,14 @@ def test_mixed_batch_correct_skipped_and_redone(tmp_path, cluster):
     out = tmp_path / "out"
     report = batch(inputs, out, 2, CONFIG, scheduler=cluster)
     assert [o.status for o in report.outcomes] == [DONE] * 6, report.table()
-    assert [Path(p).name for p in (o.output for o in report.outcomes)] == ["t1.nii.gz", "t2.nii", "series1", "series2", "scene1.tif", "scene2.tif"]
+    assert [Path(p).name for p in (o.output for o in report.outcomes)] == [
+        "t1.nii.gz",
+        "t2.nii",
+        "series1",
+        "series2",
+        "scene1.tif",
+        "scene2.tif",
+    ]
 
     # each output equals what the single-file command makes (values and exact geometry)
     for src in inputs:
@@ -80,7 +92,9 @@ def test_mixed_batch_correct_skipped_and_redone(tmp_path, cluster):
         ref_path.parent.mkdir(exist_ok=True)
         super_resolve(src, ref_path, 2, CONFIG, progress=False)
         ref = io.read(ref_path)
-        assert got.array.shape == ref.array.shape and got.spatial_shape == tuple(2 * n for n in io.read(src).spatial_shape)
+        assert got.array.shape == ref.array.shape and got.spatial_shape == tuple(
+            2 * n for n in io.read(src).spatial_shape
+        )
         np.testing.assert_allclose(got.affine, ref.affine, rtol=0, atol=1e-9)
         span = float(ref.array.max() - ref.array.min())
         np.testing.assert_allclose(got.array, ref.array, rtol=0, atol=1e-4 * span)
@@ -100,13 +114,17 @@ def test_mixed_batch_correct_skipped_and_redone(tmp_path, cluster):
     third = batch(inputs, out, 2, CONFIG, scheduler=cluster)
     assert [o.status for o in third.outcomes] == [DONE, SKIPPED, SKIPPED, DONE, SKIPPED, SKIPPED]
     redone = ("series2", "t1.nii.gz")
-    assert {p: stamp(p) for p in outputs_of(out) if p.name not in redone} == {p: s for p, s in stamps.items() if p.name not in redone}
+    assert {p: stamp(p) for p in outputs_of(out) if p.name not in redone} == {
+        p: s for p, s in stamps.items() if p.name not in redone
+    }
     assert json.loads((out / "t1.json").read_text())["GeoMedSR"] == io.read_provenance(out / "t1.nii.gz")
 
     # another scale or method is another request: the old output is not silently replaced
     other = batch(inputs[4:5], out, 2, CONFIG.updated(model={"method": "bicubic"}), scheduler=cluster)
     assert other.outcomes[0].status == FAILED and "--overwrite" in other.outcomes[0].error
-    replaced = batch(inputs[4:5], out, 2, CONFIG.updated(model={"method": "bicubic"}), scheduler=cluster, overwrite=True)
+    replaced = batch(
+        inputs[4:5], out, 2, CONFIG.updated(model={"method": "bicubic"}), scheduler=cluster, overwrite=True
+    )
     assert replaced.outcomes[0].status == DONE and io.read_provenance(out / "scene1.tif")["method"] == "bicubic"
 
 
@@ -115,7 +133,18 @@ def test_corrupted_input_fails_alone_with_report_and_exit_status(tmp_path, clust
     bad = inputs[0]
     bad.write_bytes(gzip.compress(b"this is not a NIfTI header" * 20))
     out = tmp_path / "out"
-    argv = ["batch", *map(str, inputs), "--out-dir", str(out), "--scale", "2", "--float32", "--scheduler", cluster, "--quiet"]
+    argv = [
+        "batch",
+        *map(str, inputs),
+        "--out-dir",
+        str(out),
+        "--scale",
+        "2",
+        "--float32",
+        "--scheduler",
+        cluster,
+        "--quiet",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "failed" in err and str(bad) in err
@@ -129,9 +158,27 @@ def test_corrupted_input_fails_alone_with_report_and_exit_status(tmp_path, clust
 
 def test_killed_batch_is_finished_by_a_rerun_without_partial_files(tmp_path, cluster):
     (tmp_path / "in").mkdir()
-    inputs = [make_geotiff(tmp_path / "in" / f"tile{i}.tif", width=320, height=320, count=4, nodata_region=False)[0] for i in range(6)]
+    inputs = [
+        make_geotiff(tmp_path / "in" / f"tile{i}.tif", width=320, height=320, count=4, nodata_region=False)[0]
+        for i in range(6)
+    ]
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "geo_med_sr", "batch", *map(str, inputs), "--out-dir", str(out), "--scale", "2", "--workers", "2", "--threads", "1", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "geo_med_sr",
+        "batch",
+        *map(str, inputs),
+        "--out-dir",
+        str(out),
+        "--scale",
+        "2",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -159,8 +206,21 @@ def test_vrt_mosaic_of_the_geotiff_outputs(tmp_path, cluster):
     full = np.random.default_rng(0).integers(100, 4000, (2, 24, 40)).astype("uint16")
     tiles = []
     for i, x0 in enumerate((0, 20)):
-        tiles.append(make_geotiff(tmp_path / "in" / f"part{i}.tif", width=20, height=24, count=2, transform=from_origin(600_000 + 30 * x0, 4_000_000, 30, 30), values=full[:, :, x0 : x0 + 20], nodata=None, nodata_region=False)[0])
-    report = batch(tiles, tmp_path / "out", 2, SRConfig().updated(model={"method": "nearest"}), scheduler=cluster, vrt="mosaic.vrt")
+        tiles.append(
+            make_geotiff(
+                tmp_path / "in" / f"part{i}.tif",
+                width=20,
+                height=24,
+                count=2,
+                transform=from_origin(600_000 + 30 * x0, 4_000_000, 30, 30),
+                values=full[:, :, x0 : x0 + 20],
+                nodata=None,
+                nodata_region=False,
+            )[0]
+        )
+    report = batch(
+        tiles, tmp_path / "out", 2, SRConfig().updated(model={"method": "nearest"}), scheduler=cluster, vrt="mosaic.vrt"
+    )
     assert report.vrt == tmp_path / "out" / "mosaic.vrt"
     with rasterio.open(report.vrt) as mosaic:
         assert (mosaic.width, mosaic.height) == (80, 48)
@@ -177,7 +237,10 @@ def test_planning_errors_come_before_any_work(tmp_path):
         plan([tmp_path / "a" / "x.tif", tmp_path / "b" / "x.tif"], tmp_path / "out")
     with pytest.raises(ConfigError, match="matches it as a glob"):
         expand_inputs([str(tmp_path / "nothing*.tif")])
-    assert expand_inputs([str(tmp_path / "*" / "x.tif"), tmp_path / "a" / "x.tif"]) == [tmp_path / "a" / "x.tif", tmp_path / "b" / "x.tif"]
+    assert expand_inputs([str(tmp_path / "*" / "x.tif"), tmp_path / "a" / "x.tif"]) == [
+        tmp_path / "a" / "x.tif",
+        tmp_path / "b" / "x.tif",
+    ]
     with pytest.raises(OutputError, match="inside --out-dir"):
         batch([tmp_path / "a" / "x.tif"], tmp_path / "a", 2)
     (tmp_path / "file").write_text("")
@@ -199,11 +262,25 @@ def test_request_names_what_changes_the_output_and_nothing_else(tmp_path):
     assert request_for(src, "2,2") == base
     assert base["input_sha256"] == hash_input(src) and len(base["model_sha256"]) == 64
     # engine settings that do not change values are not part of it
-    assert request_for(src, 2, SRConfig().updated(inference={"patch_size": 32, "batch_size": 1, "device": "cpu", "column_size": 64})) == base
-    for other in (request_for(src, 2, SRConfig().updated(model={"method": "bicubic"})), request_for(src, 2, SRConfig().updated(output={"dtype": "float32"})), request_for(src, 2, bands="1,2"), request_for(src, 2, cog=False)):
+    assert (
+        request_for(
+            src,
+            2,
+            SRConfig().updated(inference={"patch_size": 32, "batch_size": 1, "device": "cpu", "column_size": 64}),
+        )
+        == base
+    )
+    for other in (
+        request_for(src, 2, SRConfig().updated(model={"method": "bicubic"})),
+        request_for(src, 2, SRConfig().updated(output={"dtype": "float32"})),
+        request_for(src, 2, bands="1,2"),
+        request_for(src, 2, cog=False),
+    ):
         assert other != base
     bicubic = SRConfig().updated(model={"method": "bicubic"})
-    assert request_for(src, 2, bicubic)["model_sha256"] is None and request_for(src, "2,3", bicubic) != request_for(src, 2, bicubic)
+    assert request_for(src, 2, bicubic)["model_sha256"] is None and request_for(src, "2,3", bicubic) != request_for(
+        src, 2, bicubic
+    )
     src.write_bytes(src.read_bytes() + b"\0")  # any change of the input's bytes
     assert request_for(src, 2)["input_sha256"] != base["input_sha256"]
     series = tmp_path / "series"

@@ -21,7 +21,9 @@ def test_every_installed_model_is_small_and_has_a_card():
         assert "sha256" in card and "geo-med-sr train" in card
         info = json.loads(model.path.with_suffix(".json").read_text())
         through_plane = info["spatial_dims"] == 2 and len(model.scale) == 3  # a 2D (s, 1) net for (1, 1, s)
-        assert (tuple(info["scale"]) == (max(model.scale), 1)) if through_plane else (tuple(info["scale"]) == model.scale)
+        assert (
+            (tuple(info["scale"]) == (max(model.scale), 1)) if through_plane else (tuple(info["scale"]) == model.scale)
+        )
         assert info["extra"]["train"]["files"]
 
 
@@ -45,7 +47,9 @@ def test_fast_picks_the_small_network_and_says_when_there_is_none(tmp_path):
         bundled.default_for("medical", (2, 2, 2), fast=True)
     src, _ = make_geotiff(tmp_path / "s.tif", width=40, height=32)
     result = super_resolve(src, tmp_path / "o.tif", 2, SRConfig().updated(model={"fast": True}), progress=False)
-    assert result.provenance["model"] == "sat-edsr-x2-fast" and result.provenance["model_source"] == "bundled fast default"
+    assert (
+        result.provenance["model"] == "sat-edsr-x2-fast" and result.provenance["model_source"] == "bundled fast default"
+    )
 
 
 def test_missing_domain_or_scale_lists_what_is_bundled():
@@ -94,6 +98,12 @@ def test_thick_mri_uses_the_bundled_through_plane_model_for_its_factor(tmp_path,
     shape, scale = [12, 10, 9], [1, 1, 1]
     shape[thick_axis], scale[thick_axis] = 5, factor
     src = write_nifti(tmp_path / "thick.nii.gz", smooth_volume(tuple(shape)), oblique_affine())
-    result = super_resolve(src, tmp_path / "o.nii.gz", ",".join(map(str, scale)), SRConfig().updated(inference={"patch_size": 16}), progress=False)
+    result = super_resolve(
+        src,
+        tmp_path / "o.nii.gz",
+        ",".join(map(str, scale)),
+        SRConfig().updated(inference={"patch_size": 16}),
+        progress=False,
+    )
     assert result.provenance["model"] == name and result.provenance["model_source"] == "bundled default"
     assert io.read(result.output).spatial_shape == tuple(n * f for n, f in zip(shape, scale))

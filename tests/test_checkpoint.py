@@ -179,11 +179,15 @@ def rewrite_config(path: Path, text: str) -> None:
         (lambda c: json.dumps({**c, "network": {"name": "edsr"}}), "network"),
         (lambda c: json.dumps({**c, "network": {**c["network"], "name": "edsrr"}}), "did you mean 'edsr'"),
         (
-            lambda c: json.dumps({**c, "network": {**c["network"], "params": {**c["network"]["params"], "features": 16}}}),
+            lambda c: json.dumps(
+                {**c, "network": {**c["network"], "params": {**c["network"]["params"], "features": 16}}}
+            ),
             "weights do not match",
         ),
         (
-            lambda c: json.dumps({**c, "network": {**c["network"], "params": {**c["network"]["params"], "num_blocks": 3}}}),
+            lambda c: json.dumps(
+                {**c, "network": {**c["network"], "params": {**c["network"]["params"], "num_blocks": 3}}}
+            ),
             "missing",
         ),
         (

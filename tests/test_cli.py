@@ -75,7 +75,16 @@ def test_nan_or_inf_voxels(tmp_path, capsys, bad):
     assert_clean_failure(code, err, src, out, "1 NaN/Inf voxel")
 
 
-@pytest.mark.parametrize("scale,problem", [("1.5", "whole numbers"), ("0", "whole numbers"), ("2,0,2", "whole numbers"), ("two", "not a number"), ("2,2", "3 spatial axes")])
+@pytest.mark.parametrize(
+    "scale,problem",
+    [
+        ("1.5", "whole numbers"),
+        ("0", "whole numbers"),
+        ("2,0,2", "whole numbers"),
+        ("two", "not a number"),
+        ("2,2", "3 spatial axes"),
+    ],
+)
 def test_bad_scale(oblique_nifti, capsys, scale, problem):
     out = oblique_nifti.parent / "out.nii.gz"
     code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", scale, "--method", "linear")
@@ -84,7 +93,9 @@ def test_bad_scale(oblique_nifti, capsys, scale, problem):
 
 def test_output_equal_to_input(oblique_nifti, capsys):
     before = oblique_nifti.read_bytes()
-    code, _, err = run_cli(capsys, "upscale", oblique_nifti, oblique_nifti, "--scale", "2", "--method", "linear", "--overwrite")
+    code, _, err = run_cli(
+        capsys, "upscale", oblique_nifti, oblique_nifti, "--scale", "2", "--method", "linear", "--overwrite"
+    )
     assert code == 2 and "same as the input" in err and str(oblique_nifti) in err
     assert oblique_nifti.read_bytes() == before
 
@@ -95,7 +106,9 @@ def test_existing_output_needs_overwrite(oblique_nifti, capsys):
     code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear")
     assert code == 2 and "--overwrite" in err and str(out) in err and len(err.strip().splitlines()) == 1
     assert out.read_bytes() == b"precious"
-    code, stdout, _ = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear", "--overwrite")
+    code, stdout, _ = run_cli(
+        capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear", "--overwrite"
+    )
     assert code == 0 and "wrote" in stdout
     assert io.read(out).spatial_shape == (26, 20, 18)
 
@@ -141,7 +154,22 @@ def test_killed_mid_run_leaves_no_output(tmp_path):
     src = write_nifti(tmp_path / "big.nii.gz", smooth_volume((64, 64, 48)), oblique_affine())
     out = tmp_path / "out.nii.gz"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "geo_med_sr", "upscale", str(src), str(out), "--scale", "3", "--method", "bspline", "--quiet"], env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "geo_med_sr",
+            "upscale",
+            str(src),
+            str(out),
+            "--scale",
+            "3",
+            "--method",
+            "bspline",
+            "--quiet",
+        ],
+        env=env,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if [p for p in tmp_path.iterdir() if ".partial-" in p.name]:
@@ -157,7 +185,11 @@ def test_console_script_exit_code(tmp_path):
     exe = Path(sys.executable).with_name("geo-med-sr")
     if not exe.exists():
         pytest.skip("console script not installed in this environment")
-    proc = subprocess.run([str(exe), "upscale", str(tmp_path / "missing.nii"), str(tmp_path / "o.nii"), "--scale", "2"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(exe), "upscale", str(tmp_path / "missing.nii"), str(tmp_path / "o.nii"), "--scale", "2"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.nii" in proc.stderr
 
 
@@ -167,7 +199,19 @@ def test_ensemble_and_consistency_are_recorded(oblique_nifti, tmp_path, capsys):
     import nibabel as nib
 
     out = tmp_path / "e.nii.gz"
-    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "bspline", "--ensemble", "--consistency", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "upscale",
+        oblique_nifti,
+        out,
+        "--scale",
+        "2",
+        "--method",
+        "bspline",
+        "--ensemble",
+        "--consistency",
+        "--quiet",
+    )
     assert code == 0, err
     prov = json.loads(nib.load(str(out)).header.extensions[0].get_content())
     assert prov["method"] == "bspline" and prov["ensemble"] == 8

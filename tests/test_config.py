@@ -23,7 +23,15 @@ def test_unknown_key_is_an_error_naming_the_file(tmp_path):
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("text,problem", [("inference: {patch_size: 0}", "patch_size"), ("model: {method: magic}", "method"), ("- a\n- b\n", "mapping"), ("a: [", "YAML")])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("inference: {patch_size: 0}", "patch_size"),
+        ("model: {method: magic}", "method"),
+        ("- a\n- b\n", "mapping"),
+        ("a: [", "YAML"),
+    ],
+)
 def test_bad_values(tmp_path, text, problem):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -49,6 +57,20 @@ def test_cli_uses_a_config_file(oblique_nifti, tmp_path):
 
     path = tmp_path / "linear.yaml"
     path.write_text("model: {method: linear}\ninference: {patch_size: 5}\noutput: {dtype: float32}\n")
-    assert main(["upscale", str(oblique_nifti), str(tmp_path / "o.nii.gz"), "--scale", "2", "--config", str(path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(oblique_nifti),
+                str(tmp_path / "o.nii.gz"),
+                "--scale",
+                "2",
+                "--config",
+                str(path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = io.read(tmp_path / "o.nii.gz")
     assert out.meta["dtype"] == "float32" and out.spatial_shape == (26, 20, 18)

@@ -67,7 +67,9 @@ def test_dicom_in_dicom_out_returns_the_original_grid(tmp_path, scale, lr_shape,
 
 def test_dicom_in_nifti_out(tmp_path):
     hr, lr_folder = _lr_series(tmp_path, (8, 6, 8), (2, 2, 2))
-    result = super_resolve(lr_folder, tmp_path / "sr.nii.gz", 2, SRConfig().updated(model={"method": "linear"}), progress=False)
+    result = super_resolve(
+        lr_folder, tmp_path / "sr.nii.gz", 2, SRConfig().updated(model={"method": "linear"}), progress=False
+    )
     out = io.read(result.output)
     assert out.spatial_shape == (8, 6, 8)
     assert geometry.affine_difference_in_voxels(hr.affine, out.affine) <= 1e-6
@@ -80,7 +82,9 @@ def test_real_series_round_trip_through_block_average(tmp_path):
     assert image.spatial_shape == (256, 256, 35)
     lr = block_average(image, (2, 2, 1))
     io.write(lr, tmp_path / "lr")
-    super_resolve(tmp_path / "lr", tmp_path / "sr", "2,2,1", SRConfig().updated(model={"method": "bspline"}), progress=False)
+    super_resolve(
+        tmp_path / "lr", tmp_path / "sr", "2,2,1", SRConfig().updated(model={"method": "bspline"}), progress=False
+    )
     affine, size = sitk_geometry_ras(tmp_path / "sr")
     ref_affine, _ = sitk_geometry_ras(real)
     assert size == (256, 256, 35)
@@ -102,7 +106,19 @@ def test_two_series_without_series_option(tmp_path, capsys):
     code, _, err = run_cli(capsys, "upscale", folder, out, "--scale", "2", "--method", "linear")
     assert_clean_failure(code, err, folder, out, "--series")
     assert "1.2.826.0.1.3680043.8.498.1" in err and "1.2.826.0.1.3680043.8.498.2" in err and "second" in err
-    code, _, _ = run_cli(capsys, "upscale", folder, out, "--scale", "2", "--method", "linear", "--series", "1.2.826.0.1.3680043.8.498.2", "--quiet")
+    code, _, _ = run_cli(
+        capsys,
+        "upscale",
+        folder,
+        out,
+        "--scale",
+        "2",
+        "--method",
+        "linear",
+        "--series",
+        "1.2.826.0.1.3680043.8.498.2",
+        "--quiet",
+    )
     assert code == 0 and io.read(out).spatial_shape == (24, 20, 12)
 
 

@@ -36,12 +36,30 @@ def test_psnr_matches_an_independent_computation_3d(tmp_path):
     gains = result["gains_db"]
     assert gains["bspline"]["over_classical"] == pytest.approx(0.0)  # bspline is the best classical here
     assert gains["bspline-ibp"]["over_bspline_ibp"] == pytest.approx(0.0)
-    assert gains["nearest"]["over_bspline_ibp"] == pytest.approx(by_name["nearest"]["psnr"] - by_name["bspline-ibp"]["psnr"])
+    assert gains["nearest"]["over_bspline_ibp"] == pytest.approx(
+        by_name["nearest"]["psnr"] - by_name["bspline-ibp"]["psnr"]
+    )
 
 
 def test_masked_geotiff_and_cli_outputs(tmp_path, capsys):
     src, _ = make_geotiff(tmp_path / "ref.tif", width=64, height=48)
-    code = main(["evaluate", str(src), "--scale", "2", "--method", "bicubic", "--method", "bspline", "--consistency", "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")])
+    code = main(
+        [
+            "evaluate",
+            str(src),
+            "--scale",
+            "2",
+            "--method",
+            "bicubic",
+            "--method",
+            "bspline",
+            "--consistency",
+            "--json",
+            str(tmp_path / "s.json"),
+            "--plot",
+            str(tmp_path / "s.png"),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "bspline+ibp" in text and "gain dB" in text and "vs ibp" in text

@@ -35,7 +35,9 @@ def test_block_centres_average_to_lr_centre(ang, sp, s):
     a = oblique_affine(sp, ang)
     hr = geometry.scale_affine(a, s)
     i = np.array([2, 3, 1])
-    block = np.stack(np.meshgrid(*[np.arange(ii * si, ii * si + si) for ii, si in zip(i, s)], indexing="ij"), -1).reshape(-1, 3)
+    block = np.stack(
+        np.meshgrid(*[np.arange(ii * si, ii * si + si) for ii, si in zip(i, s)], indexing="ij"), -1
+    ).reshape(-1, 3)
     world = (hr[:3, :3] @ block.T).T + hr[:3, 3]
     np.testing.assert_allclose(world.mean(0), a[:3, :3] @ i + a[:3, 3], atol=1e-9)
 
@@ -48,7 +50,9 @@ def test_scale_then_inverse_is_identity_and_spacing_divides(ang, sp, s):
     np.testing.assert_allclose(geometry.scale_affine(hr, [1 / v for v in s]), a, atol=1e-9)
     np.testing.assert_allclose(geometry.spacing(hr), np.array(sp) / np.array(s), rtol=1e-12)
     np.testing.assert_allclose(geometry.direction(hr), geometry.direction(a), atol=1e-12)
-    expected_origin = geometry.origin(a) - geometry.direction(a) @ (np.array(sp) * (np.array(s) - 1) / (2 * np.array(s)))
+    expected_origin = geometry.origin(a) - geometry.direction(a) @ (
+        np.array(sp) * (np.array(s) - 1) / (2 * np.array(s))
+    )
     np.testing.assert_allclose(geometry.origin(hr), expected_origin, atol=1e-9)
 
 

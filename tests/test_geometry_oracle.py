@@ -38,7 +38,9 @@ def test_nifti_upscale_returns_the_original_grid(tmp_path, lr_shape, scale, meth
     io.write(lr, tmp_path / "lr.nii.gz")
     model = _checkpoint(tmp_path, scale) if method == "model" else None
     config = SRConfig().updated(model={"method": method, "name": model}, inference={"patch_size": 4})
-    result = super_resolve(tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz", ",".join(map(str, scale)), config, progress=False)
+    result = super_resolve(
+        tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz", ",".join(map(str, scale)), config, progress=False
+    )
     out = io.read(result.output)
     assert out.spatial_shape == hr_shape
     assert affine_difference_in_voxels(hr_affine, out.affine) <= 1e-6

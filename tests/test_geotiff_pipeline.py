@@ -81,7 +81,9 @@ def test_tiled_equals_whole_image(tmp_path, method):
     outs = []
     for i, patch in enumerate([5, 11, 1000]):
         config = _config(method, tmp_path, 2).updated(inference={"patch_size": patch}, output={"dtype": "float32"})
-        outs.append(rasterio.open(super_resolve(lr_path, tmp_path / f"o{i}.tif", 2, config, progress=False).output).read())
+        outs.append(
+            rasterio.open(super_resolve(lr_path, tmp_path / f"o{i}.tif", 2, config, progress=False).output).read()
+        )
     for out in outs[:2]:
         assert np.nanmax(np.abs(out - outs[2])) <= 1e-5 * np.nanmax(np.abs(outs[2]))
 
@@ -123,14 +125,18 @@ def test_never_reads_the_whole_scene(tmp_path, monkeypatch):
 
     monkeypatch.setattr(GeoTiffSource, "read", spy)
     monkeypatch.setattr("geo_med_sr.inference.radiometry.sample_valid_values.__defaults__", (10_000, 64, 0))
-    super_resolve(tmp_path / "big.tif", tmp_path / "o.tif", 2, _config("bspline", tmp_path, 2, patch_size=32), progress=False)
+    super_resolve(
+        tmp_path / "big.tif", tmp_path / "o.tif", 2, _config("bspline", tmp_path, 2, patch_size=32), progress=False
+    )
     assert boxes and max(w * h for w, h in boxes) <= (32 + 4 * 18) ** 2  # patch + halo (radius 18 + nodata fill 18)
 
 
 def test_band_selection_and_info(tmp_path, capsys):
     src, _ = make_geotiff(tmp_path / "s.tif", width=20, height=16)
     out = tmp_path / "o.tif"
-    code, _, _ = run_cli(capsys, "upscale", src, out, "--scale", "2", "--method", "nearest", "--bands", "3,1", "--quiet")
+    code, _, _ = run_cli(
+        capsys, "upscale", src, out, "--scale", "2", "--method", "nearest", "--bands", "3,1", "--quiet"
+    )
     assert code == 0
     with rasterio.open(out) as o, rasterio.open(src) as s:
         assert o.count == 2 and o.descriptions == (s.descriptions[2], s.descriptions[0])
@@ -147,14 +153,24 @@ def test_real_geotiff_round_trip(tmp_path, name):
     image = io.read(real)
     lr = block_average(image, 2)
     io.write(lr, tmp_path / "lr.tif")
-    result = super_resolve(tmp_path / "lr.tif", tmp_path / "sr.tif", 2, SRConfig().updated(model={"method": "bspline"}, inference={"patch_size": 128}), progress=False)
+    result = super_resolve(
+        tmp_path / "lr.tif",
+        tmp_path / "sr.tif",
+        2,
+        SRConfig().updated(model={"method": "bspline"}, inference={"patch_size": 128}),
+        progress=False,
+    )
     with rasterio.open(real) as ref, rasterio.open(result.output) as sr:
         assert transform_error_in_pixels(ref.transform, sr.transform) <= 1e-9
         assert sr.crs == ref.crs and sr.dtypes == ref.dtypes and sr.nodata == ref.nodata and sr.count == ref.count
         assert (sr.width, sr.height) == (ref.width // 2 * 2, ref.height // 2 * 2)
         ref_data = ref.read(window=((0, sr.height), (0, sr.width))).astype(np.float64)
         sr_data = sr.read().astype(np.float64)
-        both = np.all(ref_data != ref.nodata, axis=0) & np.all(sr_data != sr.nodata, axis=0) if ref.nodata is not None else np.ones(sr_data.shape[1:], bool)
+        both = (
+            np.all(ref_data != ref.nodata, axis=0) & np.all(sr_data != sr.nodata, axis=0)
+            if ref.nodata is not None
+            else np.ones(sr_data.shape[1:], bool)
+        )
         err = np.abs(ref_data - sr_data)[:, both].mean()
         assert err < 0.2 * ref_data[:, both].std()  # a faithful reconstruction, not garbage
     valid, errors, _ = cog_validate(str(result.output))
@@ -211,8 +227,23 @@ def test_disk_full_is_reported_cleanly(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "geo_med_sr", "upscale", str(src), str(out), "--scale", "2", "--method", "nearest", "--quiet"],
-        capture_output=True, text=True, preexec_fn=limit, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "geo_med_sr",
+            "upscale",
+            str(src),
+            str(out),
+            "--scale",
+            "2",
+            "--method",
+            "nearest",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -26,7 +26,13 @@ PROVENANCE = {
     "weights_sha256": "ab" * 32,
     "scale": (2, 2, 1),
     "normalization": {"kind": "percentile", "low": [1.5, 2.25], "high": (9000.0, 12000.5)},
-    "request": {"input_sha256": "cd" * 32, "scale": [2, 2, 1], "bands": None, "cog": True, "config": {"patch_size": 64, "halo": 8}},
+    "request": {
+        "input_sha256": "cd" * 32,
+        "scale": [2, 2, 1],
+        "bands": None,
+        "cog": True,
+        "config": {"patch_size": 64, "halo": 8},
+    },
     "note": "2",
     "empty": "",
     "spaced": "  padded ",
@@ -75,7 +81,9 @@ def test_streamed_geotiff_provenance_round_trips_through_io(tmp_path, cog):
     with GeoTiffAdapter.open_source(path) as source:
         meta = {**source.meta, "provenance": PROVENANCE}
         with io.atomic_path(dst) as tmp:
-            with GeoTiffAdapter.open_sink(tmp, source.shape, source.affine, meta, source.dtype, cog=cog, block_size=16, name=dst) as sink:
+            with GeoTiffAdapter.open_sink(
+                tmp, source.shape, source.affine, meta, source.dtype, cog=cog, block_size=16, name=dst
+            ) as sink:
                 for c0 in range(0, 40, 16):
                     box = ((c0, min(c0 + 16, 40)), (0, 33))
                     sink.write(box, source.read(box))
@@ -122,7 +130,10 @@ def test_missing_unknown_and_corrupt_paths_read_none(tmp_path):
 def test_sidecar_holds_the_provenance_and_a_description(tmp_path):
     io.write(nifti_image(tmp_path), tmp_path / "sub-01_T1w.nii.gz")
     sidecar = json.loads((tmp_path / "sub-01_T1w.json").read_text(encoding="utf-8"))
-    assert sidecar == {"Description": "Super-resolved by geo_med_sr 0.1.0 (method edsr, model sat-edsr-x2, scale 2x2x1)", "GeoMedSR": EXPECTED}
+    assert sidecar == {
+        "Description": "Super-resolved by geo_med_sr 0.1.0 (method edsr, model sat-edsr-x2, scale 2x2x1)",
+        "GeoMedSR": EXPECTED,
+    }
 
 
 def test_no_provenance_means_no_sidecar(tmp_path):

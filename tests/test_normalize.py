@@ -18,7 +18,18 @@ values = arrays(np.float32, (2, 6, 5), elements=st.floats(-3000, 3000, width=32)
 
 
 @settings(max_examples=50, deadline=None)
-@given(values, st.sampled_from([("percentile", {}), ("percentile", {"lower": 5, "upper": 95}), ("window", {"level": 40, "width": 400}), ("fixed", {"scale": 2.75e-5, "offset": -0.2}), ("none", {})]))
+@given(
+    values,
+    st.sampled_from(
+        [
+            ("percentile", {}),
+            ("percentile", {"lower": 5, "upper": 95}),
+            ("window", {"level": 40, "width": 400}),
+            ("fixed", {"scale": 2.75e-5, "offset": -0.2}),
+            ("none", {}),
+        ]
+    ),
+)
 def test_inverse_is_exact_and_stats_are_json(x, spec):
     name, params = spec
     norm = build_normalizer(name, **params)

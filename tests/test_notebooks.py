@@ -18,7 +18,9 @@ def execute(name: str, folder) -> tuple[list[dict], str]:
     """
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
     start = time.perf_counter()
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
     elapsed = time.perf_counter() - start
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
@@ -39,7 +41,15 @@ def test_batch_notebook_executes_and_makes_the_readme_figures(tmp_path, monkeypa
     monkeypatch.setenv("GEO_MED_SR_FIGURES", str(tmp_path / "figures"))
     _, text = execute("03_batch_and_workflows.ipynb", tmp_path)
     assert "7 done, 0 skipped" in text and "0 done, 7 skipped" in text  # the batch, then the re-run
-    assert "COG valid=True" in text and "overviews=[2]" in text and "transform = input transform at half the pixel size: True" in text
+    assert (
+        "COG valid=True" in text
+        and "overviews=[2]" in text
+        and "transform = input transform at half the pixel size: True" in text
+    )
     for line in ("same study     : True", "same frame     : True", "new series     : True", "references     : True"):
         assert line in text
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["batch_evaluation.png", "handoff_dicom_series.png", "handoff_gis_mosaic.png"]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "batch_evaluation.png",
+        "handoff_dicom_series.png",
+        "handoff_gis_mosaic.png",
+    ]

@@ -12,7 +12,18 @@ from conftest import REPO
 def test_non_editable_install_imports_adapters_under_the_package(tmp_path):
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
         cwd=tmp_path,
@@ -31,7 +42,9 @@ def test_non_editable_install_imports_adapters_under_the_package(tmp_path):
         "print(len(mods))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path, env=env).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path, env=env
+    ).stdout.split("\n")
     assert out[0].startswith(str(target)), out
     assert out[1] == "None" or not out[1].startswith(str(REPO)), out
     assert out[2] == "True", out

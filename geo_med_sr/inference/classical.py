@@ -79,7 +79,9 @@ class LinearUpsampler(_Classical):
 def _bspline3(t: torch.Tensor) -> torch.Tensor:
     """Cubic B-spline kernel evaluated at ``t``."""
     a = t.abs()
-    return torch.where(a < 1, 2.0 / 3.0 - a**2 + a**3 / 2.0, torch.where(a < 2, (2.0 - a) ** 3 / 6.0, torch.zeros_like(a)))
+    return torch.where(
+        a < 1, 2.0 / 3.0 - a**2 + a**3 / 2.0, torch.where(a < 2, (2.0 - a) ** 3 / 6.0, torch.zeros_like(a))
+    )
 
 
 def _keys_cubic(t: torch.Tensor, a: float = -0.5) -> torch.Tensor:

@@ -72,7 +72,12 @@ class Radiometry:
     def __post_init__(self) -> None:
         if self.out_dtype is not None:
             self.out_dtype = np.dtype(self.out_dtype)
-        if self.nodata is not None and self.out_dtype is not None and self.out_dtype.kind in "iu" and np.isfinite(self.nodata):
+        if (
+            self.nodata is not None
+            and self.out_dtype is not None
+            and self.out_dtype.kind in "iu"
+            and np.isfinite(self.nodata)
+        ):
             lo, hi = storage_range(self.out_dtype)
             self._nudge = self.nodata + 1 if self.nodata < hi else self.nodata - 1
 
@@ -105,7 +110,9 @@ class Radiometry:
         return out
 
 
-def sample_boxes(spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0) -> list[tuple[tuple[int, int], ...]]:
+def sample_boxes(
+    spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0
+) -> list[tuple[tuple[int, int], ...]]:
     """Boxes to read a bounded sample of an image: the whole image when it has at most
     ``max_pixels`` pixels, else seeded random ``window``-sized boxes covering about ``max_pixels``."""
     spatial = tuple(int(n) for n in spatial)

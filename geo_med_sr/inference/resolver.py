@@ -88,10 +88,14 @@ class _ColumnWriter:
         lo, hi = max(start, 0), min(start + y.shape[-1], self.length)
         boxes, windows = [], []
         for col, out, valid in zip(columns, y, masks):
-            crop = tuple(slice((o0 - t0) * s, (o1 - t0) * s) for (o0, o1), (t0, _), s in zip(col.owned, col.tile, self.scale))
+            crop = tuple(
+                slice((o0 - t0) * s, (o1 - t0) * s) for (o0, o1), (t0, _), s in zip(col.owned, col.tile, self.scale)
+            )
             window = out[(slice(None), *crop, slice(lo - start, hi - start))]
             if self.radiometry is not None:
-                hr_valid = None if valid is None else upsample_mask(valid, self.scale)[..., lo - first * f : hi - first * f]
+                hr_valid = (
+                    None if valid is None else upsample_mask(valid, self.scale)[..., lo - first * f : hi - first * f]
+                )
                 window = self.radiometry.after(window, hr_valid)
             boxes.append(tuple((o0 * s, o1 * s) for (o0, o1), s in zip(col.owned, self.scale)))
             windows.append(window)
@@ -240,7 +244,9 @@ class SuperResolver:
             else:
                 self._run_tiles(source, sink, radiometry, halo, threads)
 
-    def _run_tiles(self, source: Source, sink: Sink, radiometry: Radiometry | None, halo: tuple[int, ...], threads: bool) -> None:
+    def _run_tiles(
+        self, source: Source, sink: Sink, radiometry: Radiometry | None, halo: tuple[int, ...], threads: bool
+    ) -> None:
         """Tile by tile.
 
         Tiles are read (with their halo, mirror-reflected at the borders) by a background
@@ -259,19 +265,33 @@ class SuperResolver:
                 raw = read_reflected(source, p.read)
                 valid = read_reflected_mask(read_valid, p.read, spatial) if read_valid is not None else None
                 inputs.append(radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False))
-                masks.append(None if valid is None else valid[tuple(slice(o0 - r0, o1 - r0) for (o0, o1), (r0, _) in zip(p.owned, p.read))])
+                masks.append(
+                    None
+                    if valid is None
+                    else valid[tuple(slice(o0 - r0, o1 - r0) for (o0, o1), (r0, _) in zip(p.owned, p.read))]
+                )
             return batch, np.stack(inputs), masks
 
         def store(item: tuple[list[Patch], np.ndarray, list[np.ndarray | None]]) -> None:
             batch, y, masks = item
             for patch, out, owned_valid in zip(batch, y, masks):
-                crop = tuple(slice((o0 - r0) * s, (o1 - r0) * s) for (o0, o1), (r0, _), s in zip(patch.owned, patch.read, scale))
+                crop = tuple(
+                    slice((o0 - r0) * s, (o1 - r0) * s) for (o0, o1), (r0, _), s in zip(patch.owned, patch.read, scale)
+                )
                 window = out[(slice(None),) + crop]
                 if radiometry is not None:
-                    window = radiometry.after(window, None if owned_valid is None else upsample_mask(owned_valid, scale))
+                    window = radiometry.after(
+                        window, None if owned_valid is None else upsample_mask(owned_valid, scale)
+                    )
                 sink.write(tuple((o0 * s, o1 * s) for (o0, o1), s in zip(patch.owned, scale)), window)
 
-        bar = tqdm(total=len(grid), desc="super-resolving", unit="patch", disable=None if self.progress is None else not self.progress, leave=False)
+        bar = tqdm(
+            total=len(grid),
+            desc="super-resolving",
+            unit="patch",
+            disable=None if self.progress is None else not self.progress,
+            leave=False,
+        )
         loaded = prefetch(map(load, _batches(grid, self.batch_size)), depth=2 if threads else 0)
         try:
             with BackgroundWorker(store, depth=2 if threads else 0) as writer:
@@ -300,7 +320,15 @@ class SuperResolver:
         sizes = [-(-n // -(-n // self.column_size)) for n in inplane]
         return PatchGrid.create(inplane, sizes, halo)
 
-    def _run_columns(self, source: Source, sink: Sink, radiometry: Radiometry | None, halo: tuple[int, ...], extra: int, threads: bool) -> None:
+    def _run_columns(
+        self,
+        source: Source,
+        sink: Sink,
+        radiometry: Radiometry | None,
+        halo: tuple[int, ...],
+        extra: int,
+        threads: bool,
+    ) -> None:
         """Column by column: tiles of ``column_size`` in the first axes, the whole last axis.
 
         A background reader reads each batch of columns in chunks of planes along the last axis
@@ -334,7 +362,13 @@ class SuperResolver:
                 masks.append(None if valid is None else valid[(*owned, slice(extra, valid.shape[-1] - extra))])
             return b, a, np.stack(inputs), masks
 
-        bar = tqdm(total=len(batches) * len(starts), desc="super-resolving", unit="chunk", disable=None if self.progress is None else not self.progress, leave=False)
+        bar = tqdm(
+            total=len(batches) * len(starts),
+            desc="super-resolving",
+            unit="chunk",
+            disable=None if self.progress is None else not self.progress,
+            leave=False,
+        )
         loaded = prefetch(map(load, ((b, a) for b in range(len(batches)) for a in starts)), depth=2 if threads else 0)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
         try:
@@ -357,7 +391,9 @@ class SuperResolver:
                         if last <= first:
                             continue
                         kept = [(s0, m) for s0, m in kept if s0 + planes > first]
-                        writer.submit((batches[b], first, y.cpu().numpy(), chunk.start, _mask_planes(kept, first, last)))
+                        writer.submit(
+                            (batches[b], first, y.cpu().numpy(), chunk.start, _mask_planes(kept, first, last))
+                        )
                     if a == starts[-1]:
                         writer.submit(None)  # the column batch is done: write what is buffered
                     bar.update(1)
@@ -372,7 +408,9 @@ class SuperResolver:
             return in_channels * (out_channels or 1)
         return int(out_channels)
 
-    def __call__(self, array: np.ndarray, valid: np.ndarray | None = None, radiometry: Radiometry | None = None) -> np.ndarray:
+    def __call__(
+        self, array: np.ndarray, valid: np.ndarray | None = None, radiometry: Radiometry | None = None
+    ) -> np.ndarray:
         """Super-resolve an in-memory ``(C, *S)`` array (optional ``S`` valid mask).
 
         Returns:

@@ -243,7 +243,8 @@ class EDSR(ResidualSRNetwork):
         self.num_blocks = check_int("num_blocks", num_blocks, minimum=0)
         self.res_scale = check_float("res_scale", res_scale)
         blocks: list[nn.Module] = [
-            EDSRBlock(self.spatial_dims, self.features, self.kernel_size, self.res_scale) for _ in range(self.num_blocks)
+            EDSRBlock(self.spatial_dims, self.features, self.kernel_size, self.res_scale)
+            for _ in range(self.num_blocks)
         ]
         blocks.append(make_conv(self.spatial_dims, self.features, self.features, self.kernel_size))
         self.body = nn.Sequential(*blocks)

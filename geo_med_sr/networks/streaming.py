@@ -62,8 +62,12 @@ class Chunk:
         """``data`` with its in-plane margin reduced to ``margin`` (a view)."""
         cut = [m - k for m, k in zip(self.margin, margin)]
         if any(c < 0 for c in cut):
-            raise ConfigError(f"in-plane margin {self.margin} is smaller than {tuple(margin)}: the halo is below the receptive radius")
-        return self.data[(slice(None), slice(None), slice(None), *(slice(c, n - c) for c, n in zip(cut, self.data.shape[3:])))]
+            raise ConfigError(
+                f"in-plane margin {self.margin} is smaller than {tuple(margin)}: the halo is below the receptive radius"
+            )
+        return self.data[
+            (slice(None), slice(None), slice(None), *(slice(c, n - c) for c, n in zip(cut, self.data.shape[3:])))
+        ]
 
 
 def _join(old: Chunk | None, new: Chunk | None) -> Chunk | None:
@@ -200,7 +204,9 @@ class _Interp:
         return Chunk(y, (chunk.start + 1) * f, tuple((m - 1) * s for m, s in zip(chunk.margin, self.scale[1:])))
 
 
-def _weights(conv_block: torch.nn.Module, factor: float = 1.0, shuffle: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _weights(
+    conv_block: torch.nn.Module, factor: float = 1.0, shuffle: tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A convolution's weights with the last kernel axis moved first (and scaled by ``factor``).
 
     ``shuffle`` (the network's per-axis scale) also reorders the output channels of a sub-pixel
@@ -215,7 +221,11 @@ def _weights(conv_block: torch.nn.Module, factor: float = 1.0, shuffle: tuple[in
     if shuffle is not None:
         out = weight.shape[0] // math.prod(shuffle)
         order = [0, len(shuffle), *range(1, len(shuffle))]  # (c, s_0.., s_last) -> (c, s_last, s_0..)
-        weight = weight.reshape(out, *shuffle, *weight.shape[1:]).permute(*order, *range(len(shuffle) + 1, weight.ndim + len(shuffle))).reshape(weight.shape)
+        weight = (
+            weight.reshape(out, *shuffle, *weight.shape[1:])
+            .permute(*order, *range(len(shuffle) + 1, weight.ndim + len(shuffle)))
+            .reshape(weight.shape)
+        )
         bias = None if bias is None else bias.reshape(out, *shuffle).permute(*order).reshape(-1)
     if factor != 1.0:
         weight, bias = weight * factor, None if bias is None else bias * factor
@@ -266,7 +276,9 @@ class StreamedEDSR:
     def start(self, margin: Sequence[int], hr_planes: int | None = None) -> _Column:
         """A fresh column whose input chunks have ``margin`` LR pixels around the tile in-plane
         (``hr_planes`` overrides the instance's LR planes per upsampler pass for this column)."""
-        return _Column(self, tuple(int(m) for m in margin), self.hr_planes if hr_planes is None else max(1, int(hr_planes)))
+        return _Column(
+            self, tuple(int(m) for m in margin), self.hr_planes if hr_planes is None else max(1, int(hr_planes))
+        )
 
 
 class _Column:

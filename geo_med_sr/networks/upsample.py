@@ -79,7 +79,9 @@ def pixel_shuffle_nd(x: torch.Tensor, scale: int | Sequence[int]) -> torch.Tenso
     """
     nd = x.ndim - 2
     if nd < 1:
-        raise ModelError(f"pixel_shuffle_nd expects (B, C, *S) with at least one spatial axis, got shape {tuple(x.shape)}")
+        raise ModelError(
+            f"pixel_shuffle_nd expects (B, C, *S) with at least one spatial axis, got shape {tuple(x.shape)}"
+        )
     factors = normalize_scale(scale, nd)
     n_sub = math.prod(factors)
     batch, channels, *size = x.shape

@@ -18,7 +18,10 @@ from ..checkpoint import sidecar_path
 
 def evaluation_rows(results: list[dict]) -> list[str]:
     """Markdown rows: file, scale, classical PSNRs, the model's PSNR and its gains (dB)."""
-    rows = ["| file | scale | bicubic | bspline | bspline-ibp | model | gain over best of bicubic/bspline | gain over bspline-ibp |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| file | scale | bicubic | bspline | bspline-ibp | model | gain over best of bicubic/bspline | gain over bspline-ibp |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for result in results:
         psnr = {m["method"]: m["psnr"] for m in result["methods"]}
         gain = result["gains_db"]["model"]
@@ -50,9 +53,17 @@ def model_card(checkpoint: Path, command: str, evaluation: list[dict] | None = N
         "",
         f"## Validation PSNR during training (normalised values, held-out files, `{degradation}` degradation)",
         "",
-        *(["| step | PSNR dB |", "|---|---|", *[f"| {step} | {value:.3f} |" for step, value in history]] if history else ["None recorded (trained without `--val`)."]),
+        *(
+            ["| step | PSNR dB |", "|---|---|", *[f"| {step} | {value:.3f} |" for step, value in history]]
+            if history
+            else ["None recorded (trained without `--val`)."]
+        ),
         "",
-        *(["## Scores on the validation files (`geo-med-sr evaluate`, PSNR dB)", "", *evaluation_rows(evaluation), ""] if evaluation else []),
+        *(
+            ["## Scores on the validation files (`geo-med-sr evaluate`, PSNR dB)", "", *evaluation_rows(evaluation), ""]
+            if evaluation
+            else []
+        ),
         "## Training data (SHA-256)",
         "",
         "| file | sha256 |",
@@ -68,7 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="write MODEL.md for MODEL.safetensors")
     parser.add_argument("checkpoint")
     parser.add_argument("--command", required=True, help="the exact command that trained it")
-    parser.add_argument("--evaluation", nargs="*", default=(), help="evaluate JSON results (with a 'model' row) to include")
+    parser.add_argument(
+        "--evaluation", nargs="*", default=(), help="evaluate JSON results (with a 'model' row) to include"
+    )
     args = parser.parse_args()
     path = Path(args.checkpoint)
     results = [json.loads(Path(p).read_text()) for p in args.evaluation]

@@ -70,7 +70,13 @@ def load_train_config(path: str | os.PathLike | None, **overrides: Any) -> Train
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise file_error(ConfigError, path or "training options", f"invalid training configuration: {problems}") from exc
+        raise file_error(
+            ConfigError, path or "training options", f"invalid training configuration: {problems}"
+        ) from exc
     if len(config.scale) != config.spatial_dims:
-        raise file_error(ConfigError, path or "training options", f"scale {config.scale} needs {config.spatial_dims} factors (one per spatial axis)")
+        raise file_error(
+            ConfigError,
+            path or "training options",
+            f"scale {config.scale} needs {config.spatial_dims} factors (one per spatial axis)",
+        )
     return config

@@ -33,7 +33,9 @@ class TrainImage:
     sha256: str
 
 
-def load_training_images(paths: Sequence[str | os.PathLike], normalizer: Normalizer, spatial_dims: int) -> list[TrainImage]:
+def load_training_images(
+    paths: Sequence[str | os.PathLike], normalizer: Normalizer, spatial_dims: int
+) -> list[TrainImage]:
     """Read and normalise every file (NIfTI/DICOM/GeoTIFF, or PNG/JPEG/BMP photos for 2D);
     channels become separate images.
 
@@ -49,7 +51,9 @@ def load_training_images(paths: Sequence[str | os.PathLike], normalizer: Normali
             if spatial_dims == 2 and image.spatial_dims == 3:
                 image = _as_2d(image)
             else:
-                raise file_error(InputError, path, f"a {image.spatial_dims}D image cannot train a {spatial_dims}D network")
+                raise file_error(
+                    InputError, path, f"a {image.spatial_dims}D image cannot train a {spatial_dims}D network"
+                )
         valid = image.valid if image.valid is not None else np.ones(image.spatial_shape, bool)
         valid = valid & np.all(np.isfinite(image.array), axis=0)
         stats = normalizer.fit(image.array, valid)
@@ -123,23 +127,33 @@ class PatchSampler:
         decimate_factors: Sequence[int] = (2, 3),
         transpose: bool = False,
     ) -> None:
-        self.images = [im for im in images if all(n >= patch_size * s for n, s in zip(im.values.shape[1:], degradation.scale))]
+        self.images = [
+            im for im in images if all(n >= patch_size * s for n, s in zip(im.values.shape[1:], degradation.scale))
+        ]
         if not self.images:
-            raise InputError(f"no training image is large enough for {patch_size}-pixel LR patches at scale {degradation.scale}")
+            raise InputError(
+                f"no training image is large enough for {patch_size}-pixel LR patches at scale {degradation.scale}"
+            )
         self.degradation = degradation
         self.hr_size = tuple(patch_size * s for s in degradation.scale)
         self.rng = np.random.default_rng(seed)
         self.max_tries = max_tries
         self.decimate_p = float(decimate_p)
         self.decimate_factors = tuple(int(k) for k in decimate_factors)
-        self.transpose = transpose and len(self.hr_size) == 2 and len(set(self.hr_size)) == 1 and len(set(degradation.scale)) == 1
+        self.transpose = (
+            transpose and len(self.hr_size) == 2 and len(set(self.hr_size)) == 1 and len(set(degradation.scale)) == 1
+        )
         weights = np.array([im.valid.sum() for im in self.images], dtype=np.float64)
         self.weights = weights / weights.sum()
 
     def _patch(self) -> np.ndarray:
         for _ in range(1000):
             image = self.images[self.rng.choice(len(self.images), p=self.weights)]
-            step = int(self.rng.choice(self.decimate_factors)) if self.decimate_p > 0 and self.rng.random() < self.decimate_p else 1
+            step = (
+                int(self.rng.choice(self.decimate_factors))
+                if self.decimate_p > 0 and self.rng.random() < self.decimate_p
+                else 1
+            )
             span = tuple(h * step for h in self.hr_size)
             if any(n < w for n, w in zip(image.values.shape[1:], span)):
                 continue
@@ -155,7 +169,9 @@ class PatchSampler:
                     if self.transpose and self.rng.random() < 0.5:
                         patch = patch.transpose(0, 2, 1)
                     return np.ascontiguousarray(patch)
-        raise InputError(f"found no HR patch of {self.hr_size} pixels without invalid pixels in the training images; use smaller patches")
+        raise InputError(
+            f"found no HR patch of {self.hr_size} pixels without invalid pixels in the training images; use smaller patches"
+        )
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(lr, hr)``: ``(B, 1, *patch)`` and ``(B, 1, *patch*scale)`` float32 tensors."""

@@ -25,7 +25,7 @@ from ..geometry import scale_affine
 from ..registry import Registry
 from ..spatial import SpatialArray
 
-DEGRADATIONS: Registry[type["Degradation"]] = Registry("degradation", ConfigError)
+DEGRADATIONS: Registry[type[Degradation]] = Registry("degradation", ConfigError)
 
 
 def _int_scale(scale: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
@@ -149,14 +149,20 @@ class GaussianPSF(Degradation):
 
     name = "gaussian"
 
-    def __init__(self, scale: int | Sequence[int], spatial_dims: int, sigma: float | Sequence[float] | None = None) -> None:
+    def __init__(
+        self, scale: int | Sequence[int], spatial_dims: int, sigma: float | Sequence[float] | None = None
+    ) -> None:
         self.sigma_arg = sigma
         super().__init__(scale, spatial_dims)
 
     def _axis_weights(self, axis: int, s: int) -> np.ndarray:
         if s == 1:
             return np.ones(1)
-        sigma = 0.5 * s if self.sigma_arg is None else (self.sigma_arg if np.isscalar(self.sigma_arg) else self.sigma_arg[axis])
+        sigma = (
+            0.5 * s
+            if self.sigma_arg is None
+            else (self.sigma_arg if np.isscalar(self.sigma_arg) else self.sigma_arg[axis])
+        )
         return gaussian_weights(s, float(sigma))
 
 
@@ -176,7 +182,9 @@ class SliceProfile(Degradation):
 
     name = "slice"
 
-    def __init__(self, scale: int | Sequence[int], spatial_dims: int, thickness: float | None = None, shape: str = "rect") -> None:
+    def __init__(
+        self, scale: int | Sequence[int], spatial_dims: int, thickness: float | None = None, shape: str = "rect"
+    ) -> None:
         if shape not in ("rect", "gaussian"):
             raise ConfigError(f"slice profile shape must be 'rect' or 'gaussian', got {shape!r}")
         self.thickness, self.shape = thickness, shape

@@ -50,7 +50,14 @@ def _loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
 
 
-def optimization_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: tuple[torch.Tensor, torch.Tensor], loss: str, device: torch.device) -> float:
+def optimization_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    loss: str,
+    device: torch.device,
+) -> float:
     """One gradient step on an ``(lr, hr)`` batch (float16 autocast when the scaler is enabled); returns the loss."""
     lr_batch, hr_batch = batch
     with torch.autocast("cuda", dtype=torch.float16, enabled=scaler.is_enabled()):
@@ -88,7 +95,11 @@ def _save_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, st
 
 def _load_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, sampler: PatchSampler) -> int:
     if not path.is_file():
-        raise file_error(ModelError, path, "no training state next to the checkpoint; --resume needs the .train.safetensors file written by train")
+        raise file_error(
+            ModelError,
+            path,
+            "no training state next to the checkpoint; --resume needs the .train.safetensors file written by train",
+        )
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -108,9 +119,13 @@ def _load_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, sa
     return int(meta["step"])
 
 
-def validation_psnr(model: torch.nn.Module, images: Sequence[TrainImage], config: TrainConfig, device: torch.device) -> float:
+def validation_psnr(
+    model: torch.nn.Module, images: Sequence[TrainImage], config: TrainConfig, device: torch.device
+) -> float:
     """Mean PSNR (dB) of the model on the degraded validation images (normalised values)."""
-    degradation = build_degradation(config.degradation.name, config.scale, config.spatial_dims, **config.degradation.params)
+    degradation = build_degradation(
+        config.degradation.name, config.scale, config.spatial_dims, **config.degradation.params
+    )
     scores = []
     model.eval()
     for image in images:
@@ -160,20 +175,38 @@ def train(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     normalizer = build_normalizer(config.normalize.name, **config.normalize.params)
-    degradation = build_degradation(config.degradation.name, config.scale, config.spatial_dims, **config.degradation.params)
+    degradation = build_degradation(
+        config.degradation.name, config.scale, config.spatial_dims, **config.degradation.params
+    )
     images = load_training_images(data, normalizer, config.spatial_dims)
     val_images = load_training_images(val, normalizer, config.spatial_dims) if val else []
-    sampler = PatchSampler(images, degradation, config.patch_size, seed=config.seed, decimate_p=config.decimate_p, decimate_factors=config.decimate_factors, transpose=config.transpose)
+    sampler = PatchSampler(
+        images,
+        degradation,
+        config.patch_size,
+        seed=config.seed,
+        decimate_p=config.decimate_p,
+        decimate_factors=config.decimate_factors,
+        transpose=config.transpose,
+    )
     if resume:
         model, info = load_checkpoint(out, device=device)
         history = list(info.get("extra", {}).get("train", {}).get("val_psnr", []))
         prior_seconds = float(info.get("extra", {}).get("train", {}).get("seconds", 0.0))
     else:
-        model = build_network(config.network.name, spatial_dims=config.spatial_dims, in_channels=1, scale=config.scale, **config.network.params)
+        model = build_network(
+            config.network.name,
+            spatial_dims=config.spatial_dims,
+            in_channels=1,
+            scale=config.scale,
+            **config.network.params,
+        )
         history, prior_seconds = [], 0.0
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
+    )
     step = _load_state(state_path(out), optimizer, scheduler, sampler) if resume else 0
     files = sorted({(im.path.name, im.sha256) for im in images})
     amp = config.amp and device.type == "cuda"
@@ -185,20 +218,34 @@ def train(
             "degradation": config.degradation.model_dump(),
             "normalize": config.normalize.model_dump(),
             "train": {
-                "config": config.model_dump(), "step": step, "val_psnr": history, "seconds": prior_seconds + time.perf_counter() - start,
-                "files": [{"name": n, "sha256": h} for n, h in files], "val_files": [{"name": im.path.name, "sha256": im.sha256} for im in val_images[:: max(1, len(val_images))]],
+                "config": config.model_dump(),
+                "step": step,
+                "val_psnr": history,
+                "seconds": prior_seconds + time.perf_counter() - start,
+                "files": [{"name": n, "sha256": h} for n, h in files],
+                "val_files": [
+                    {"name": im.path.name, "sha256": im.sha256} for im in val_images[:: max(1, len(val_images))]
+                ],
             },
         }
         save_checkpoint(model, out, extra=extra)
         _save_state(state_path(out), optimizer, scheduler, step, sampler)
 
     start = time.perf_counter()
-    bar = tqdm(total=config.steps, initial=step, desc="training", unit="step", disable=None if progress is None else not progress)
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        desc="training",
+        unit="step",
+        disable=None if progress is None else not progress,
+    )
     loss_value = float("nan")
     try:
         last = config.steps if stop_at is None else min(stop_at, config.steps)
         while step < last:
-            loss_value = optimization_step(model, optimizer, scaler, sampler.batch(config.batch_size), config.loss, device)
+            loss_value = optimization_step(
+                model, optimizer, scaler, sampler.batch(config.batch_size), config.loss, device
+            )
             scheduler.step()
             step += 1
             bar.update(1)
@@ -210,4 +257,10 @@ def train(
                 save()
     finally:
         bar.close()
-    return {"steps": step, "loss": loss_value, "val_psnr": history, "seconds": time.perf_counter() - start, "checkpoint": str(out)}
+    return {
+        "steps": step,
+        "loss": loss_value,
+        "val_psnr": history,
+        "seconds": time.perf_counter() - start,
+        "checkpoint": str(out),
+    }

@@ -88,7 +88,9 @@ class PlaneEnsemble(nn.Module):
         return 0.5 * (self._one_orientation(x, p, q) + self._one_orientation(x, q, p))
 
 
-def _training_arrays(source: Any, normalizer: Normalizer, stats: dict[str, Any], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _training_arrays(
+    source: Any, normalizer: Normalizer, stats: dict[str, Any], seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Normalised ``(C, *S)`` windows of the image with their valid masks (bounded in size)."""
     spatial = tuple(source.shape[1:])
     read_valid = getattr(source, "read_valid", None)
@@ -103,7 +105,11 @@ def _training_arrays(source: Any, normalizer: Normalizer, stats: dict[str, Any],
 
 
 def _images(arrays: list[tuple[np.ndarray, np.ndarray]]) -> list[TrainImage]:
-    return [TrainImage(Path("<input>"), values[c : c + 1], valid, "") for values, valid in arrays for c in range(values.shape[0])]
+    return [
+        TrainImage(Path("<input>"), values[c : c + 1], valid, "")
+        for values, valid in arrays
+        for c in range(values.shape[0])
+    ]
 
 
 def _in_plane_slices(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: int) -> list[TrainImage]:
@@ -116,11 +122,20 @@ def _in_plane_slices(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: in
                 plane, plane_valid = vol[c, k][None], mask[k]
                 if plane_valid.any():
                     images.append(TrainImage(Path("<input>"), plane, plane_valid, ""))
-                    images.append(TrainImage(Path("<input>"), np.ascontiguousarray(plane.transpose(0, 2, 1)), np.ascontiguousarray(plane_valid.T), ""))
+                    images.append(
+                        TrainImage(
+                            Path("<input>"),
+                            np.ascontiguousarray(plane.transpose(0, 2, 1)),
+                            np.ascontiguousarray(plane_valid.T),
+                            "",
+                        )
+                    )
     return images
 
 
-def _holdout_split(images: list[TrainImage], scale: tuple[int, ...], share: float = HOLDOUT_SHARE) -> tuple[list[TrainImage], list[TrainImage]]:
+def _holdout_split(
+    images: list[TrainImage], scale: tuple[int, ...], share: float = HOLDOUT_SHARE
+) -> tuple[list[TrainImage], list[TrainImage]]:
     """Split each image along its longest axis: the last ``share`` (at least one hold-out patch
     of ``HOLDOUT_PATCH * scale`` pixels) is held out; training patches never touch it."""
     train, held = [], []
@@ -138,7 +153,9 @@ def _holdout_split(images: list[TrainImage], scale: tuple[int, ...], share: floa
     return train, held
 
 
-def _holdout_batch(holdout: list[TrainImage], degradation: nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _holdout_batch(
+    holdout: list[TrainImage], degradation: nn.Module, seed: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """A fixed batch of hold-out pairs, or None when no all-valid hold-out patch exists."""
     try:
         return PatchSampler(holdout, degradation, HOLDOUT_PATCH, seed=seed + 1, max_tries=20).batch(HOLDOUT_BATCH)
@@ -155,8 +172,15 @@ def _holdout_l1(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], devi
 
 
 def _fit(
-    model: nn.Module, images: list[TrainImage], degradation: nn.Module, budget: float, device: torch.device, seed: int, log: Any,
-    base_lr: float = SCRATCH_LR, holdout: list[TrainImage] | None = None,
+    model: nn.Module,
+    images: list[TrainImage],
+    degradation: nn.Module,
+    budget: float,
+    device: torch.device,
+    seed: int,
+    log: Any,
+    base_lr: float = SCRATCH_LR,
+    holdout: list[TrainImage] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``images`` until ``budget`` seconds have passed (cosine LR over time).
 
@@ -168,12 +192,18 @@ def _fit(
     largest = max(min(n // s for n, s in zip(im.values.shape[1:], degradation.scale)) for im in images)
     patch = int(min(24 if model.spatial_dims == 3 else 32, max(4, largest // 2)))
     if patch < 4:
-        raise InputError(f"the image is too small for self-supervised training at scale {degradation.scale} (smallest side {smallest} LR pixels after degradation)")
+        raise InputError(
+            f"the image is too small for self-supervised training at scale {degradation.scale} (smallest side {smallest} LR pixels after degradation)"
+        )
     sampler = PatchSampler(images, degradation, patch, seed=seed)
     torch.manual_seed(seed)
     model.to(device).train()
     held_batch = _holdout_batch(holdout, degradation, seed) if holdout else None
-    best = {"l1": _holdout_l1(model, held_batch, device), "seconds": 0.0, "state": copy.deepcopy(model.state_dict())} if held_batch else None
+    best = (
+        {"l1": _holdout_l1(model, held_batch, device), "seconds": 0.0, "state": copy.deepcopy(model.state_dict())}
+        if held_batch
+        else None
+    )
     start_l1 = best["l1"] if best else None
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
@@ -190,7 +220,12 @@ def _fit(
             value = _holdout_l1(model, held_batch, device)
             if value < best["l1"]:
                 best = {"l1": value, "seconds": time.perf_counter() - start, "state": copy.deepcopy(model.state_dict())}
-    info: dict[str, Any] = {"steps": steps, "seconds": time.perf_counter() - start, "patch_size": patch, "final_l1": loss}
+    info: dict[str, Any] = {
+        "steps": steps,
+        "seconds": time.perf_counter() - start,
+        "patch_size": patch,
+        "final_l1": loss,
+    }
     if best is not None:
         final = _holdout_l1(model, held_batch, device)
         if final < best["l1"]:
@@ -250,8 +285,23 @@ def self_supervised_upsampler(
         return PlaneEnsemble(net, thick[0]), {"protocol": protocol, "budget_s": budget, "start": "random init", **info}
     net, start_from = _starting_network(domain, scale)
     train, held = _holdout_split(_images(arrays), scale)
-    info = _fit(net, train, BlockAverage(scale, len(scale)), budget, dev, seed, log, base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR, holdout=held)
-    return net, {"protocol": "zero-shot (the image's own block-averaged copy)", "budget_s": budget, "start": start_from or "random init", **info}
+    info = _fit(
+        net,
+        train,
+        BlockAverage(scale, len(scale)),
+        budget,
+        dev,
+        seed,
+        log,
+        base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR,
+        holdout=held,
+    )
+    return net, {
+        "protocol": "zero-shot (the image's own block-averaged copy)",
+        "budget_s": budget,
+        "start": start_from or "random init",
+        **info,
+    }
 
 
 def _starting_network(domain: str | None, scale: tuple[int, ...]) -> tuple[nn.Module, str | None]:

@@ -24,7 +24,11 @@ FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
 def sitk_read(folder: Path, series_uid: str | None = None) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
     """Read a series with SimpleITK; returns its RAS centre affine, the (z, y, x) array and the image."""
     reader = sitk.ImageSeriesReader()
-    files = reader.GetGDCMSeriesFileNames(str(folder), series_uid) if series_uid else reader.GetGDCMSeriesFileNames(str(folder))
+    files = (
+        reader.GetGDCMSeriesFileNames(str(folder), series_uid)
+        if series_uid
+        else reader.GetGDCMSeriesFileNames(str(folder))
+    )
     reader.SetFileNames(files)
     img = reader.Execute()
     lps = np.eye(4)
@@ -106,7 +110,9 @@ def test_two_series_need_a_choice(tmp_path: Path) -> None:
     folder = tmp_path / "s"
     uid_a, uid_b = "1.2.3.4.5.1", "1.2.3.4.5.2"
     make_synthetic_series(folder, series_uid=uid_a, description="first", seed=1)
-    affine_b, values_b = make_synthetic_series(folder, shape=(8, 9, 4), series_uid=uid_b, description="second", seed=2, dtype="int16")
+    affine_b, values_b = make_synthetic_series(
+        folder, shape=(8, 9, 4), series_uid=uid_b, description="second", seed=2, dtype="int16"
+    )
 
     with pytest.raises(InputError) as info:
         DicomAdapter.read(folder)
@@ -133,7 +139,10 @@ def test_two_series_need_a_choice(tmp_path: Path) -> None:
         ({"slice_offsets": {3: 0.4}}, "uneven slice spacing (min 2.1, max 2.9 mm"),
         ({"slice_offsets": {3: -2.5}}, "duplicate slice position"),
         ({"tilt_deg": 5.0}, "gantry tilt / sheared stack of 5.000 degrees"),
-        ({"slice_offsets": {k: 0.01 * k * k for k in range(12)}, "shape": (6, 5, 12), "spacing": (1, 1, 1.0)}, "uneven slice spacing"),
+        (
+            {"slice_offsets": {k: 0.01 * k * k for k in range(12)}, "shape": (6, 5, 12), "spacing": (1, 1, 1.0)},
+            "uneven slice spacing",
+        ),
     ],
 )
 def test_irregular_stacks_are_refused(tmp_path: Path, kwargs: dict, expected: str) -> None:
@@ -147,7 +156,9 @@ def test_irregular_stacks_are_refused(tmp_path: Path, kwargs: dict, expected: st
 
 
 def test_missing_slice_message_says_where(tmp_path: Path) -> None:
-    make_synthetic_series(tmp_path / "s", missing=(2,), spacing=(1.0, 1.0, 2.0), iop=(1, 0, 0, 0, 1, 0), origin=(0, 0, 10.0))
+    make_synthetic_series(
+        tmp_path / "s", missing=(2,), spacing=(1.0, 1.0, 2.0), iop=(1, 0, 0, 0, 1, 0), origin=(0, 0, 10.0)
+    )
     with pytest.raises(GeometryError, match=r"between 12\.000 and 16\.000 mm"):
         DicomAdapter.read(tmp_path / "s")
 
@@ -158,7 +169,9 @@ def test_sheared_stack_with_a_shifted_slice_is_refused(tmp_path: Path) -> None:
     path = next(p for p in (tmp_path / "s").glob("*.dcm") if int(pydicom.dcmread(p).InstanceNumber) == 3)
     ds = pydicom.dcmread(path)
     ipp = np.array([float(v) for v in ds.ImagePositionPatient])
-    ds.ImagePositionPatient = [float(v) for v in ipp + 0.3 * np.array([float(v) for v in ds.ImageOrientationPatient[:3]])]
+    ds.ImagePositionPatient = [
+        float(v) for v in ipp + 0.3 * np.array([float(v) for v in ds.ImageOrientationPatient[:3]])
+    ]
     ds.save_as(path)
     with pytest.raises(GeometryError, match="sheared stack: slices are not stacked on a straight line"):
         DicomAdapter.read(tmp_path / "s")
@@ -166,7 +179,9 @@ def test_sheared_stack_with_a_shifted_slice_is_refused(tmp_path: Path) -> None:
 
 def test_slowly_drifting_spacing_is_refused(tmp_path: Path) -> None:
     # every step is within 1 % of the median, but the positions bend away from a regular grid
-    make_synthetic_series(tmp_path / "s", shape=(4, 3, 40), spacing=(1.0, 1.0, 1.0), slice_offsets={k: 2.5e-4 * k * k for k in range(40)})
+    make_synthetic_series(
+        tmp_path / "s", shape=(4, 3, 40), spacing=(1.0, 1.0, 1.0), slice_offsets={k: 2.5e-4 * k * k for k in range(40)}
+    )
     with pytest.raises(GeometryError, match="positions drift up to"):
         DicomAdapter.read(tmp_path / "s")
 
@@ -188,7 +203,10 @@ def test_mixed_orientations_are_refused(tmp_path: Path) -> None:
         DicomAdapter.read(tmp_path / "s")
 
 
-@pytest.mark.parametrize(("edit", "expected"), [({"NumberOfFrames": 2}, "multi-frame"), ({"SamplesPerPixel": 3, "PhotometricInterpretation": "RGB"}, "colour")])
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [({"NumberOfFrames": 2}, "multi-frame"), ({"SamplesPerPixel": 3, "PhotometricInterpretation": "RGB"}, "colour")],
+)
 def test_multiframe_and_colour_are_refused(tmp_path: Path, edit: dict, expected: str) -> None:
     make_synthetic_series(tmp_path / "s")
     path = sorted((tmp_path / "s").glob("*.dcm"))[0]
@@ -298,7 +316,10 @@ def check_written_series(source_folder: Path, out: Path, image: SpatialArray, pr
         assert float(ds.SpacingBetweenSlices) == pytest.approx(image.spacing[2], abs=1e-9)
         assert (int(ds.Rows), int(ds.Columns)) == (image.spatial_shape[1], image.spatial_shape[0])
         # the window is recomputed from the written values, not copied from the source
-        low, high = float(ds.WindowCenter) - float(ds.WindowWidth) / 2, float(ds.WindowCenter) + float(ds.WindowWidth) / 2
+        low, high = (
+            float(ds.WindowCenter) - float(ds.WindowWidth) / 2,
+            float(ds.WindowCenter) + float(ds.WindowWidth) / 2,
+        )
         assert float(image.array.min()) - 1 <= low < high <= float(image.array.max()) + 1
 
 
@@ -457,14 +478,28 @@ def test_written_slices_reference_their_source_slices(tmp_path: Path) -> None:
             item = ds.SourceImageSequence[0]
             assert (item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID) == (src.SOPClassUID, src.SOPInstanceUID)
             purpose = item.PurposeOfReferenceCodeSequence[0]
-            assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == ("121322", "DCM", "Source image for image processing operation")
+            assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == (
+                "121322",
+                "DCM",
+                "Source image for image processing operation",
+            )
             assert len(ds.ReferencedSeriesSequence) == 1
             series = ds.ReferencedSeriesSequence[0]
             assert series.SeriesInstanceUID == src.SeriesInstanceUID != ds.SeriesInstanceUID
-            assert [(r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in series.ReferencedInstanceSequence] == [(src.SOPClassUID, src.SOPInstanceUID)]
+            assert [
+                (r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in series.ReferencedInstanceSequence
+            ] == [(src.SOPClassUID, src.SOPInstanceUID)]
             code = ds.DerivationCodeSequence[0]
-            assert (code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning) == ("113085", "DCM", "Spatial resampling")
-            assert (ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID) == (src.StudyInstanceUID, src.FrameOfReferenceUID, src.PatientID)
+            assert (code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning) == (
+                "113085",
+                "DCM",
+                "Spatial resampling",
+            )
+            assert (ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID) == (
+                src.StudyInstanceUID,
+                src.FrameOfReferenceUID,
+                src.PatientID,
+            )
             assert list(ds.ImageType)[0] == "DERIVED"
             assert "StudiesContainingOtherReferencedInstancesSequence" not in ds
 
@@ -485,7 +520,9 @@ def test_a_slice_at_the_midpoint_of_two_source_slices_references_both(tmp_path: 
 
 def test_series_without_a_dicom_source_has_no_references(tmp_path: Path) -> None:
     affine, values = make_synthetic_series(tmp_path / "unused", shape=(5, 4, 3))
-    image = SpatialArray(values.astype(np.float32), affine, meta={"format": "nifti", "dtype": "float32", "provenance": PROVENANCE})
+    image = SpatialArray(
+        values.astype(np.float32), affine, meta={"format": "nifti", "dtype": "float32", "provenance": PROVENANCE}
+    )
     out = empty_folder(tmp_path)
     DicomAdapter.write(image, out)
     for ds in read_headers(out):

@@ -95,11 +95,15 @@ def test_read_is_transposed_rasterio_array_with_centre_affine(full_tif):
     assert image.array.shape == (4, 37, 29) and image.array.dtype == np.uint16
     np.testing.assert_array_equal(image.array, array.transpose(0, 2, 1))
     transform = rotated_transform()
-    np.testing.assert_allclose(image.affine, geometry.corner_to_centre(np.array(transform).reshape(3, 3)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        image.affine, geometry.corner_to_centre(np.array(transform).reshape(3, 3)), rtol=1e-12, atol=0
+    )
     for c, r in [(0, 0), (36, 0), (0, 28), (36, 28), (17, 9)]:
         world = image.affine @ np.array([c, r, 1.0])
         np.testing.assert_allclose(world[:2], transform @ (c + 0.5, r + 0.5), rtol=0, atol=1e-6)
-        np.testing.assert_allclose(world[:2], rasterio.transform.xy(transform, r, c, offset="center"), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            world[:2], rasterio.transform.xy(transform, r, c, offset="center"), rtol=0, atol=1e-6
+        )
 
 
 def test_read_valid_mask_matches_the_nodata_region(full_tif):
@@ -186,8 +190,12 @@ def test_band_selection_valid_mask_uses_only_selected_bands(full_tif):
 
 @pytest.mark.parametrize(
     "bands,match",
-    [([], "no bands selected"), ([0], r"band 0 is out of range: the file has 4 bands \(1\.\.4\)"),
-     ([5], r"band 5 is out of range: the file has 4 bands \(1\.\.4\)"), ([1, 1], "band 1 is selected twice")],
+    [
+        ([], "no bands selected"),
+        ([0], r"band 0 is out of range: the file has 4 bands \(1\.\.4\)"),
+        ([5], r"band 5 is out of range: the file has 4 bands \(1\.\.4\)"),
+        ([1, 1], "band 1 is selected twice"),
+    ],
 )
 def test_bad_band_selection_is_a_config_error(full_tif, bands, match):
     path, _ = full_tif
@@ -219,7 +227,9 @@ def tiled_tif(tmp_path_factory) -> tuple[Path, np.ndarray]:
     return make_geotiff(tmp_path_factory.mktemp("win") / "tiled.tif", width=45, height=38, tiled=True, blocksize=16)
 
 
-@pytest.mark.parametrize("box", [((0, 45), (0, 38)), ((44, 45), (37, 38)), ((0, 1), (0, 38)), ((30, 45), (20, 38)), ((7, 19), (3, 4))])
+@pytest.mark.parametrize(
+    "box", [((0, 45), (0, 38)), ((44, 45), (37, 38)), ((0, 1), (0, 38)), ((30, 45), (20, 38)), ((7, 19), (3, 4))]
+)
 def test_edge_windows_equal_slices_and_read_only_that_window(tiled_tif, box):
     path, array = tiled_tif
     full = array.transpose(0, 2, 1)
@@ -295,7 +305,9 @@ def test_overviews_until_both_sides_fit_one_tile():
 
 
 def test_cog_has_overviews_and_validates(tmp_path):
-    path, array = make_geotiff(tmp_path / "big.tif", width=600, height=500, count=1, descriptions=("red",), nodata_region=False)
+    path, array = make_geotiff(
+        tmp_path / "big.tif", width=600, height=500, count=1, descriptions=("red",), nodata_region=False
+    )
     image = GeoTiffAdapter.read(path)
     out = tmp_path / "cog.tif"
     write_in_windows(out, image.array, image.affine, image.meta, cog=True, block_size=256)
@@ -329,7 +341,15 @@ def test_failed_cog_copy_is_an_output_error_and_leaves_no_files(tmp_path, full_t
     assert list(folder.iterdir()) == []
     # ``name``: messages name the user's output while the sink writes a temporary target
     with pytest.raises(OutputError, match="the disk may be full") as info:
-        write_in_windows(folder / "tmp.tif", image.array, image.affine, image.meta, cog=True, block_size=16, name=tmp_path / "final.tif")
+        write_in_windows(
+            folder / "tmp.tif",
+            image.array,
+            image.affine,
+            image.meta,
+            cog=True,
+            block_size=16,
+            name=tmp_path / "final.tif",
+        )
     assert_one_line_naming(info.value, tmp_path / "final.tif")
     assert str(folder / "tmp.tif") not in str(info.value)
     assert list(folder.iterdir()) == []
@@ -406,7 +426,9 @@ def test_point_file_round_trip(tmp_path, cog):
     path, array = make_geotiff(tmp_path / "p.tif", area_or_point="Point")
     image = GeoTiffAdapter.read(path)
     assert image.meta["geotiff"]["area_or_point"] == "Point"
-    np.testing.assert_allclose(image.affine, geometry.corner_to_centre(np.array(rotated_transform()).reshape(3, 3)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        image.affine, geometry.corner_to_centre(np.array(rotated_transform()).reshape(3, 3)), rtol=1e-12, atol=0
+    )
     out = tmp_path / "q.tif"
     write_in_windows(out, image.array, image.affine, image.meta, cog=cog, block_size=16)
     with rasterio.open(out) as ds:
@@ -498,7 +520,17 @@ def _truncated(path: Path) -> Path:
 def _truncated_striped(path: Path) -> Path:
     """Striped file with its header first: it opens, and the missing last strip is found at once."""
     whole = path.with_name("whole.tif")
-    with rasterio.open(whole, "w", driver="GTiff", width=300, height=200, count=2, dtype="uint16", crs="EPSG:32618", transform=rotated_transform()) as dst:
+    with rasterio.open(
+        whole,
+        "w",
+        driver="GTiff",
+        width=300,
+        height=200,
+        count=2,
+        dtype="uint16",
+        crs="EPSG:32618",
+        transform=rotated_transform(),
+    ) as dst:
         dst.write(np.random.default_rng(1).integers(1, 60000, (2, 200, 300), dtype=np.uint16))
     data = whole.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -519,8 +551,14 @@ def _empty(path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "make,match",
-    [(_jpeg, "not a GeoTIFF: GDAL reads it as JPEG"), (_png, "not a GeoTIFF: GDAL reads it as PNG"),
-     (_truncated, "truncated or corrupt"), (_truncated_striped, "cannot read pixels of window .* truncated or corrupt"), (_text, "not a readable GeoTIFF"), (_empty, "the file is empty")],
+    [
+        (_jpeg, "not a GeoTIFF: GDAL reads it as JPEG"),
+        (_png, "not a GeoTIFF: GDAL reads it as PNG"),
+        (_truncated, "truncated or corrupt"),
+        (_truncated_striped, "cannot read pixels of window .* truncated or corrupt"),
+        (_text, "not a readable GeoTIFF"),
+        (_empty, "the file is empty"),
+    ],
 )
 def test_bad_inputs_are_one_line_input_errors(tmp_path, make, match):
     path = make(tmp_path / "bad.tif")
@@ -620,7 +658,12 @@ DISK_FULL_SCRIPT = textwrap.dedent(
 def test_disk_full_is_an_output_error_and_leaves_no_files(tmp_path, cog):
     folder = tmp_path / "disk"
     folder.mkdir()
-    run = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(folder), "1" if cog else "0"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_SCRIPT, str(folder), "1" if cog else "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stderr.strip() == ""  # libtiff's raw "_tiffWriteProc: File too large." lines are muted
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -659,7 +702,11 @@ def test_describe(full_tif):
     xs, ys = zip(*corners)
     np.testing.assert_allclose(info["bounds (minx, miny, maxx, maxy)"], (min(xs), min(ys), max(xs), max(ys)))
     assert info["band descriptions"] == ["blue", "green", "red", "nir"]
-    assert info["nodata"] == 0.0 and info["AREA_OR_POINT"] == "Area" and info["colorinterp"][:3] == ["blue", "green", "red"]
+    assert (
+        info["nodata"] == 0.0
+        and info["AREA_OR_POINT"] == "Area"
+        and info["colorinterp"][:3] == ["blue", "green", "red"]
+    )
 
 
 def test_affine_conversions_are_exact_inverses():
@@ -667,7 +714,11 @@ def test_affine_conversions_are_exact_inverses():
     affine = gt.affine_from_transform(transform)
     assert gt.transform_from_affine(affine) == transform
     assert gt.decode_nodata(gt.encode_nodata(float("nan"))) != gt.decode_nodata(gt.encode_nodata(float("nan")))  # NaN
-    assert gt.encode_nodata(float("nan")) == "nan" and gt.encode_nodata(-9999) == -9999.0 and gt.encode_nodata(None) is None
+    assert (
+        gt.encode_nodata(float("nan")) == "nan"
+        and gt.encode_nodata(-9999) == -9999.0
+        and gt.encode_nodata(None) is None
+    )
 
 
 # ------------------------------------------------------------------ 9. real data
@@ -676,7 +727,11 @@ def test_affine_conversions_are_exact_inverses():
 @pytest.mark.realdata
 @pytest.mark.parametrize(
     "name,count,dtype,nodata",
-    [("RGB.byte.tif", 3, "uint8", 0.0), ("LC08_232066_20190727.tif", 6, "int16", -9999.0), ("l8_B4.tif", 1, "uint16", None)],
+    [
+        ("RGB.byte.tif", 3, "uint8", 0.0),
+        ("LC08_232066_20190727.tif", 6, "int16", -9999.0),
+        ("l8_B4.tif", 1, "uint16", None),
+    ],
 )
 def test_real_files_read_and_stream_back_to_a_valid_cog(tmp_path, name, count, dtype, nodata):
     if not REAL_DATA.is_dir():
@@ -743,21 +798,49 @@ def test_provenance_round_trips_through_the_tags(tmp_path, full_tif, writer, cog
     assert tags["GEO_MED_SR_METHOD"] == "edsr" and tags["GEO_MED_SR_UNICODE"] == "Jürgen µm"
     assert tags["GEO_MED_SR_NOTE"] == '"2"' and tags["GEO_MED_SR_FLAG_TEXT"] == '"true"'
     assert tags["GEO_MED_SR_EMPTY"] == '""' and tags["GEO_MED_SR_SPACED"] == '"  padded "'
-    assert tags["GEO_MED_SR_SCALE"] == "[2, 2]" and tags["GEO_MED_SR_FLAG"] == "false" and tags["GEO_MED_SR_NOTHING"] == "null"
+    assert (
+        tags["GEO_MED_SR_SCALE"] == "[2, 2]"
+        and tags["GEO_MED_SR_FLAG"] == "false"
+        and tags["GEO_MED_SR_NOTHING"] == "null"
+    )
     assert tags["SENSOR"] == "synthetic"  # the source's own tags are not provenance
     if cog:
         assert cog_validate(out, quiet=True)[0]
 
 
 def test_provenance_value_encoding_is_an_exact_inverse():
-    for value in ["edsr", "2", "-1.5", "true", "null", "[1]", '"quoted"', "", " x", "x ", "a\nb", 2, 2.5, True, None, [1, "2"], {"a": {"b": [None]}}]:
+    for value in [
+        "edsr",
+        "2",
+        "-1.5",
+        "true",
+        "null",
+        "[1]",
+        '"quoted"',
+        "",
+        " x",
+        "x ",
+        "a\nb",
+        2,
+        2.5,
+        True,
+        None,
+        [1, "2"],
+        {"a": {"b": [None]}},
+    ]:
         assert gt.decode_provenance_value(gt.encode_provenance_value(value)) == value, value
 
 
 def test_provenance_of_older_files_with_raw_string_tags(tmp_path):
     path, _ = make_geotiff(
         tmp_path / "old.tif",
-        tags={"SENSOR": "x", "GEO_MED_SR_METHOD": "edsr", "GEO_MED_SR_SCALE": "[2, 2]", "GEO_MED_SR_CHECKPOINT": "x2.pt", "GEO_MED_SR_NOTE": "2"},
+        tags={
+            "SENSOR": "x",
+            "GEO_MED_SR_METHOD": "edsr",
+            "GEO_MED_SR_SCALE": "[2, 2]",
+            "GEO_MED_SR_CHECKPOINT": "x2.pt",
+            "GEO_MED_SR_NOTE": "2",
+        },
     )
     # the old writer stored strings raw: "2" is ambiguous and reads as the JSON number
     assert GeoTiffAdapter.read_provenance(path) == {"method": "edsr", "scale": [2, 2], "checkpoint": "x2.pt", "note": 2}
@@ -812,7 +895,9 @@ def test_band_names_follow_the_source_numbers_and_keep_existing_names(tmp_path):
 
 @pytest.mark.parametrize("writer", ["adapter", "sink"])
 def test_cog_outputs_have_internal_overviews_validate_and_keep_band_names(tmp_path, writer):
-    path, array = make_geotiff(tmp_path / "big.tif", width=600, height=520, count=2, descriptions=("red", ""), nodata_region=False)
+    path, array = make_geotiff(
+        tmp_path / "big.tif", width=600, height=520, count=2, descriptions=("red", ""), nodata_region=False
+    )
     image = GeoTiffAdapter.read(path)
     out = tmp_path / "cog.tif"
     write_with(writer, image, out, cog=True, block_size=256)

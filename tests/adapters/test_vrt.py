@@ -43,7 +43,9 @@ def write_tile(src_path: Path, window: tuple[int, int, int, int], dst: Path, **o
 @pytest.fixture
 def scene(tmp_path: Path) -> tuple[Path, np.ndarray, dict[str, Path]]:
     """A rotated 4-band uint16 GeoTIFF with nodata 0 and its three tiles (under tiles/)."""
-    path, array = make_geotiff(tmp_path / "scene.tif", width=WIDTH, height=HEIGHT, colorinterp=("blue", "green", "red", "nir"))
+    path, array = make_geotiff(
+        tmp_path / "scene.tif", width=WIDTH, height=HEIGHT, colorinterp=("blue", "green", "red", "nir")
+    )
     tiles = {name: write_tile(path, window, tmp_path / "tiles" / f"{name}.tif") for name, window in WINDOWS.items()}
     return path, array, tiles
 
@@ -63,7 +65,9 @@ def test_tiles_reassemble_the_scene_with_nodata_in_the_gap(tmp_path, scene):
         data = mosaic.read()
         masks = mosaic.read_masks(1)
     for col, row, width, height in WINDOWS.values():
-        np.testing.assert_array_equal(data[:, row:row + height, col:col + width], array[:, row:row + height, col:col + width])
+        np.testing.assert_array_equal(
+            data[:, row : row + height, col : col + width], array[:, row : row + height, col : col + width]
+        )
     assert np.all(data[:, GAP_ROWS, :] == 0)
     expected_mask = np.where(array[0] != 0, 255, 0)
     expected_mask[GAP_ROWS, :] = 0
@@ -79,13 +83,23 @@ def test_sources_are_written_relative_to_the_vrt(tmp_path, scene):
     assert root.tag == "VRTDataset" and (root.get("rasterXSize"), root.get("rasterYSize")) == (str(WIDTH), str(HEIGHT))
     band = root.find("VRTRasterBand")
     assert band.get("dataType") == "UInt16" and band.get("band") == "1"
-    assert band.findtext("Description") == "blue" and band.findtext("ColorInterp") == "Blue" and band.findtext("NoDataValue") == "0.0"
+    assert (
+        band.findtext("Description") == "blue"
+        and band.findtext("ColorInterp") == "Blue"
+        and band.findtext("NoDataValue") == "0.0"
+    )
     sources = band.findall("ComplexSource")
     names = [(s.find("SourceFilename").text, s.find("SourceFilename").get("relativeToVRT")) for s in sources]
     assert names == [("../tiles/a.tif", "1"), ("../tiles/b.tif", "1"), ("../elsewhere/c.tif", "1")]
     first = sources[1]
     assert first.findtext("SourceBand") == "1" and first.findtext("NODATA") == "0.0"
-    assert first.find("SourceProperties").attrib == {"RasterXSize": "22", "RasterYSize": "14", "DataType": "UInt16", "BlockXSize": "22", "BlockYSize": "14"}
+    assert first.find("SourceProperties").attrib == {
+        "RasterXSize": "22",
+        "RasterYSize": "14",
+        "DataType": "UInt16",
+        "BlockXSize": "22",
+        "BlockYSize": "14",
+    }
     assert first.find("SrcRect").attrib == {"xOff": "0", "yOff": "0", "xSize": "22", "ySize": "14"}
     assert first.find("DstRect").attrib == {"xOff": "18", "yOff": "0", "xSize": "22", "ySize": "14"}
     with rasterio.open(vrt) as mosaic, rasterio.open(other) as tile:
@@ -107,12 +121,18 @@ def test_mosaic_origin_without_a_tile_in_the_corner(tmp_path, scene):
 
 def test_north_up_tiles_without_nodata_use_simple_sources(tmp_path):
     north_up = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_500_000.0)
-    path, array = make_geotiff(tmp_path / "full.tif", width=WIDTH, height=HEIGHT, count=1, nodata=None, dtype="float32", transform=north_up)
+    path, array = make_geotiff(
+        tmp_path / "full.tif", width=WIDTH, height=HEIGHT, count=1, nodata=None, dtype="float32", transform=north_up
+    )
     left = write_tile(path, (0, 0, 20, 30), tmp_path / "l.tif")
     right = write_tile(path, (20, 0, 20, 30), tmp_path / "r.tif")
     vrt = build_vrt([left, right], tmp_path / "m.vrt")
     band = ET.parse(vrt).getroot().find("VRTRasterBand")
-    assert band.get("dataType") == "Float32" and band.find("NoDataValue") is None and len(band.findall("SimpleSource")) == 2
+    assert (
+        band.get("dataType") == "Float32"
+        and band.find("NoDataValue") is None
+        and len(band.findall("SimpleSource")) == 2
+    )
     with rasterio.open(vrt) as mosaic:
         assert mosaic.nodata is None and mosaic.transform == north_up
         np.testing.assert_array_equal(mosaic.read(), array)

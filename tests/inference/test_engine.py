@@ -23,7 +23,9 @@ def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def whole_image(model, x: np.ndarray, scale, halo) -> np.ndarray:
     """Reference: one patch covering the whole (reflect-padded) image, through the network's own forward."""
-    return SuperResolver(model, scale, patch_size=max(x.shape[1:]), halo=halo, device="cpu", progress=False, stream=False)(x)
+    return SuperResolver(
+        model, scale, patch_size=max(x.shape[1:]), halo=halo, device="cpu", progress=False, stream=False
+    )(x)
 
 
 CASES_2D = [((1, 23, 17), 2), ((2, 19, 30), 3), ((1, 21, 16), (2, 1))]
@@ -53,7 +55,9 @@ def test_random_network_tiled_equals_whole_image(name, shape, scale, patch_size)
     net = randomised(build_network(name, spatial_dims=nd, in_channels=1, scale=s, **params))
     x = np.random.default_rng(2).normal(size=shape).astype(np.float32)
     # EDSR streams (columns of patch_size, chunks of at least 4 planes); RCAN tiles
-    resolver = SuperResolver(net, s, patch_size=patch_size, column_size=patch_size, chunk_mb=1e-4, batch_size=2, device="cpu", progress=False)
+    resolver = SuperResolver(
+        net, s, patch_size=patch_size, column_size=patch_size, chunk_mb=1e-4, batch_size=2, device="cpu", progress=False
+    )
     assert (resolver.streamed is not None) == (name == "edsr")
     tiled = resolver(x)
     whole = whole_image(net, x, s, net.receptive_radius)
@@ -166,6 +170,10 @@ def test_bicubic_reproduces_quadratics_on_the_sr_grid(scale):
     """Keys' kernel (a=-0.5) is exact for polynomials up to degree 2: check the sample positions."""
     i = np.arange(20, dtype=np.float64)
     x = (0.05 * i**2 - 0.3 * i + 1.0).astype(np.float32)[None, :, None].repeat(3, axis=2)
-    out = SuperResolver(BicubicUpsampler((scale, 1)), (scale, 1), patch_size=7, device="cpu", progress=False)(x)[0, :, 1]
+    out = SuperResolver(BicubicUpsampler((scale, 1)), (scale, 1), patch_size=7, device="cpu", progress=False)(x)[
+        0, :, 1
+    ]
     pos = (np.arange(20 * scale) + 0.5) / scale - 0.5
-    np.testing.assert_allclose(out[2 * scale : -2 * scale], (0.05 * pos**2 - 0.3 * pos + 1.0)[2 * scale : -2 * scale], atol=1e-4)
+    np.testing.assert_allclose(
+        out[2 * scale : -2 * scale], (0.05 * pos**2 - 0.3 * pos + 1.0)[2 * scale : -2 * scale], atol=1e-4
+    )

@@ -15,10 +15,14 @@ from geo_med_sr.training.selfsup import PlaneEnsemble
 
 
 def edsr(scale: tuple[int, ...], seed: int = 0) -> torch.nn.Module:
-    return randomised(build_network("edsr", spatial_dims=len(scale), in_channels=1, scale=scale, features=6, num_blocks=2), seed)
+    return randomised(
+        build_network("edsr", spatial_dims=len(scale), in_channels=1, scale=scale, features=6, num_blocks=2), seed
+    )
 
 
-@pytest.mark.parametrize("scale,count,transposed", [((2, 2), 8, True), ((4, 1), 4, False), ((2, 2, 2), 8, False), ((1, 1, 4), 8, False)])
+@pytest.mark.parametrize(
+    "scale,count,transposed", [((2, 2), 8, True), ((4, 1), 4, False), ((2, 2, 2), 8, False), ((1, 1, 4), 8, False)]
+)
 def test_group_size(scale, count, transposed):
     members = transforms(scale)
     assert len(members) == count == len(set(members))
@@ -57,7 +61,9 @@ def test_ensemble_output_is_equivariant(scale):
     with torch.no_grad():
         out = ens(x)
         for axis in range(len(scale)):
-            np.testing.assert_allclose(ens(torch.flip(x, [axis + 2])).numpy(), torch.flip(out, [axis + 2]).numpy(), atol=1e-5)
+            np.testing.assert_allclose(
+                ens(torch.flip(x, [axis + 2])).numpy(), torch.flip(out, [axis + 2]).numpy(), atol=1e-5
+            )
         if len(scale) == 2 and scale[0] == scale[1]:
             np.testing.assert_allclose(ens(x.transpose(-1, -2)).numpy(), out.transpose(-1, -2).numpy(), atol=1e-5)
 
@@ -65,7 +71,9 @@ def test_ensemble_output_is_equivariant(scale):
 def test_symmetric_method_is_unchanged():
     x = torch.from_numpy(np.random.default_rng(2).normal(size=(1, 2, 11, 8)).astype(np.float32))
     with torch.no_grad():
-        np.testing.assert_allclose(SelfEnsemble(BSplineUpsampler((2, 2)))(x).numpy(), BSplineUpsampler((2, 2))(x).numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            SelfEnsemble(BSplineUpsampler((2, 2)))(x).numpy(), BSplineUpsampler((2, 2))(x).numpy(), atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("scale", [(2, 2), (1, 1, 4)])

@@ -29,7 +29,9 @@ TINY = {
 
 
 def tiny(name: str, spatial_dims: int, scale, in_channels: int = 1, **overrides):
-    return build_network(name, spatial_dims=spatial_dims, in_channels=in_channels, scale=scale, **{**TINY[name], **overrides})
+    return build_network(
+        name, spatial_dims=spatial_dims, in_channels=in_channels, scale=scale, **{**TINY[name], **overrides}
+    )
 
 
 def randomize_tail(net: torch.nn.Module, std: float = 0.5) -> None:
@@ -111,7 +113,13 @@ def copy_upsampler(spatial_dims: int, channels: int, scale) -> PerAxisSubpixelUp
 
 @pytest.mark.parametrize(
     ("spatial_dims", "scale", "size"),
-    [(2, (2, 2), (6, 7)), (2, (2, 3), (6, 7)), (2, (3, 1), (7, 5)), (3, (1, 1, 4), (3, 4, 6)), (3, (2, 3, 2), (5, 4, 5))],
+    [
+        (2, (2, 2), (6, 7)),
+        (2, (2, 3), (6, 7)),
+        (2, (3, 1), (7, 5)),
+        (3, (1, 1, 4), (3, 4, 6)),
+        (3, (2, 3, 2), (5, 4, 5)),
+    ],
 )
 def test_subpixel_edge_stays_in_place(spatial_dims: int, scale, size) -> None:
     up = copy_upsampler(spatial_dims, 2, scale)

@@ -52,10 +52,17 @@ def streamed_column(net, x: torch.Tensor, margin: int, planes: int, hr_planes: i
 )
 def test_streamed_equals_forward_on_the_column(dims, scale, blocks, kernel, extra, planes, hr_planes, seed):
     scale = tuple(scale[:dims])
-    net = randomised(build_network("edsr", spatial_dims=dims, in_channels=1, scale=scale, features=4, num_blocks=blocks, kernel_size=kernel), seed)
+    net = randomised(
+        build_network(
+            "edsr", spatial_dims=dims, in_channels=1, scale=scale, features=4, num_blocks=blocks, kernel_size=kernel
+        ),
+        seed,
+    )
     margin = net.receptive_radius + extra
     inplane, length = (5,) * (dims - 1), 7
-    x = torch.randn(2, 1, *(n + 2 * margin for n in inplane), length + 2 * margin, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(
+        2, 1, *(n + 2 * margin for n in inplane), length + 2 * margin, generator=torch.Generator().manual_seed(seed)
+    )
     with torch.inference_mode():
         whole = net(x)[(Ellipsis, *(slice(margin * f, -margin * f) for f in scale))]
         got, start = streamed_column(net, x, margin, planes, hr_planes)
@@ -80,7 +87,9 @@ def test_only_edsr_streams():
         StreamedEDSR(rcan)
 
 
-@pytest.mark.parametrize("shape,scale", [((3, 37, 29), (2, 2)), ((1, 13, 11, 17), (2, 2, 2)), ((2, 12, 9, 10), (1, 1, 4))])
+@pytest.mark.parametrize(
+    "shape,scale", [((3, 37, 29), (2, 2)), ((1, 13, 11, 17), (2, 2, 2)), ((2, 12, 9, 10), (1, 1, 4))]
+)
 @pytest.mark.parametrize("column_size,chunk_mb", [(6, 1e-4), (64, 64.0)])
 def test_engine_streamed_equals_tiled_with_nodata(shape, scale, column_size, chunk_mb):
     """Columns (any column size and chunk length), with a nodata mask filled before the network

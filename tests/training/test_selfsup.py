@@ -100,7 +100,9 @@ def test_early_stopping_keeps_the_best_weights_seen():
     start = {k: v.clone() for k, v in net.state_dict().items()}
     train, held = _holdout_split([image], (2, 2))
     info = _fit(net, train, BlockAverage((2, 2), 2), 1.5, torch.device("cpu"), 0, None, base_lr=50.0, holdout=held)
-    assert info["steps"] > 0 and info["holdout_l1_kept"] == info["holdout_l1_start"] and info["kept_weights_at_s"] == 0.0
+    assert (
+        info["steps"] > 0 and info["holdout_l1_kept"] == info["holdout_l1_start"] and info["kept_weights_at_s"] == 0.0
+    )
     assert all(torch.equal(start[k], v) for k, v in net.state_dict().items())
     sensible = build_network("edsr", spatial_dims=2, in_channels=1, scale=(2, 2), features=8, num_blocks=1)
     info = _fit(sensible, train, BlockAverage((2, 2), 2), 1.5, torch.device("cpu"), 0, None, base_lr=1e-3, holdout=held)

@@ -16,7 +16,14 @@ from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.training.config import load_train_config
 from geo_med_sr.training.loop import state_path, train
 
-TINY = {"network": {"name": "edsr", "params": {"features": 8, "num_blocks": 1}}, "patch_size": 12, "batch_size": 4, "val_every": 10, "checkpoint_every": 10, "lr": 1e-3}
+TINY = {
+    "network": {"name": "edsr", "params": {"features": 8, "num_blocks": 1}},
+    "patch_size": 12,
+    "batch_size": 4,
+    "val_every": 10,
+    "checkpoint_every": 10,
+    "lr": 1e-3,
+}
 
 
 @pytest.fixture
@@ -134,7 +141,9 @@ def test_patches_are_flipped_transposed_and_optionally_decimated(decimate_p, ste
     i, j = np.meshgrid(np.arange(120), np.arange(110), indexing="ij")
     values = (1000.0 * i + j)[None].astype(np.float64)
     image = TrainImage(Path("grid"), values, np.ones(values.shape[1:], bool), "")
-    sampler = PatchSampler([image], BlockAverage((2, 2), 2), 6, seed=3, decimate_p=decimate_p, decimate_factors=(3,), transpose=True)
+    sampler = PatchSampler(
+        [image], BlockAverage((2, 2), 2), 6, seed=3, decimate_p=decimate_p, decimate_factors=(3,), transpose=True
+    )
     transposed = 0
     for _ in range(40):
         patch = sampler._patch()[0]
@@ -146,7 +155,9 @@ def test_patches_are_flipped_transposed_and_optionally_decimated(decimate_p, ste
         assert along == {1000.0 * s for s in steps} | {float(s) for s in steps}
     assert 5 < transposed < 35  # about half of the patches are transposed
     plain = PatchSampler([image], BlockAverage((2, 2), 2), 6, seed=3)
-    assert all(np.abs(np.diff(plain._patch()[0], axis=0))[0, 0] == 1000 for _ in range(20))  # no transposes unless asked
+    assert all(
+        np.abs(np.diff(plain._patch()[0], axis=0))[0, 0] == 1000 for _ in range(20)
+    )  # no transposes unless asked
 
 
 def test_decimation_needs_room_and_is_skipped_when_an_image_is_too_small():
@@ -157,7 +168,9 @@ def test_decimation_needs_room_and_is_skipped_when_an_image_is_too_small():
 
     image = TrainImage(Path("small"), np.random.default_rng(0).normal(size=(1, 16, 16)), np.ones((16, 16), bool), "")
     sampler = PatchSampler([image], BlockAverage((2, 2), 2), 8, decimate_p=0.5, decimate_factors=(4,))
-    assert all(sampler._patch().shape == (1, 16, 16) for _ in range(10))  # decimated copies would be too small: plain patches
+    assert all(
+        sampler._patch().shape == (1, 16, 16) for _ in range(10)
+    )  # decimated copies would be too small: plain patches
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -168,7 +181,9 @@ def test_photos_are_training_images_in_index_order(tmp_path):
     from geo_med_sr.normalize import build_normalizer
     from geo_med_sr.training.data import load_training_images
 
-    rows = np.random.default_rng(0).integers(0, 255, size=(3, 20, 30), dtype=np.uint8)  # rasterio order (bands, rows, cols)
+    rows = np.random.default_rng(0).integers(
+        0, 255, size=(3, 20, 30), dtype=np.uint8
+    )  # rasterio order (bands, rows, cols)
     with rasterio.open(tmp_path / "p.png", "w", driver="PNG", width=30, height=20, count=3, dtype="uint8") as dst:
         dst.write(rows)
     images = load_training_images([tmp_path / "p.png"], build_normalizer("none"), 2)
