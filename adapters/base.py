@@ -1,12 +1,25 @@
-"""The adapter interface and the registry the I/O layer dispatches on."""
+"""The adapter interface every format implements, and the registry the I/O layer dispatches on.
+
+An adapter converts between one file format and the package's data model: a
+:class:`~geo_med_sr.spatial.SpatialArray` (``read``/``write``, the whole image) and the
+engine's protocols (``open_source``/``open_sink``, window by window). Every adapter offers all
+of them: formats that can be read and written by windows (GeoTIFF) set ``windowed`` and
+implement them on the file; the others inherit in-memory versions that read the whole image
+into an :class:`~geo_med_sr.inference.arrays.ArraySource` and collect the output in a
+:class:`MemorySink` written by ``write`` when it is closed.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..errors import InputError
+import numpy as np
+
+from ..errors import InputError, OutputError, file_error
+from ..inference.arrays import ArraySource
+from ..inference.protocols import ImageSink, ImageSource, Window
 from ..registry import Registry
 from ..spatial import SpatialArray
 
@@ -29,16 +42,31 @@ ADAPTERS: Registry[type[Adapter]] = Registry("adapter", InputError)
 class Adapter:
     """Reads and writes one file format.
 
-    Subclasses set ``name`` and implement the class methods below. ``write`` receives a
-    temporary path chosen by :func:`geo_med_sr.io.write` and must write exactly there; the I/O
-    layer renames it into place only when ``write`` returns. An adapter that writes files beside
-    its output (a JSON sidecar) names them in :meth:`companions`; ``write`` puts them beside the
-    temporary path and the I/O layer moves them into place right after the main output.
+    Subclasses set the class attributes and implement ``can_read``, ``can_write``, ``read`` and
+    ``write``; the rest has working defaults. ``write`` (and a sink's ``close``) receives a
+    temporary path chosen by :mod:`geo_med_sr.io` and must write exactly there; the I/O layer
+    renames it into place only when it succeeds. An adapter that writes files beside its output
+    (a JSON sidecar) names them in :meth:`companions`; ``write`` puts them beside the temporary
+    path and the I/O layer moves them into place right after the main output.
+
+    Attributes:
+        name: registry name (``"nifti"``, ``"dicom"``, ``"geotiff"``).
+        domain: ``"medical"`` (RAS mm volumes) or ``"geo"`` (rasters in CRS units): decides the
+            bundled models, and which outputs an input may be written to.
+        spatial_dims: spatial axes of the images ``read`` returns (known before reading).
+        is_folder: the format is a folder (DICOM series), not a single file; such inputs take
+            ``series=`` (a SeriesInstanceUID) when read.
+        windowed: ``open_source``/``open_sink`` read and write windows of the file, so memory
+            does not grow with the image; False: they hold the whole image in memory.
+        band_selection: ``read``/``open_source`` take ``bands=`` (1-based band numbers).
     """
 
-    name: str = ""
-    #: True when the format is a folder (DICOM series), False for single files.
-    is_folder: bool = False
+    name: ClassVar[str] = ""
+    domain: ClassVar[str] = ""
+    spatial_dims: ClassVar[int] = 3
+    is_folder: ClassVar[bool] = False
+    windowed: ClassVar[bool] = False
+    band_selection: ClassVar[bool] = False
 
     @classmethod
     def can_read(cls, path: Path) -> bool:
@@ -61,6 +89,35 @@ class Adapter:
         raise NotImplementedError
 
     @classmethod
+    def open_source(cls, path: Path, **options: Any) -> ImageSource:
+        """The image at ``path`` as a source for the engine (close it, or use it in ``with``).
+
+        Default: the whole image read by :meth:`read` (with ``options``), held in memory.
+        """
+        return ArraySource.from_image(cls.read(Path(path), **options))
+
+    @classmethod
+    def open_sink(
+        cls,
+        path: Path,
+        shape: tuple[int, ...],
+        affine: np.ndarray,
+        meta: dict[str, Any],
+        dtype: np.dtype | str,
+        *,
+        name: str | Path | None = None,
+        **options: Any,
+    ) -> ImageSink:
+        """A sink for an output of ``shape`` ``(C, *S)`` on the grid ``affine`` at ``path``.
+
+        Default: a :class:`MemorySink` that collects float32 values and, when closed, writes
+        them with :meth:`write` (``options`` are passed on; ``meta["dtype"]`` is the dtype it
+        stores). ``name`` is the path messages name (the user's output while ``path`` is the
+        I/O layer's temporary target).
+        """
+        return MemorySink(cls, Path(path), shape, affine, meta, **options)
+
+    @classmethod
     def companions(cls, path: Path) -> list[Path]:
         """Files ``write`` may create beside ``path`` (same folder), e.g. a JSON sidecar.
 
@@ -68,6 +125,14 @@ class Adapter:
         does for the output itself. Default: none.
         """
         return []
+
+    @classmethod
+    def output_name(cls, path: Path) -> str:
+        """The file or folder name an output made from input ``path`` gets (``geo-med-sr batch``).
+
+        Default: the input's own name.
+        """
+        return Path(path).name
 
     @classmethod
     def read_provenance(cls, path: Path) -> dict[str, Any] | None:
@@ -79,6 +144,66 @@ class Adapter:
         return None
 
     @classmethod
-    def describe(cls, image: SpatialArray) -> dict[str, Any]:
-        """Format-specific lines for ``geo-med-sr info`` (series UID, CRS, ...)."""
+    def describe(cls, image: SpatialArray | ImageSource) -> dict[str, Any]:
+        """Format-specific lines for ``geo-med-sr info`` from an image or an opened source
+        (anything with ``shape``, ``affine`` and ``meta``): series UID, CRS, ..."""
         return {}
+
+
+class MemorySink:
+    """An :class:`~geo_med_sr.inference.protocols.ImageSink` holding the whole output in memory.
+
+    Windows are collected in a float32 ``(C, *S)`` array; :meth:`close` writes it with the
+    adapter's ``write`` as a SpatialArray on the grid ``affine`` with ``meta`` (whose
+    ``"dtype"`` the writer casts to: the engine leaves the values as float32, ``dtype`` None).
+
+    Args:
+        adapter: the adapter class whose ``write`` finishes the output.
+        path: where ``write`` writes (the I/O layer's temporary target).
+        shape: ``(C, *S)`` of the output.
+        affine: ``(n+1, n+1)`` centre-anchored affine of the output grid.
+        meta: the output's metadata.
+        **options: passed to ``write``.
+    """
+
+    dtype = None
+    nodata = None
+
+    def __init__(
+        self,
+        adapter: type[Adapter],
+        path: Path,
+        shape: tuple[int, ...],
+        affine: np.ndarray,
+        meta: dict[str, Any],
+        **options: Any,
+    ) -> None:
+        self.adapter, self.path, self.affine, self.meta, self.options = adapter, Path(path), affine, meta, options
+        self.shape = tuple(int(v) for v in shape)
+        self.block = (1,) * (len(self.shape) - 1)
+        self.array: np.ndarray | None = np.zeros(self.shape, np.float32)
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        if self.array is None:
+            raise file_error(OutputError, self.path, "the sink is already closed; open a new sink")
+        self.array[Window(window).channel_slices()] = data
+
+    def close(self) -> None:
+        """Write the collected image with the adapter (once; later calls do nothing)."""
+        if self.array is None:
+            return
+        array, self.array = self.array, None
+        self.adapter.write(SpatialArray(array, self.affine, self.meta), self.path, **self.options)
+
+    def abort(self) -> None:
+        """Drop the collected image without writing anything."""
+        self.array = None
+
+    def __enter__(self) -> MemorySink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

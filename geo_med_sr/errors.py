@@ -36,6 +36,15 @@ class ModelError(GeoMedSRError, ValueError):
     """A model name, checkpoint or network configuration is unusable."""
 
 
+class ScaleError(ConfigError, ModelError):
+    """A scale factor is invalid (not a number, not whole, not positive, wrong count of axes).
+
+    Raised by :func:`geo_med_sr.scale.as_scale`, the one scale validator; it is a ConfigError
+    (a bad ``--scale`` option) and a ModelError (a bad network ``scale`` argument) so that
+    callers catching either, as they did before there was one validator, still catch it.
+    """
+
+
 def file_error(cls: type[GeoMedSRError], path: object, problem: str) -> GeoMedSRError:
     """Build ``cls`` with the one-line message ``"<path>: <problem>"``.
 

@@ -50,6 +50,11 @@ class SpatialArray:
         object.__setattr__(self, "affine", affine)
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """``(C, *S)``: the array's shape (as a source's ``shape``)."""
+        return tuple(self.array.shape)
+
+    @property
     def spatial_shape(self) -> tuple[int, ...]:
         """``S``: the spatial shape in index order."""
         return tuple(self.array.shape[1:])

@@ -14,7 +14,8 @@ from ..geometry import as_scale, scaled_shape
 from ..networks.streaming import StreamedEDSR
 from ..spatial import upsample_mask
 from .grid import Patch, PatchGrid
-from .io import ArraySink, ArraySource, Sink, Source, read_reflected, read_reflected_mask
+from .arrays import ArraySink, ArraySource, read_reflected, read_reflected_mask
+from .protocols import Sink, Source
 from .memory import reuse_freed_memory
 from .radiometry import Radiometry
 from .threads import BackgroundWorker, prefetch

@@ -1,0 +1,99 @@
+"""Scale factors: the one validator every layer uses, and the parser of ``--scale`` text.
+
+A scale holds one factor per spatial axis, in index order (fastest first: NIfTI i,j,k; DICOM
+column,row,slice; GeoTIFF column,row); a factor ``s > 1`` makes that axis ``s`` times finer
+(DESIGN §3). Super-resolution factors are whole numbers; the geometry functions also take
+fractional factors (``1/b`` is the grid of a ``b``-block average). Every check raises
+:class:`~geo_med_sr.errors.ScaleError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+from .errors import ScaleError
+
+#: how to write a scale, for messages.
+EXAMPLE = "e.g. 2 or 1,1,4"
+
+
+def as_scale(
+    value: object, ndim: int | None = None, *, whole: bool = True, exact: bool = False, what: str = "scale"
+) -> tuple:
+    """Validate ``value`` and return one factor per spatial axis.
+
+    Args:
+        value: a number, or a sequence of numbers (one per axis).
+        ndim: number of spatial axes: a single factor is repeated ``ndim`` times and a sequence
+            must have ``ndim`` entries. ``None`` keeps the factors as given.
+        whole: factors must be whole numbers >= 1 (returned as ints); ``False`` accepts any
+            positive finite number (returned as floats).
+        exact: factors must be integers by type (no float such as ``2.0``, no bool, no
+            string): the strict form network constructors use.
+        what: how messages name the value (``"scale"``, ``"--scale '1,1,4'"``).
+
+    Returns:
+        ``tuple[int, ...]`` when ``whole``, else ``tuple[float, ...]``.
+
+    Raises:
+        ScaleError: a factor that is not a number, not whole (when ``whole``), not positive and
+            finite, or a count of factors that does not match ``ndim``.
+    """
+    if _is_number(value):
+        factors = [value] * (1 if ndim is None else ndim)
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        factors = list(value)
+    else:
+        raise ScaleError(f"{what} must be a number or a sequence of numbers ({EXAMPLE}), got {value!r}")
+    if not factors:
+        raise ScaleError(f"{what} is empty; use {EXAMPLE}")
+    for factor in factors:
+        if not _is_number(factor) or (exact and not isinstance(factor, Integral)):
+            kind = "integers" if exact else "numbers"
+            raise ScaleError(f"{what} factors must be {kind} ({EXAMPLE}), got {value!r}")
+    if ndim is not None and len(factors) != ndim:
+        raise ScaleError(
+            f"{what} {tuple(factors)} has {len(factors)} factors but {ndim} spatial axes need {ndim} factors"
+            " (one per axis, index order, fastest first)"
+        )
+    if whole:
+        for factor in factors:
+            if not (math.isfinite(factor) and factor == int(factor) and factor >= 1):
+                raise ScaleError(f"{what}: factors must be whole numbers >= 1 (got {factor:g}); use {EXAMPLE}")
+        return tuple(int(f) for f in factors)
+    if not all(math.isfinite(f) and f > 0 for f in factors):
+        raise ScaleError(f"{what} factors must be positive and finite, got {tuple(float(f) for f in factors)}")
+    return tuple(float(f) for f in factors)
+
+
+def parse_scale(text: str | int | Sequence[int]) -> tuple[int, ...]:
+    """``"2"`` -> ``(2,)``; ``"1,1,4"`` -> ``(1, 1, 4)``; numbers and sequences pass through.
+
+    Raises:
+        ScaleError: an item that is not a number, or a factor that is not a whole number >= 1.
+    """
+    what = f"--scale {text!r}"
+    if isinstance(text, str):
+        items: list[object] = []
+        for item in (part.strip() for part in text.split(",")):
+            try:
+                items.append(float(item))
+            except ValueError:
+                raise ScaleError(f"{what}: {item!r} is not a number; use {EXAMPLE}") from None
+        return as_scale(items, what=what)
+    return as_scale(text, what=what)
+
+
+def broadcast(scale: Sequence[int], ndim: int) -> tuple[int, ...]:
+    """One whole factor per spatial axis: a single factor applies to every axis.
+
+    Raises:
+        ScaleError: the count of factors is neither 1 nor ``ndim``.
+    """
+    return as_scale(scale[0] if len(scale) == 1 else tuple(scale), ndim, what="--scale")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
