@@ -127,6 +127,12 @@ class Adapter:
         return []
 
     @classmethod
+    def owns_companion(cls, path: Path) -> bool:
+        """Whether the file ``path`` (one of :meth:`companions`) was written by this tool, so that
+        it may be replaced or removed; a user's file of that name is never touched. Default: False."""
+        return False
+
+    @classmethod
     def output_name(cls, path: Path) -> str:
         """The file or folder name an output made from input ``path`` gets (``geo-med-sr batch``).
 

@@ -75,6 +75,8 @@ class NiftiAdapter(Adapter):
     """``.nii`` / ``.nii.gz`` files, 2D to 4D."""
 
     name = "nifti"
+    domain = "medical"
+    spatial_dims = 3  # 2D files are read as one-slice volumes
     is_folder = False
 
     @classmethod
@@ -162,6 +164,15 @@ class NiftiAdapter(Adapter):
         return [sidecar_path(path)]
 
     @classmethod
+    def owns_companion(cls, path: Path) -> bool:
+        """True for a JSON sidecar holding our ``"GeoMedSR"`` key (a JSON object); never raises."""
+        try:
+            content = json.loads(Path(path).read_text()) if Path(path).is_file() else None
+        except (OSError, ValueError):
+            return False
+        return isinstance(content, dict) and SIDECAR_KEY in content
+
+    @classmethod
     def read_provenance(cls, path: Path) -> dict[str, Any] | None:
         """The provenance JSON of the header extension (header only; the voxels are not read).
 
@@ -181,7 +192,8 @@ class NiftiAdapter(Adapter):
         return None
 
     @classmethod
-    def describe(cls, image: SpatialArray) -> dict[str, Any]:
+    def describe(cls, image: Any) -> dict[str, Any]:
+        """sform/qform codes, units, scaling and description of an image or opened source."""
         info = image.meta.get("nifti", {})
         return {
             "sform/qform code": f"{info.get('sform_code')}/{info.get('qform_code')}",

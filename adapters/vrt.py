@@ -49,7 +49,10 @@ except ImportError as exc:  # pragma: no cover - rasterio is a declared dependen
     raise ImportError("building VRT mosaics needs rasterio: pip install 'rasterio>=1.3'") from exc
 
 from ..errors import InputError, InputNotFoundError, OutputError, file_error
-from .geotiff import _GDAL_ERRORS, _area_or_point, _crs_label, _reason
+from .geotiff.conventions import GDAL_ERRORS as _GDAL_ERRORS
+from .geotiff.conventions import area_or_point as _area_or_point
+from .geotiff.conventions import crs_label as _crs_label
+from .geotiff.conventions import reason as _reason
 
 #: numpy dtype name -> GDAL data type name (the ``dataType`` attribute of a VRT band).
 GDAL_TYPES = {
@@ -217,8 +220,9 @@ def _pixel_offset(tile: _Tile, ref: _Tile) -> tuple[int, int]:
         raise file_error(
             OutputError,
             tile.path,
-            f"its origin lies ({col:.6f}, {row:.6f}) pixels from the origin of the first input {ref.path}: not a whole number"
-            " of pixels, so the tiles are not aligned to one pixel grid; resample onto a common grid first (e.g. gdalwarp -tap)",
+            f"its origin lies ({col:.6f}, {row:.6f}) pixels from the origin of the first input {ref.path}: "
+            "not a whole number of pixels, so the tiles are not aligned to one pixel grid; "
+            "resample onto a common grid first (e.g. gdalwarp -tap)",
         )
     return int(whole[0]), int(whole[1])
 

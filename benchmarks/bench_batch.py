@@ -86,7 +86,6 @@ def synthetic_inputs(folder: Path) -> list[Path]:
 
 def run_way(way: str, inputs: list[Path], out: Path) -> dict:
     from geo_med_sr import batch, super_resolve
-    from geo_med_sr.batch_runner import output_name
     from geo_med_sr.io import adapter_for_input
 
     start = time.perf_counter()
@@ -95,7 +94,7 @@ def run_way(way: str, inputs: list[Path], out: Path) -> dict:
         out.mkdir(parents=True)
         for path in inputs:
             tick = time.perf_counter()
-            super_resolve(path, out / output_name(path, adapter_for_input(path)), 2, progress=False)
+            super_resolve(path, out / adapter_for_input(path).output_name(path), 2, progress=False)
             per_file[path.name] = time.perf_counter() - tick
         statuses = ["done"] * len(inputs)
     else:

@@ -119,15 +119,15 @@ def normalised_input(case: str, src: Path):
     """``(C, *S)`` float32 normalised image, normaliser stats (as the engine fits them)."""
     from geo_med_sr import io
     from geo_med_sr.config import SRConfig
-    from geo_med_sr.inference.io import ArraySource
+    from geo_med_sr.inference.arrays import ArraySource
+    from geo_med_sr.methods import resolve_method
     from geo_med_sr.pipeline import fit_normalizer
 
     image = io.read(src)
     config = SRConfig().updated(model={"name": CASES[case]["model"]})
-    source = ArraySource(image.array, image.valid)
-    normalizer, stats = fit_normalizer(
-        config, source, "geo" if case == "sat2d" else "medical", (CASES[case]["scale"],) * image.spatial_dims
-    )
+    scale = (CASES[case]["scale"],) * image.spatial_dims
+    method = resolve_method(config, domain=io.domain_of(image.meta), scale=scale)
+    normalizer, stats = fit_normalizer(method, ArraySource.from_image(image))
     return normalizer.forward(image.array, stats), stats
 
 
@@ -156,7 +156,7 @@ def peak_rss_mb() -> float:
 def worker(case: str, way: str, src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     import torch
 
-    from geo_med_sr.inference.resolver import resolve_device
+    from geo_med_sr.inference.device import resolve_device
 
     torch.manual_seed(0)
     device = resolve_device(args.device)
@@ -236,7 +236,7 @@ def worker(case: str, way: str, src: Path, out_dir: Path, args: argparse.Namespa
                 result["peak_rss_mb"] = peak_rss_mb()
                 result["out_vox"] = int(np.prod(spatial)) * x.shape[0] * scale ** len(spatial)
             elif way == "ref":
-                from geo_med_sr.inference.io import ArraySource, read_reflected
+                from geo_med_sr.inference.arrays import ArraySource, read_reflected
 
                 source = ArraySource(x)
                 probes = []

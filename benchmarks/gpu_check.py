@@ -43,6 +43,7 @@ def main() -> None:
     from geo_med_sr.bundled import find
     from geo_med_sr.checkpoint import load_checkpoint
     from geo_med_sr.inference.resolver import SuperResolver
+    from geo_med_sr.metrics import psnr
 
     net, _ = load_checkpoint(find("sat-edsr-x2").path)
     x = scene()
@@ -65,12 +66,11 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
         rows.append({"run": name, "seconds": seconds, "peak_cuda_mib": peak})
     ref = outputs["cpu fp32"]
-    data_range = float(ref.max() - ref.min())
     for row in rows:
         diff = outputs[row["run"]] - ref
         row["max_abs_diff_vs_cpu"] = float(np.abs(diff).max())
-        mse = float(np.mean(diff.astype(np.float64) ** 2))
-        row["psnr_vs_cpu_db"] = None if mse == 0 else 10 * np.log10(data_range**2 / mse)
+        value = psnr(ref, outputs[row["run"]])
+        row["psnr_vs_cpu_db"] = None if value == float("inf") else value
     print(f"{'run':<18} {'seconds':>8} {'peak MiB':>9} {'max|diff|':>10} {'PSNR vs cpu':>12}")
     for row in rows:
         peak = "" if row["peak_cuda_mib"] is None else f"{row['peak_cuda_mib']:.0f}"

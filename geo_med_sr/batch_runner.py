@@ -37,6 +37,7 @@ from typing import Any
 
 from .config import SRConfig
 from .errors import ConfigError, GeoMedSRError, OutputError, file_error
+from .optional import require
 
 #: status of one input after a batch run.
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -46,11 +47,11 @@ LOCK_NAME = ".geo-med-sr-batch.lock"
 
 @dataclass(frozen=True)
 class Job:
-    """One input and the output it becomes."""
+    """One input and the output it becomes; ``raster``: a GeoTIFF (takes ``bands``, mosaicked by ``vrt``)."""
 
     input: Path
     output: Path
-    is_geotiff: bool
+    raster: bool
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,6 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[Path]:
     return list(unique.values())
 
 
-def output_name(path: Path, adapter: Any) -> str:
-    """The output's name: the input's own (``.tif`` for GeoTIFF, the folder's for DICOM)."""
-    return f"{path.stem}.tif" if getattr(adapter, "streaming", False) else path.name
-
-
 def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list[Job]:
     """One :class:`Job` per input (absolute paths: workers may run in another folder); refuses
     inputs that would write the same output."""
@@ -128,7 +124,7 @@ def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> lis
     jobs, owners = [], {}
     for path in expand_inputs(inputs):
         adapter = io.adapter_for_input(path)
-        output = out_dir / output_name(path, adapter)
+        output = out_dir / adapter.output_name(path)
         if output.name in owners:
             raise file_error(
                 ConfigError,
@@ -136,7 +132,7 @@ def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> lis
                 f"would write {output} like {owners[output.name]}; give the inputs different names or run them in separate batches",
             )
         owners[output.name] = path
-        jobs.append(Job(path.absolute(), output, bool(getattr(adapter, "streaming", False))))
+        jobs.append(Job(path.absolute(), output, adapter.band_selection))
     if not jobs:
         raise ConfigError("batch: no inputs given")
     return jobs
@@ -173,18 +169,13 @@ def drop_orphan_sidecars(output: Path) -> list[Path]:
     (the user deleted the image to have it redone); a file that is not our sidecar is kept, and
     the write then refuses it by name. Returns what was deleted."""
     from . import io
-    from .adapters.nifti import SIDECAR_KEY
 
     if output.exists():
         return []
+    adapter = io.adapter_for_output(output)
     removed = []
-    for companion in io.adapter_for_output(output).companions(output):
-        try:
-            content = json.loads(companion.read_text()) if companion.is_file() else None
-        except (OSError, ValueError):
-            content = None
-        ours = isinstance(content, dict) and SIDECAR_KEY in content
-        if ours:
+    for companion in adapter.companions(output):
+        if adapter.owns_companion(companion):
             companion.unlink()
             removed.append(companion)
     return removed
@@ -195,17 +186,26 @@ def run_job(job: Job, settings: Settings) -> Outcome:
 
     Never raises for a bad input: the error becomes a failed :class:`Outcome`.
     """
-    from .request import request_for  # no torch: a worker that only skips never imports it
+    from . import io
+    from .methods import resolve_method  # no torch: a worker that only skips never imports it
+    from .request import request_for
+    from .scale import broadcast, parse_scale
 
     start = time.perf_counter()
-    bands = settings.bands if job.is_geotiff else None
+    bands = settings.bands if job.raster else None
 
     def outcome(status: str, error: str = "") -> Outcome:
         return Outcome(str(job.input), str(job.output), status, time.perf_counter() - start, error)
 
     try:
         config = SRConfig.model_validate(settings.config)
-        request = request_for(job.input, settings.scale, config, bands=bands, cog=settings.cog)
+        adapter = io.adapter_for_input(job.input)
+        try:
+            factors = broadcast(parse_scale(settings.scale), adapter.spatial_dims)
+        except ConfigError as exc:
+            raise file_error(ConfigError, job.input, str(exc)) from exc
+        method = resolve_method(config, domain=adapter.domain, scale=factors, bands=io.parse_bands(bands))
+        request = request_for(job.input, factors, config, bands=bands, cog=settings.cog, method=method)
         state = up_to_date(job, request)
         if state:
             return outcome(SKIPPED)
@@ -232,6 +232,7 @@ def run_job(job: Job, settings: Settings) -> Outcome:
             overwrite=settings.overwrite,
             progress=False,
             request=request,
+            method=method,
         )
         return outcome(DONE)
     except GeoMedSRError as exc:
@@ -284,7 +285,8 @@ def default_workers(n_jobs: int) -> int:
 @contextlib.contextmanager
 def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
     """A Dask client: on the cluster at ``scheduler``, or on a new LocalCluster of worker processes."""
-    from distributed import Client, LocalCluster
+    distributed = require("distributed", "geo-med-sr batch")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     if scheduler:
         try:
@@ -316,7 +318,7 @@ def input_bytes(path: Path) -> int:
 
 
 def _run_all(client: Any, jobs: Sequence[Job], settings: Settings, progress: bool | None) -> list[Outcome]:
-    from distributed import as_completed
+    as_completed = require("distributed", "geo-med-sr batch").as_completed
     from tqdm.auto import tqdm
 
     # largest inputs first, so that no worker starts a long file when the others are nearly done
@@ -359,10 +361,10 @@ def write_report(report: BatchReport, out_dir: Path) -> list[Path]:
 
 def _mosaic(report: BatchReport, jobs: Sequence[Job], vrt: str | os.PathLike, out_dir: Path, overwrite: bool) -> Path:
     """The VRT of every GeoTIFF output that exists after the run (relative names live in ``out_dir``)."""
-    from .adapters.vrt import build_vrt
+    from .io import build_vrt
 
     path = Path(vrt) if Path(vrt).is_absolute() or Path(vrt).parent != Path(".") else out_dir / vrt
-    tiles = [job.output for job, o in zip(jobs, report.outcomes) if job.is_geotiff and o.status != FAILED]
+    tiles = [job.output for job, o in zip(jobs, report.outcomes) if job.raster and o.status != FAILED]
     if not tiles:
         raise file_error(OutputError, path, "no GeoTIFF output to mosaic")
     # the batch's own folder is rewritten each run; elsewhere an existing file needs --overwrite

@@ -102,3 +102,9 @@ def default_for(domain: str, scale: tuple[int, ...], fast: bool = False) -> Bund
         f"no {kind} for {domain} images at scale {tuple(scale)} (bundled: {offered}); "
         f"{hint}pass --model PATH.safetensors, or use --method self (trains on your image) or bspline-ibp"
     )
+
+
+def start_for(domain: str, scale: tuple[int, ...]) -> BundledModel | None:
+    """The bundled model ``--method self`` fine-tunes for ``domain`` and exactly ``scale`` (the
+    first in the catalogue), or None (self-supervision then starts from random weights)."""
+    return next((m for m in available() if m.domain == domain and m.scale == tuple(scale)), None)

@@ -11,6 +11,10 @@ key ``"geo_med_sr"``, the JSON configuration::
 hashes, ...). The same configuration is written to the sidecar ``model.json`` for people and
 tools that do not read safetensors headers. Loading never unpickles: only
 ``safetensors.torch.load_file`` is used.
+
+:func:`read_config` reads the configuration alone (header, else sidecar) without torch, so the
+method can be resolved (and a batch can decide to skip an input) before torch is imported;
+torch, MONAI and the networks are imported when a network is saved or built.
 """
 
 from __future__ import annotations
@@ -19,16 +23,16 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from . import __version__
 from .errors import ModelError, file_error
-from .networks import NETWORKS, build_network
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 FORMAT_VERSION = 1
 METADATA_KEY = "geo_med_sr"
@@ -58,6 +62,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], extra: Mappi
         ModelError: wrong suffix, model without a registered configuration, or ``extra`` that
             is not JSON-able.
     """
+    from safetensors.torch import save_file
+
     path = Path(path)
     if path.suffix != SUFFIX:
         raise file_error(ModelError, path, f"checkpoint file names must end with {SUFFIX}")
@@ -81,12 +87,14 @@ def checkpoint_config(model: nn.Module, extra: Mapping[str, Any] | None = None) 
     Raises:
         ModelError: the model has no ``config()``, is not registered, or ``extra`` is not JSON-able.
     """
-    get_config = getattr(model, "config", None)
-    if not callable(get_config):
+    from .networks import NETWORKS
+    from .networks.edsr import ResidualSRNetwork
+
+    if not isinstance(model, ResidualSRNetwork):
         raise ModelError(
             f"cannot save a {type(model).__name__}: only geo_med_sr networks (with config()) can be checkpointed"
         )
-    network = get_config()
+    network = model.config()
     if network.get("name") not in NETWORKS:
         raise ModelError(
             f"cannot save network {network.get('name')!r}: it is not registered in geo_med_sr.networks.NETWORKS"
@@ -125,6 +133,38 @@ def load_checkpoint(
         ModelError: one line naming the file, for a missing file, a file that is not
             safetensors, a missing or invalid configuration, or weights that do not fit.
     """
+    import torch
+    from safetensors.torch import load_file
+
+    from .networks import build_network
+
+    path = _check_file(path)
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise file_error(ModelError, path, f"invalid device {device!r}: {exc}") from exc
+    config = read_config(path)
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise file_error(
+            ModelError, path, f"not a readable safetensors file ({exc}); the file may be truncated"
+        ) from exc
+    try:
+        model = build_network(**config["network"])
+    except ModelError as exc:
+        raise file_error(ModelError, path, f"stored network configuration is invalid: {exc}") from exc
+    if "scale" in config and list(config["scale"]) != list(model.scale):
+        raise file_error(
+            ModelError, path, f"configuration scale {config['scale']} disagrees with the network's {list(model.scale)}"
+        )
+    _check_weights(path, model, state)
+    model.load_state_dict(state, strict=True)
+    return model.to(target).eval(), config
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path; ModelError unless it is an existing ``.safetensors`` file."""
     path = Path(path)
     if not path.exists():
         raise file_error(ModelError, path, f"checkpoint not found; {_CLASSICAL_HINT}")
@@ -137,31 +177,25 @@ def load_checkpoint(
             f"not a {SUFFIX} file; pickled PyTorch checkpoints (.pt/.pth/.ckpt) are never loaded, "
             "re-save the weights with geo_med_sr.checkpoint.save_checkpoint",
         )
+    return path
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The configuration stored with checkpoint ``path`` (header metadata, else the JSON sidecar),
+    read without torch and without loading the weights.
+
+    Raises:
+        ModelError: as :func:`load_checkpoint` does for a missing, unreadable or unconfigured file.
+    """
+    path = _check_file(path)
     try:
-        target = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise file_error(ModelError, path, f"invalid device {device!r}: {exc}") from exc
-    try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
-        state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise file_error(
             ModelError, path, f"not a readable safetensors file ({exc}); the file may be truncated"
         ) from exc
-
-    config = _read_config(path, metadata)
-    try:
-        model = build_network(**config["network"])
-    except ModelError as exc:
-        raise file_error(ModelError, path, f"stored network configuration is invalid: {exc}") from exc
-    if "scale" in config and list(config["scale"]) != list(model.scale):
-        raise file_error(
-            ModelError, path, f"configuration scale {config['scale']} disagrees with the network's {list(model.scale)}"
-        )
-    _check_weights(path, model, state)
-    model.load_state_dict(state, strict=True)
-    return model.to(target).eval(), config
+    return _read_config(path, metadata)
 
 
 def _read_config(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -226,7 +260,7 @@ def _check_weights(path: Path, model: nn.Module, state: Mapping[str, torch.Tenso
     if mismatched:
         problems.append(f"shape mismatch (stored vs network) {_head(mismatched)}")
     if problems:
-        name = getattr(model, "name", type(model).__name__)
+        name = model.name
         raise file_error(
             ModelError, path, f"weights do not match the stored {name!r} configuration: {'; '.join(problems)}"
         )
@@ -237,31 +271,31 @@ def _head(items: list[str], n: int = 3) -> str:
     return f"{shown} (+{len(items) - n} more)" if len(items) > n else shown
 
 
-def resolve_model(
-    name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Turn a ``--model`` value into a loaded network.
+def model_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """The checkpoint file a ``--model`` value names (torch is imported only to explain a bad name).
 
     Args:
-        name_or_path: a ``.safetensors`` checkpoint path, or (in future) the name of a bundled model.
-        device: where the model lives.
+        name_or_path: the name of a bundled model (``sat-edsr-x2``) or a ``.safetensors`` path.
 
     Returns:
-        ``(model, config)`` as from :func:`load_checkpoint`.
+        The bundled model's weights file, or the path as given (not checked for existence here:
+        :func:`read_config` and :func:`load_checkpoint` report a missing file).
 
     Raises:
-        ModelError: the path does not exist / is not a checkpoint, a bare network name (no
-            bundled weights exist yet), or an unknown name (with the closest suggestion).
+        ModelError: a bare network name (no bundled weights exist for it) or an unknown name
+            (with the closest suggestion).
     """
-    text = os.fspath(name_or_path)
     from .bundled import find
 
+    text = os.fspath(name_or_path)
     bundled = find(text)
     if bundled is not None:
-        return load_checkpoint(bundled.path, device=device)
+        return bundled.path
     path = Path(text)
     if path.exists() or text.endswith(SUFFIX) or os.sep in text or isinstance(name_or_path, os.PathLike):
-        return load_checkpoint(path, device=device)
+        return path
+    from .networks import NETWORKS
+
     if text not in NETWORKS:
         try:
             NETWORKS.get(text)
@@ -270,3 +304,17 @@ def resolve_model(
                 f"model {text!r} is neither an existing checkpoint file nor a network name: {exc}"
             ) from exc
     raise ModelError(f"model {text!r}: bundled weights for this network do not exist yet; {_CLASSICAL_HINT}")
+
+
+def resolve_model(
+    name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Turn a ``--model`` value into a loaded network (:func:`model_path`, then :func:`load_checkpoint`).
+
+    Returns:
+        ``(model, config)`` as from :func:`load_checkpoint`.
+
+    Raises:
+        ModelError: as :func:`model_path` and :func:`load_checkpoint`.
+    """
+    return load_checkpoint(model_path(name_or_path), device=device)

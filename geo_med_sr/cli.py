@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .degrade import DEGRADATIONS
 from .errors import ConfigError, GeoMedSRError
+from .methods import METHODS
 
 EXIT_ERROR = 2
 #: ``batch``: some inputs failed (the others were done).
@@ -23,7 +25,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     """Options shared by upscale and batch: method, model, engine, output values, GeoTIFF bands."""
     p.add_argument(
         "--method",
-        choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"],
+        choices=METHODS.names(),
         default=None,
         help="SR network (default), self (a network trained on INPUT itself, no download), or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input",
     )
@@ -41,7 +43,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--degrade",
-        choices=["blockavg", "gaussian", "slice"],
+        choices=DEGRADATIONS.names(),
         default=None,
         help="degradation model for --consistency (default blockavg)",
     )
@@ -221,7 +223,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--method",
         action="append",
         dest="methods",
-        choices=["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"],
+        choices=METHODS.names(),
         help="repeat for several (default: bicubic, bspline, bspline-ibp)",
     )
     p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self")
@@ -232,7 +234,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--degrade",
         default="blockavg",
-        choices=["blockavg", "gaussian", "slice"],
+        choices=DEGRADATIONS.names(),
         help="degradation model (default blockavg)",
     )
     p.add_argument(
@@ -352,7 +354,7 @@ def _run_info(args: argparse.Namespace) -> None:
 def _run_evaluate(args: argparse.Namespace) -> None:
     from .config import SRConfig, load_config
     from .evaluate import evaluate, format_table, save_json, save_plot
-    from .pipeline import parse_bands
+    from .io import parse_bands
 
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]

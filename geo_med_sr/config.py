@@ -1,16 +1,43 @@
-"""Declarative configuration: YAML validated into typed objects (unknown keys are errors)."""
+"""Declarative configuration: YAML validated into typed objects (unknown keys are errors).
+
+Names are validated against the registries they select from (methods, degradations,
+normalisers), so a config and the command line accept exactly what is registered, and a
+misspelt name gets the closest suggestion.
+"""
 
 from __future__ import annotations
 
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from .degrade import DEGRADATIONS
 from .errors import ConfigError, file_error
+from .methods import METHODS
+from .normalize import NORMALIZERS
+from .registry import Registry
+
+
+def _registered(registry: Registry) -> AfterValidator:
+    """A pydantic validator accepting the names registered in ``registry`` (lower-cased)."""
+
+    def check(name: str) -> str:
+        try:
+            registry.get(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return name.lower()
+
+    return AfterValidator(check)
+
+
+MethodName = Annotated[str, _registered(METHODS)]
+DegradationName = Annotated[str, _registered(DEGRADATIONS)]
+NormalizerName = Annotated[str, _registered(NORMALIZERS)]
 
 
 class _Strict(BaseModel):
@@ -30,19 +57,19 @@ class ModelConfig(_Strict):
     README).
     """
 
-    method: Literal["model", "self", "bicubic", "bspline", "bspline-ibp", "linear", "nearest"] = "model"
+    method: MethodName = "model"
     name: str | None = None
     budget: float | None = Field(None, gt=0)
     consistency: bool = False
     ensemble: bool = False
     fast: bool = False
-    degradation: Literal["blockavg", "gaussian", "slice"] = "blockavg"
+    degradation: DegradationName = "blockavg"
 
 
 class NormalizeConfig(_Strict):
     """Intensity normaliser applied before a network (``percentile``, ``window`` or ``none``)."""
 
-    name: str = "percentile"
+    name: NormalizerName = "percentile"
     params: dict[str, float] = Field(default_factory=lambda: {"lower": 1.0, "upper": 99.0})
 
 

@@ -23,6 +23,8 @@ from .config import SRConfig
 from .degrade import block_average
 from .errors import ModelError, OutputError, file_error
 from .geometry import corner_to_centre
+from .metrics import psnr
+from .optional import available, require
 from .pipeline import super_resolve
 from .spatial import SpatialArray
 
@@ -105,19 +107,14 @@ def make_scene(width: int = 240, height: int = 200, seed: int = 0) -> SpatialArr
     return SpatialArray(array, corner_to_centre(corner), meta, valid)
 
 
-def psnr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """PSNR in dB with the reference's value range as peak."""
-    ref = reference.astype(np.float64)
-    mse = float(np.mean((ref - estimate.astype(np.float64)) ** 2))
-    peak = float(ref.max() - ref.min())
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
-
-
 def _save_figure(path: Path, panels: dict[str, np.ndarray], title: str) -> None:
-    import matplotlib
-
+    """A row of panels (2D grey or RGB ``(W, H, 3)``) as a PNG; skipped with a note without matplotlib."""
+    if not available("matplotlib"):
+        print(f"{path.name} not written: figures need matplotlib (pip install 'geo-med-sr[plot]')")
+        return
+    matplotlib = require("matplotlib", "the demo's figures")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "the demo's figures")
 
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     vmax = max(float(p.max()) for p in panels.values())

@@ -45,6 +45,10 @@ class ScaleError(ConfigError, ModelError):
     """
 
 
+class DependencyError(GeoMedSRError, ImportError):
+    """An optional dependency that a feature needs is not installed (the message says what to install)."""
+
+
 def file_error(cls: type[GeoMedSRError], path: object, problem: str) -> GeoMedSRError:
     """Build ``cls`` with the one-line message ``"<path>: <problem>"``.
 

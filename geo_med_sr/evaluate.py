@@ -3,12 +3,13 @@
 Protocol (documented in the README):
 
 * The reference is cropped to a whole number of blocks, degraded by a model of
-  :mod:`geo_med_sr.training.degrade` (``blockavg`` by default: exact geometry), and the float
-  LR image is restored by each method through the same in-memory pipeline ``upscale`` uses.
-* PSNR and SSIM (MONAI's ``PSNRMetric`` and ``compute_ssim_and_cs``, Gaussian window 11,
-  sigma 1.5) are computed on valid pixels only (the reference's valid mask; SSIM windows must lie
-  wholly on valid pixels), with a border of ``scale`` HR pixels per side excluded, all channels
-  together, and the data range = max - min of the reference's valid pixels.
+  :mod:`geo_med_sr.degrade` (``blockavg`` by default: exact geometry), and the float LR image
+  is restored by each method through the same pipeline ``upscale`` uses, each method resolved
+  once (:func:`~geo_med_sr.methods.resolve_method`).
+* PSNR and SSIM (:mod:`geo_med_sr.metrics`: MONAI's ``PSNRMetric`` and ``compute_ssim_and_cs``,
+  Gaussian window 11, sigma 1.5) are computed on valid pixels only (the reference's valid mask;
+  SSIM windows must lie wholly on valid pixels), with a border of ``scale`` HR pixels per side
+  excluded, all channels together, and the data range = max - min of the reference's valid pixels.
 * Data consistency: the RMS of ``D(output) - LR`` on valid LR pixels, as a fraction of the data
   range; ``bspline-ibp`` and ``--consistency`` drive it towards 0.
 """
@@ -25,18 +26,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.metrics import PSNRMetric
-from monai.metrics.regression import compute_ssim_and_cs
 
 from . import io
 from .config import SRConfig
-from .errors import ConfigError
-from .pipeline import broadcast_scale, parse_scale, upscale_image
+from .degrade import build_degradation
+from .errors import ConfigError, file_error
+from .methods import learned_methods, resolve_method
+from .optional import require
+from .metrics import SSIM_SIGMA, SSIM_WINDOW, crop_to_blocks, data_range, psnr, ssim, valid_region
+from .pipeline import upscale_image
+from .scale import broadcast, parse_scale
 from .spatial import SpatialArray
-from .training.degrade import build_degradation
-
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
 
 
 @dataclass(frozen=True)
@@ -48,46 +48,6 @@ class MethodScore:
     ssim: float
     consistency: float
     seconds: float
-
-
-#: methods with a network, which ``ensemble`` applies to.
-LEARNED = ("model", "self")
-
-
-def _crop_to_blocks(image: SpatialArray, scale: Sequence[int]) -> SpatialArray:
-    crop = tuple(slice(0, n // s * s) for n, s in zip(image.spatial_shape, scale))
-    valid = None if image.valid is None else image.valid[crop]
-    return SpatialArray(np.ascontiguousarray(image.array[(slice(None),) + crop]), image.affine, image.meta, valid)
-
-
-def valid_region(shape: Sequence[int], scale: Sequence[int], valid: np.ndarray | None) -> np.ndarray:
-    """Valid pixels minus a border of ``scale`` pixels per side."""
-    region = np.zeros(tuple(shape), bool)
-    region[tuple(slice(s, n - s) for n, s in zip(shape, scale))] = True
-    return region if valid is None else region & valid
-
-
-def psnr(reference: np.ndarray, estimate: np.ndarray, region: np.ndarray, data_range: float) -> float:
-    """PSNR (dB) over ``region`` of ``(C, *S)`` arrays, via MONAI's PSNRMetric."""
-    ref = torch.from_numpy(reference[:, region].astype(np.float64).reshape(1, -1))
-    est = torch.from_numpy(estimate[:, region].astype(np.float64).reshape(1, -1))
-    return float(PSNRMetric(max_val=data_range)(est, ref).item())
-
-
-def ssim(reference: np.ndarray, estimate: np.ndarray, region: np.ndarray, data_range: float) -> float:
-    """Mean SSIM over the windows that lie wholly inside ``region``, all channels together."""
-    nd = reference.ndim - 1
-    window = tuple(min(SSIM_WINDOW, n - (1 - n % 2)) for n in reference.shape[1:])
-    ref = torch.from_numpy(reference.astype(np.float32))[None]  # (1, C, *S)
-    est = torch.from_numpy(estimate.astype(np.float32))[None]
-    ssim_map, _ = compute_ssim_and_cs(est, ref, nd, window, [SSIM_SIGMA] * nd, data_range=data_range)
-    pool = torch.nn.functional.max_pool2d if nd == 2 else torch.nn.functional.max_pool3d
-    outside = torch.from_numpy((~region).astype(np.float32))[None, None]
-    inside = pool(outside, window, stride=1)[0, 0] == 0  # window centres whose window is all inside
-    values = ssim_map[0][:, inside]
-    if values.numel() == 0:
-        raise ConfigError(f"image too small for SSIM with an {SSIM_WINDOW}-pixel window inside the valid region")
-    return float(values.mean())
 
 
 def evaluate(
@@ -127,19 +87,22 @@ def evaluate(
     if bands:
         options["bands"] = list(bands)
     hr = io.read(reference, **options)
-    factors = broadcast_scale(parse_scale(scale), hr.spatial_dims, reference)
-    hr = _crop_to_blocks(hr, factors)
+    try:
+        factors = broadcast(parse_scale(scale), hr.spatial_dims)
+    except ConfigError as exc:
+        raise file_error(ConfigError, reference, str(exc)) from exc
+    hr = crop_to_blocks(hr, factors)
     hr_float = SpatialArray(hr.array.astype(np.float32), hr.affine, hr.meta, hr.valid)
     degradation = build_degradation(degrade, factors, hr.spatial_dims)
     lr = degradation.apply(hr_float)
-    values = hr_float.array[:, hr.valid] if hr.valid is not None else hr_float.array
-    data_range = float(values.max() - values.min()) or 1.0
+    peak = data_range(hr_float.array, hr.valid)
     region = valid_region(hr.spatial_shape, factors, hr.valid)
+    domain = io.domain_of(hr.meta)
 
     runs = [(m, False) for m in methods] + ([(m, True) for m in methods if m != "bspline-ibp"] if consistency else [])
     scores, outputs = [], {}
     for method, project in runs:
-        ens = ensemble and method in LEARNED
+        ens = ensemble and method in learned_methods()
         name = method + ("+ens" if ens else "") + ("+ibp" if project else "")
         cfg = config.updated(
             model={
@@ -150,8 +113,9 @@ def evaluate(
                 "degradation": degrade,
             }
         )
+        resolved = resolve_method(cfg, domain=domain, scale=factors)
         start = time.perf_counter()
-        out, _ = upscale_image(lr, factors, cfg, progress=False)
+        out, _ = upscale_image(lr, factors, cfg, progress=False, method=resolved)
         seconds = time.perf_counter() - start
         with torch.no_grad():
             redegraded = degradation(torch.from_numpy(out.array)[None])[0].numpy()
@@ -160,9 +124,9 @@ def evaluate(
         scores.append(
             MethodScore(
                 name,
-                psnr(hr_float.array, out.array, region, data_range),
-                ssim(hr_float.array, out.array, region, data_range),
-                rms / data_range,
+                psnr(hr_float.array, out.array, region, peak),
+                ssim(hr_float.array, out.array, region, peak),
+                rms / peak,
                 seconds,
             )
         )
@@ -172,7 +136,7 @@ def evaluate(
         "scale": list(factors),
         "degradation": degrade,
         "protocol": {
-            "data_range": data_range,
+            "data_range": peak,
             "border_px": list(factors),
             "mask": "reference valid pixels",
             "ssim_window": SSIM_WINDOW,
@@ -230,10 +194,9 @@ def save_json(result: dict[str, Any], path: str | os.PathLike) -> None:
 
 def save_plot(result: dict[str, Any], path: str | os.PathLike) -> None:
     """LR / each method / HR panels (middle slice, first channel), a zoomed crop and error maps."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "evaluate --plot")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "evaluate --plot")
 
     arrays = result["_arrays"]
     hr, lr, outputs = arrays["hr"], arrays["lr"], arrays["outputs"]

@@ -15,28 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ScaleError
+from .scale import as_scale
 
 #: LPS (DICOM/ITK) <-> RAS (NIfTI) flip of the world axes; its own inverse.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def as_scale(scale: float | int | Sequence[float], ndim: int) -> tuple[float, ...]:
-    """Broadcast ``scale`` to one positive float per spatial axis.
-
-    Args:
-        scale: a number or a sequence of ``ndim`` numbers.
-        ndim: number of spatial axes.
-
-    Raises:
-        ConfigError: wrong length or a non-positive / non-finite factor.
-    """
-    values = [float(scale)] * ndim if np.isscalar(scale) else [float(v) for v in scale]
-    if len(values) != ndim:
-        raise ConfigError(f"scale {tuple(values)} has {len(values)} factors but the image has {ndim} spatial axes")
-    if not all(np.isfinite(v) and v > 0 for v in values):
-        raise ConfigError(f"scale factors must be positive and finite, got {tuple(values)}")
-    return tuple(values)
 
 
 def scale_affine(affine: np.ndarray, scale: float | Sequence[float]) -> np.ndarray:
@@ -55,7 +38,7 @@ def scale_affine(affine: np.ndarray, scale: float | Sequence[float]) -> np.ndarr
     """
     affine = np.asarray(affine, dtype=np.float64)
     n = affine.shape[0] - 1
-    s = np.asarray(as_scale(scale, n))
+    s = np.asarray(as_scale(scale, n, whole=False))
     index_map = np.eye(n + 1)
     index_map[:n, :n] = np.diag(1.0 / s)
     index_map[:n, n] = (1.0 / s - 1.0) / 2.0
@@ -68,7 +51,7 @@ def scaled_shape(shape: Sequence[int], scale: Sequence[float]) -> tuple[int, ...
     for n, s in zip(shape, scale):
         value = n * s
         if abs(value - round(value)) > 1e-9:
-            raise ConfigError(f"axis of size {n} cannot be scaled by {s}: {value} is not a whole number of voxels")
+            raise ScaleError(f"axis of size {n} cannot be scaled by {s}: {value} is not a whole number of voxels")
         out.append(int(round(value)))
     return tuple(out)
 

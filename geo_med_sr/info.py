@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import geometry, io
-from .spatial import SpatialArray
+from .inference.protocols import Window
 
 
 def _fmt(values) -> str:
@@ -17,43 +17,33 @@ def _fmt(values) -> str:
 def describe(path: str | os.PathLike, series: str | None = None) -> str:
     """Shape, spacing, orientation, origin, dtype and format details of the image at ``path``.
 
-    GeoTIFFs are described from their header and a window-free metadata read (no pixel data
-    is loaded), so ``info`` is instant on any scene size.
+    The input is opened as the pipeline opens it (:func:`geo_med_sr.io.open_source`): windowed
+    formats (GeoTIFF) are described from their header without reading pixels, so ``info`` is
+    instant on any scene size; in-memory formats (NIfTI, DICOM) also report their value range.
     """
     adapter = io.adapter_for_input(path)
-    if getattr(adapter, "streaming", False):
-        with adapter.open_source(path) as source:
-            image = SpatialArray(
-                np.empty((source.shape[0],) + (1,) * (len(source.shape) - 1), source.dtype), source.affine, source.meta
-            )
-            shape, channels, dtype, value_range = (
-                tuple(source.shape[1:]),
-                source.shape[0],
-                source.meta.get("dtype"),
-                None,
-            )
-            units, world = "CRS units", "CRS"
-    else:
-        image = adapter.read(path, **({"series": series} if adapter.is_folder else {}))
-        shape, channels, dtype = (
-            image.spatial_shape,
-            image.num_channels,
-            f"{image.meta.get('dtype', image.array.dtype)} (values loaded as {image.array.dtype})",
-        )
-        value_range = f"{np.nanmin(image.array):.6g} .. {np.nanmax(image.array):.6g}"
-        units, world = "mm", "RAS+ world"
-    lines = {
-        "file": str(path),
-        "format": adapter.name,
-        "shape": f"{shape} pixels (index order, fastest first), {channels} channel(s)",
-        "spacing": f"{_fmt(image.spacing)} {units}",
-        "orientation": f"{geometry.orientation_code(image.affine, *(('RAS', 'LPI') if units == 'mm' else ('EN', 'WS')))} ({world})",
-        "origin": f"{_fmt(geometry.origin(image.affine))} {units} (centre of pixel 0)",
-        "dtype": str(dtype),
-    }
-    if value_range is not None:
-        lines["value range"] = value_range
-    lines.update({k: str(v) for k, v in adapter.describe(image).items() if v not in (None, "")})
-    lines["affine"] = np.array2string(image.affine, precision=6, suppress_small=True).replace("\n", "\n" + " " * 14)
+    with io.open_source(path, series=series) as source:
+        spatial, channels = tuple(source.shape[1:]), source.shape[0]
+        if adapter.windowed:
+            dtype, value_range = str(source.meta.get("dtype")), None
+        else:
+            values = source.read(Window.from_shape(spatial))
+            dtype = f"{source.meta.get('dtype', values.dtype)} (values loaded as {values.dtype})"
+            value_range = f"{np.nanmin(values):.6g} .. {np.nanmax(values):.6g}"
+        medical = adapter.domain == "medical"
+        units, world, labels = ("mm", "RAS+ world", ("RAS", "LPI")) if medical else ("CRS units", "CRS", ("EN", "WS"))
+        lines = {
+            "file": str(path),
+            "format": adapter.name,
+            "shape": f"{spatial} pixels (index order, fastest first), {channels} channel(s)",
+            "spacing": f"{_fmt(geometry.spacing(source.affine))} {units}",
+            "orientation": f"{geometry.orientation_code(source.affine, *labels)} ({world})",
+            "origin": f"{_fmt(geometry.origin(source.affine))} {units} (centre of pixel 0)",
+            "dtype": dtype,
+        }
+        if value_range is not None:
+            lines["value range"] = value_range
+        lines.update({k: str(v) for k, v in adapter.describe(source).items() if v not in (None, "")})
+        lines["affine"] = np.array2string(source.affine, precision=6, suppress_small=True).replace("\n", "\n" + " " * 14)
     width = max(len(k) for k in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines.items())

@@ -1,4 +1,11 @@
-"""read(path) / write(image, path): dispatch to the registered adapters, write atomically."""
+"""The I/O layer: dispatch to the registered adapters, write atomically.
+
+* :func:`read` / :func:`write`: a whole :class:`~geo_med_sr.spatial.SpatialArray`.
+* :func:`open_source` / :func:`open_sink`: an input and an output for the engine, window by
+  window (GeoTIFF) or in memory (NIfTI, DICOM): the one path the pipeline runs for every format.
+* :func:`check_output`, :func:`atomic_path`: nothing is replaced by surprise and no partial
+  output is ever left at the output's name.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .adapters.base import ADAPTERS, Adapter
-from .errors import InputError, InputNotFoundError, OutputError, file_error
+from .errors import ConfigError, InputError, InputNotFoundError, OutputError, file_error
+from .inference.protocols import ImageSink, ImageSource
 from .spatial import SpatialArray
 
 #: adapter modules imported on first use (each registers itself in ADAPTERS).
@@ -61,6 +71,85 @@ def adapter_for_output(path: str | os.PathLike) -> type[Adapter]:
 def read(path: str | os.PathLike, **options: Any) -> SpatialArray:
     """Read an image with the adapter that recognises ``path``."""
     return adapter_for_input(path).read(Path(path), **options)
+
+
+def read_for_training(path: str | os.PathLike) -> SpatialArray:
+    """An image to train on: any readable format, or a PNG/JPEG/BMP photo (2D, unit pixels)."""
+    from .adapters.photo import is_photo, read_photo
+
+    return read_photo(path) if is_photo(path) else read(path)
+
+
+def domain_of(meta: dict[str, Any]) -> str:
+    """``"geo"`` or ``"medical"``: the domain of the adapter an image's ``meta["format"]`` names
+    (``"medical"`` for images of no registered format)."""
+    _load_adapters()
+    name = meta.get("format")
+    return ADAPTERS.get(name).domain if isinstance(name, str) and name in ADAPTERS else "medical"
+
+
+def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """``"1,2,3"`` -> ``(1, 2, 3)`` (1-based band indexes); None keeps every band.
+
+    Raises:
+        ConfigError: an item that is not a whole number.
+    """
+    if text is None:
+        return None
+    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else [str(v) for v in text]
+    try:
+        return tuple(int(v) for v in items if v != "")
+    except ValueError:
+        raise ConfigError(f"--bands {text!r}: expected 1-based band numbers such as 1,2,3") from None
+
+
+def open_source(
+    path: str | os.PathLike, *, series: str | None = None, bands: Sequence[int] | None = None
+) -> ImageSource:
+    """The input at ``path`` opened for the engine (use it in ``with``).
+
+    ``series`` reaches folder adapters (DICOM) and ``bands`` adapters with band selection
+    (GeoTIFF); a windowed adapter reads windows of the file, the others the whole image.
+    """
+    adapter = adapter_for_input(path)
+    options: dict[str, Any] = {}
+    if adapter.is_folder and series is not None:
+        options["series"] = series
+    if adapter.band_selection:
+        options["bands"] = bands
+    return adapter.open_source(Path(path), **options)
+
+
+@contextlib.contextmanager
+def open_sink(
+    path: str | os.PathLike,
+    shape: Sequence[int],
+    affine: np.ndarray,
+    meta: dict[str, Any],
+    dtype: np.dtype | str,
+    *,
+    overwrite: bool = False,
+    **options: Any,
+) -> Iterator[ImageSink]:
+    """An output of ``shape`` ``(C, *S)`` on the grid ``affine`` at ``path``, written atomically.
+
+    The adapter chosen by the name of ``path`` opens its sink on a temporary path beside it
+    (:func:`atomic_path`, with its companion files); the output appears at ``path`` only when
+    the block ends without an error and the sink has finished the file.
+
+    Args:
+        path: the output (file, or folder for a DICOM series).
+        shape, affine: the output grid.
+        meta: the output's metadata (``meta["dtype"]`` = ``dtype``, ``meta["provenance"]``).
+        dtype: storage dtype of the output.
+        overwrite: replace an existing output (and its companions).
+        **options: for the adapter's sink (``cog=`` for GeoTIFF).
+    """
+    path = Path(path)
+    adapter = adapter_for_output(path)
+    with atomic_path(path, folder=adapter.is_folder, overwrite=overwrite, companions=adapter.companions(path)) as tmp:
+        with adapter.open_sink(tmp, tuple(shape), affine, meta, np.dtype(dtype), name=path, **options) as sink:
+            yield sink
 
 
 def _check_not_existing(path: Path, overwrite: bool, what: str = "the output") -> None:
@@ -199,3 +288,10 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     except OutputError:
         return None  # not a format this tool writes, so it cannot carry our provenance
     return adapter.read_provenance(path)
+
+
+def build_vrt(paths: Sequence[str | os.PathLike], vrt_path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """A GDAL VRT mosaic of GeoTIFF tiles on one pixel grid (:func:`geo_med_sr.adapters.vrt.build_vrt`)."""
+    from .adapters.vrt import build_vrt as build
+
+    return build(paths, vrt_path, overwrite=overwrite)

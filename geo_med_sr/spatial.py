@@ -11,6 +11,7 @@ import numpy as np
 
 from . import geometry
 from .errors import InputError
+from .scale import as_scale
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class SpatialArray:
             whose valid mask (if any) is upsampled by nearest neighbour.
         """
         n = self.spatial_dims
-        s = geometry.as_scale(1 if scale is None else scale, n)
+        s = as_scale(1 if scale is None else scale, n, whole=False)
         expected = geometry.scaled_shape(self.spatial_shape, s)
         if tuple(array.shape[1:]) != expected:
             raise InputError(
@@ -105,8 +106,6 @@ class SpatialArray:
 def upsample_mask(mask: np.ndarray, scale: Sequence[float]) -> np.ndarray:
     """Nearest-neighbour upsampling of an ``S``-shaped mask by integer ``scale`` per axis."""
     out = mask
-    for axis, s in enumerate(scale):
-        if s != int(s):
-            raise InputError(f"mask can only be upsampled by whole factors, got {s}")
-        out = np.repeat(out, int(s), axis=axis)
+    for axis, s in enumerate(as_scale(tuple(scale), mask.ndim, what="mask upsampling scale")):
+        out = np.repeat(out, s, axis=axis)
     return out

@@ -2,45 +2,68 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from contextlib import redirect_stdout
+from io import StringIO
 
-from geo_med_sr import io
+import nibabel as nib
+import pytest
+import rasterio
+
+from geo_med_sr import bundled, io
 from geo_med_sr.demo import run_demo
 from geo_med_sr.errors import OutputError
 
 
-def test_demo_writes_outputs_and_figure(tmp_path, capsys):
-    out = tmp_path / "demo"
-    scores = run_demo(out)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One run of the demo, shared by the tests below: ``(folder, scores, printed text)``."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    printed = StringIO()
+    with redirect_stdout(printed):
+        scores = run_demo(out)
+    return out, scores, printed.getvalue()
+
+
+def test_demo_writes_outputs_and_figure(demo):
+    out, scores, printed = demo
     assert (out / "side_by_side.png").stat().st_size > 10_000
     assert (out / "sr_bspline_dicom").is_dir() and len(list((out / "sr_bspline_dicom").iterdir())) == 64
     # B-spline beats the thick slices themselves; DICOM and NIfTI paths agree.
     assert scores["sr_bspline.nii.gz"] > scores["sr_nearest.nii.gz"] + 0.5
     assert scores["sr_bspline_dicom"] == pytest.approx(scores["sr_bspline.nii.gz"], abs=0.05)
     assert io.read(out / "sr_bspline.nii.gz").spatial_shape == (72, 80, 64)
-    assert "--method self" in capsys.readouterr().out
-    # the bundled networks run in the demo too, on the exact grids (checked inside run_demo)
-    import json
-
-    import nibabel as nib
-    import rasterio
-
-    from geo_med_sr import bundled
-
-    if bundled.find("mri-throughplane-x4"):
-        prov = json.loads(nib.load(str(out / "sr_model.nii.gz")).header.extensions[0].get_content())
-        assert prov["model"] == "mri-throughplane-x4" and scores["sr_model.nii.gz"] > scores["sr_nearest.nii.gz"]
-    if bundled.find("sat-edsr-x2"):
-        with rasterio.open(out / "scene_60m_x2_model.tif") as src:
-            assert src.tags()["GEO_MED_SR_MODEL"] == "sat-edsr-x2"
-        assert scores["scene_60m_x2_model.tif"] > scores["scene_60m_x2_nearest.tif"]
+    assert "--method self" in printed
     # the satellite part: a COG on the exact 30 m grid, B-spline better than the 60 m pixels
     from rio_cogeo.cogeo import cog_validate
 
     assert cog_validate(str(out / "scene_60m_x2_bspline.tif"))[0]
     assert scores["scene_60m_x2_bspline.tif"] > scores["scene_60m_x2_nearest.tif"] + 0.5
     assert (out / "side_by_side_geotiff.png").stat().st_size > 10_000
-    run_demo(out)  # a second run replaces the demo's own files
+
+
+def test_demo_runs_the_bundled_through_plane_network(demo):
+    """The bundled networks run in the demo too, on the exact grids (checked inside run_demo)."""
+    if bundled.find("mri-throughplane-x4") is None:
+        pytest.skip("mri-throughplane-x4 weights not installed (make weights-mri-throughplane-x4)")
+    out, scores, _ = demo
+    prov = json.loads(nib.load(str(out / "sr_model.nii.gz")).header.extensions[0].get_content())
+    assert prov["model"] == "mri-throughplane-x4" and scores["sr_model.nii.gz"] > scores["sr_nearest.nii.gz"]
+
+
+def test_demo_runs_the_bundled_satellite_network(demo):
+    if bundled.find("sat-edsr-x2") is None:
+        pytest.skip("sat-edsr-x2 weights not installed (make weights-sat-x2)")
+    out, scores, _ = demo
+    with rasterio.open(out / "scene_60m_x2_model.tif") as src:
+        assert src.tags()["GEO_MED_SR_MODEL"] == "sat-edsr-x2"
+    assert scores["scene_60m_x2_model.tif"] > scores["scene_60m_x2_nearest.tif"]
+
+
+def test_demo_replaces_its_own_files(demo):
+    out, scores, _ = demo
+    again = run_demo(out)  # a second run replaces the demo's own files
+    assert again == pytest.approx(scores)
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from geo_med_sr import geometry
 from geo_med_sr.errors import ConfigError
+from geo_med_sr.scale import as_scale
 
 angles = st.tuples(*[st.floats(-180, 180)] * 3)
 spacings = st.tuples(*[st.floats(0.2, 5.0)] * 3)
@@ -77,8 +78,8 @@ def test_corner_centre_and_lps_conversions_invert(ang, sp):
 
 def test_scale_validation():
     with pytest.raises(ConfigError, match="positive"):
-        geometry.as_scale([1, 0, 2], 3)
+        as_scale([1, 0, 2], 3, whole=False)
     with pytest.raises(ConfigError, match="3 spatial axes"):
-        geometry.as_scale([1, 2], 3)
+        as_scale([1, 2], 3, whole=False)
     with pytest.raises(ConfigError, match="whole number"):
         geometry.scaled_shape((5,), (0.5,))

@@ -72,15 +72,16 @@ class ArraySink:
 
     Args:
         shape: ``(C, *S_out)``.
-        dtype: the array's dtype (float32 by default).
+        dtype: the array's dtype; None: a float32 array, and ``dtype`` None tells the engine to
+            hand over float32 values without casting them (as :class:`~.protocols.ImageSink` says).
     """
 
     nodata = None
 
-    def __init__(self, shape: Sequence[int], dtype: np.dtype | str = np.float32) -> None:
-        self.array = np.zeros(tuple(shape), dtype=dtype)
+    def __init__(self, shape: Sequence[int], dtype: np.dtype | str | None = np.float32) -> None:
+        self.array = np.zeros(tuple(shape), dtype=np.float32 if dtype is None else dtype)
         self.shape = tuple(self.array.shape)
-        self.dtype = self.array.dtype
+        self.dtype = None if dtype is None else self.array.dtype
         self.block = (1,) * (len(self.shape) - 1)
 
     def write(self, window: Window, data: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """Classical upsamplers on the exact SR grid, as modules the patch engine can run.
 
 All three place output sample ``j`` at LR index ``(j + 0.5)/s - 0.5`` (``align_corners=False``),
-work channel by channel and expose ``receptive_radius`` (LR pixels) so tiling changes nothing:
+work channel by channel and are :class:`~.protocols.Upsampler` s whose ``receptive_radius``
+(LR pixels) makes tiling change nothing:
 
 * ``nearest``: each LR voxel becomes an ``s``-block.
 * ``linear``: separable (bi/tri)linear interpolation.
@@ -19,43 +20,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
 from ..networks.upsample import interpolate_linear
-from ..registry import Registry
-
-#: name -> upsampler class taking ``scale``.
-CLASSICAL: Registry[type[nn.Module]] = Registry("classical method", ConfigError)
+from ..scale import as_scale
 
 _POLE = math.sqrt(3.0) - 2.0
 _PREFILTER_TAPS = 16
 
 
-def _int_scale(scale: int | Sequence[int]) -> tuple[int, ...]:
-    values = (scale,) if isinstance(scale, int) else tuple(scale)
-    if any(int(v) != v or v < 1 for v in values):
-        raise ConfigError(f"classical upsampling needs whole positive factors, got {values}")
-    return tuple(int(v) for v in values)
-
-
 class _Classical(nn.Module):
-    """Shared state: per-axis integer scale, any channel count."""
+    """Shared state: per-axis integer scale (one factor: every axis), any channel count."""
 
+    name = ""
     in_channels = None
     out_channels = None
     receptive_radius = 0
 
     def __init__(self, scale: int | Sequence[int]) -> None:
         super().__init__()
-        self.scale = _int_scale(scale)
+        self.scale = as_scale(scale, what="classical upsampling scale")
+        self.spatial_dims = len(self.scale) if len(self.scale) > 1 else None
 
     def _per_axis(self, x: torch.Tensor) -> tuple[int, ...]:
         nd = x.ndim - 2
         return self.scale * nd if len(self.scale) == 1 else self.scale
 
 
-@CLASSICAL.register("nearest")
 class NearestUpsampler(_Classical):
     """Replicates each LR voxel into an ``s``-block: ``(B, C, *S) -> (B, C, *S*s)``."""
+
+    name = "nearest"
 
     receptive_radius = 0
 
@@ -66,9 +59,10 @@ class NearestUpsampler(_Classical):
         return x
 
 
-@CLASSICAL.register("linear")
 class LinearUpsampler(_Classical):
     """Separable linear interpolation with ``align_corners=False``."""
+
+    name = "linear"
 
     receptive_radius = 1
 
@@ -126,16 +120,18 @@ class _PhaseInterpolator(_Classical):
         return x
 
 
-@CLASSICAL.register("bicubic")
 class BicubicUpsampler(_PhaseInterpolator):
     """Keys cubic convolution (``a = -0.5``), the usual "bicubic"/"tricubic" baseline."""
+
+    name = "bicubic"
 
     kernel = staticmethod(_keys_cubic)
 
 
-@CLASSICAL.register("bspline")
 class BSplineUpsampler(_PhaseInterpolator):
     """Cubic B-spline interpolation, separable, mirror boundaries through the engine's padding."""
+
+    name = "bspline"
 
     receptive_radius = _PREFILTER_TAPS + 2
     kernel = staticmethod(_bspline3)

@@ -1,7 +1,7 @@
 """Data consistency: iterative back-projection so the output re-degraded equals the input.
 
 ``y <- y + step * U(x - D(y))`` for a fixed number of iterations, with ``D`` a degradation
-model (:mod:`geo_med_sr.training.degrade`) and ``U`` geometry-correct linear interpolation.
+model (:mod:`geo_med_sr.degrade`) and ``U`` geometry-correct linear interpolation.
 The eigenvalues of ``D U`` lie in about ``[0.125, 1]`` (3D, x2), so ``step = 1.5`` converges
 faster than 1 while staying stable (``|1 - step * mu| < 1``). Every
 step is local, so the whole thing has a finite receptive radius and runs tile-invariantly in
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..degrade import BlockAverage, Degradation
 from ..networks.upsample import interpolate_linear
-from ..training.degrade import BlockAverage, Degradation
-from .classical import CLASSICAL, BSplineUpsampler
+from .classical import BSplineUpsampler
 
 #: iterations used by ``bspline-ibp`` and ``--consistency``; the residual shrinks geometrically.
 DEFAULT_ITERATIONS = 20
@@ -40,8 +40,8 @@ class BackProjection(nn.Module):
         self.degradation = degradation
         self.iterations = int(iterations)
         self.scale = tuple(degradation.scale)
-        self.in_channels = getattr(upsampler, "in_channels", None)
-        self.out_channels = getattr(upsampler, "out_channels", None)
+        self.in_channels = upsampler.in_channels
+        self.out_channels = upsampler.out_channels
         self.spatial_dims = degradation.spatial_dims
 
     @property
@@ -56,9 +56,10 @@ class BackProjection(nn.Module):
         return y
 
 
-@CLASSICAL.register("bspline-ibp")
 class BSplineIBP(BackProjection):
     """Cubic B-spline followed by back-projection onto the block average of the output."""
+
+    name = "bspline-ibp"
 
     def __init__(self, scale: int | Sequence[int]) -> None:
         bspline = BSplineUpsampler(scale)

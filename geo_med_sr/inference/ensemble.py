@@ -1,4 +1,6 @@
-"""Geometric self-ensemble: average an upsampler over flips (and, in 2D, the transpose).
+"""Ensembles of an upsampler: the geometric self-ensemble and the through-plane plane ensemble.
+
+:class:`SelfEnsemble`: average an upsampler over flips (and, in 2D, the transpose).
 
 SR networks are trained on flipped and rotated patches but are not exactly equivariant; the
 mean of ``T^-1 f(T x)`` over a group of transforms ``T`` is (Lim et al. 2017, "EDSR+"; Shocher
@@ -12,6 +14,11 @@ compute. Transforms must map the scale grid onto itself, so:
 
 Each transform acts on the tile as a whole, so the ensemble keeps the receptive radius of the
 network and runs tile-invariantly in the patch engine.
+
+:class:`PlaneEnsemble`: a 2D network with scale ``(s, 1)`` applied to a 3D volume across its
+thick axis, in the two plane orientations that contain that axis, averaged (SMORE-like
+through-plane super-resolution; the bundled ``mri-throughplane-x*`` models and
+``--method self`` on thick-sliced volumes run this way).
 """
 
 from __future__ import annotations
@@ -44,8 +51,8 @@ class SelfEnsemble(nn.Module):
         self.upsampler = upsampler
         self.scale = tuple(int(s) for s in upsampler.scale)
         self.spatial_dims = len(self.scale)
-        self.in_channels = getattr(upsampler, "in_channels", None)
-        self.out_channels = getattr(upsampler, "out_channels", None)
+        self.in_channels = upsampler.in_channels
+        self.out_channels = upsampler.out_channels
         self.receptive_radius = int(upsampler.receptive_radius)
         self.members = transforms(self.scale)
 
@@ -60,3 +67,38 @@ class SelfEnsemble(nn.Module):
             y = torch.flip(y, dims) if dims else y
             total = y if total is None else total + y
         return total / len(self.members)
+
+
+class PlaneEnsemble(nn.Module):
+    """Apply a 2D through-plane network to a 3D volume in two plane orientations and average.
+
+    Args:
+        net2d: 2D network with scale ``(s, 1)``: it upsamples axis 0 of an image, keeps axis 1.
+        thick_axis: the 3D spatial axis (0, 1 or 2) to upsample by ``s``.
+
+    Shapes: ``(B, C, X, Y, Z) -> (B, C, X', Y', Z')`` with only ``thick_axis`` scaled.
+    """
+
+    def __init__(self, net2d: nn.Module, thick_axis: int) -> None:
+        super().__init__()
+        self.net2d = net2d
+        self.thick_axis = int(thick_axis)
+        s = int(net2d.scale[0])
+        self.scale = tuple(s if a == self.thick_axis else 1 for a in range(3))
+        self.in_channels = self.out_channels = 1
+        self.spatial_dims = 3
+        self.receptive_radius = int(net2d.receptive_radius)
+
+    def _one_orientation(self, x: torch.Tensor, in_plane: int, stacked: int) -> torch.Tensor:
+        a, p, q = self.thick_axis + 2, in_plane + 2, stacked + 2
+        planes = x.permute(0, 1, q, a, p)  # (B, C, Q, A, P)
+        b, c, nq, na, npl = planes.shape
+        out = self.net2d(planes.reshape(b * c * nq, 1, na, npl))
+        out = out.reshape(b, c, nq, out.shape[-2], npl)
+        order = [0, 1, 0, 0, 0]
+        order[q], order[a], order[p] = 2, 3, 4
+        return out.permute(*order)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, q = [ax for ax in range(3) if ax != self.thick_axis]
+        return 0.5 * (self._one_orientation(x, p, q) + self._one_orientation(x, q, p))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from .protocols import Window
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,9 @@ class Patch:
         read: ``tile`` grown by the halo; may extend outside the image (reflect padding).
     """
 
-    tile: tuple[tuple[int, int], ...]
-    owned: tuple[tuple[int, int], ...]
-    read: tuple[tuple[int, int], ...]
+    tile: Window
+    owned: Window
+    read: Window
 
 
 def _axis_tiles(n: int, p: int) -> list[tuple[int, int, int]]:
@@ -80,10 +81,9 @@ class PatchGrid:
     def __iter__(self) -> Iterator[Patch]:
         per_axis = [_axis_tiles(n, p) for n, p in zip(self.shape, self.patch_size)]
         for combo in itertools.product(*per_axis):
-            tile = tuple((t, t + p) for (t, _, _), p in zip(combo, self.patch_size))
-            owned = tuple((a, b) for _, a, b in combo)
-            read = tuple((t0 - h, t1 + h) for (t0, t1), h in zip(tile, self.halo))
-            yield Patch(tile=tile, owned=owned, read=read)
+            tile = Window((t, t + p) for (t, _, _), p in zip(combo, self.patch_size))
+            owned = Window((a, b) for _, a, b in combo)
+            yield Patch(tile=tile, owned=owned, read=tile.grown(self.halo))
 
     @property
     def read_shape(self) -> tuple[int, ...]:

@@ -26,13 +26,24 @@ _depth = 0
 def _libc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt, libc.malloc_trim  # glibc only
+        _ = libc.mallopt, libc.malloc_trim  # glibc only: AttributeError elsewhere
         return libc
     except (OSError, AttributeError):
         return None
 
 
 _LIBC = _libc()
+
+
+def available() -> bool:
+    """Whether this process's C library is glibc, where :func:`reuse_freed_memory` acts."""
+    return _LIBC is not None
+
+
+def is_reusing() -> bool:
+    """Whether freed memory is being kept for reuse now (inside a :func:`reuse_freed_memory` block)."""
+    with _lock:
+        return _depth > 0
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..dtypes import cast_to_dtype, storage_range
 from ..normalize import Normalizer
+from .protocols import Source, Window
 
 
 def fill_invalid(x: np.ndarray, valid: np.ndarray, radius: int, fill_value: float = 0.0) -> np.ndarray:
@@ -110,33 +111,30 @@ class Radiometry:
         return out
 
 
-def sample_boxes(
-    spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0
-) -> list[tuple[tuple[int, int], ...]]:
-    """Boxes to read a bounded sample of an image: the whole image when it has at most
-    ``max_pixels`` pixels, else seeded random ``window``-sized boxes covering about ``max_pixels``."""
+def sample_boxes(spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0) -> list[Window]:
+    """Windows to read a bounded sample of an image: the whole image when it has at most
+    ``max_pixels`` pixels, else seeded random ``window``-sized windows covering about ``max_pixels``."""
     spatial = tuple(int(n) for n in spatial)
     if int(np.prod(spatial)) <= max_pixels:
-        return [tuple((0, n) for n in spatial)]
+        return [Window.from_shape(spatial)]
     rng = np.random.default_rng(seed)
     size = tuple(min(window, n) for n in spatial)
     count = max(1, max_pixels // int(np.prod(size)))
     starts = [rng.integers(0, n - w + 1, size=count) for n, w in zip(spatial, size)]
-    return [tuple((int(st[i]), int(st[i]) + w) for st, w in zip(starts, size)) for i in range(count)]
+    return [Window((int(st[i]), int(st[i]) + w) for st, w in zip(starts, size)) for i in range(count)]
 
 
-def sample_valid_values(source: Any, max_pixels: int = 1 << 20, window: int = 256, seed: int = 0) -> np.ndarray:
+def sample_valid_values(source: Source, max_pixels: int = 1 << 20, window: int = 256, seed: int = 0) -> np.ndarray:
     """Valid pixel values of ``source`` for fitting a normaliser, ``(C, K)``.
 
     Small images (at most ``max_pixels`` pixels) are read whole; larger ones through a bounded,
     seeded random sample of ``window``-sized boxes covering about ``max_pixels`` pixels, so the
     cost does not grow with the scene. Invalid pixels (mask) and non-finite values are dropped.
     """
-    read_valid = getattr(source, "read_valid", None)
     chunks = []
     for box in sample_boxes(source.shape[1:], max_pixels, window, seed):
         values = source.read(box).reshape(source.shape[0], -1)
-        valid = read_valid(box) if read_valid is not None else None
+        valid = source.read_valid(box)
         keep = np.ones(values.shape[1], bool) if valid is None else valid.reshape(-1)
         keep &= np.all(np.isfinite(values), axis=0)
         chunks.append(values[:, keep])

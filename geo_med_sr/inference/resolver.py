@@ -1,39 +1,32 @@
-"""SuperResolver: run an upsampling model patch by patch from a Source into a Sink."""
+"""SuperResolver: run an :class:`~.protocols.Upsampler` window by window from a Source into a Sink.
+
+EDSR networks stream column by column (:class:`~geo_med_sr.networks.streaming.StreamedEDSR`,
+no halo recomputed); every other upsampler runs tile by tile on a :class:`~.grid.PatchGrid`.
+Both equal whole-image inference on the image mirror-padded by the halo, and both keep memory
+independent of the image size.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..geometry import as_scale, scaled_shape
+from ..geometry import scaled_shape
 from ..networks.streaming import StreamedEDSR
+from ..scale import as_scale
 from ..spatial import upsample_mask
-from .grid import Patch, PatchGrid
 from .arrays import ArraySink, ArraySource, read_reflected, read_reflected_mask
-from .protocols import Sink, Source
+from .device import resolve_device
+from .grid import Patch, PatchGrid
 from .memory import reuse_freed_memory
+from .protocols import Sink, Source, Upsampler, Window
 from .radiometry import Radiometry
 from .threads import BackgroundWorker, prefetch
-
-Model = Callable[[torch.Tensor], torch.Tensor]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
-    return dev
 
 
 def _batches(items: Iterable[Patch], size: int) -> Iterator[list[Patch]]:
@@ -75,8 +68,8 @@ class _ColumnWriter:
 
     def __init__(self, sink: Sink, radiometry: Radiometry | None, scale: tuple[int, ...], length: int) -> None:
         self.sink, self.radiometry, self.scale, self.length = sink, radiometry, scale, length
-        self.align = int(getattr(sink, "block", (1,))[-1])
-        self.pending: list[tuple[tuple[tuple[int, int], ...], list[np.ndarray]]] = []
+        self.align = int(sink.block[-1])
+        self.pending: list[tuple[Window, list[np.ndarray]]] = []
         self.lo = self.hi = 0
 
     def __call__(self, item: tuple | None) -> None:
@@ -89,16 +82,14 @@ class _ColumnWriter:
         lo, hi = max(start, 0), min(start + y.shape[-1], self.length)
         boxes, windows = [], []
         for col, out, valid in zip(columns, y, masks):
-            crop = tuple(
-                slice((o0 - t0) * s, (o1 - t0) * s) for (o0, o1), (t0, _), s in zip(col.owned, col.tile, self.scale)
-            )
+            crop = col.owned.relative_to(col.tile).scaled(self.scale).toslices()
             window = out[(slice(None), *crop, slice(lo - start, hi - start))]
             if self.radiometry is not None:
                 hr_valid = (
                     None if valid is None else upsample_mask(valid, self.scale)[..., lo - first * f : hi - first * f]
                 )
                 window = self.radiometry.after(window, hr_valid)
-            boxes.append(tuple((o0 * s, o1 * s) for (o0, o1), s in zip(col.owned, self.scale)))
+            boxes.append(col.owned.scaled(self.scale))
             windows.append(window)
         boxes, windows = _side_by_side(boxes, windows)
         if not self.pending:
@@ -114,27 +105,28 @@ class _ColumnWriter:
             return
         for i, (box, parts) in enumerate(self.pending):
             planes = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-            self.sink.write((*box, (self.lo, stop)), planes[..., : stop - self.lo])
+            self.sink.write(Window((*box, (self.lo, stop))), planes[..., : stop - self.lo])
             self.pending[i] = (box, [planes[..., stop - self.lo :]])
         self.lo = stop
 
 
-def _side_by_side(boxes: list[tuple[tuple[int, int], ...]], windows: list[np.ndarray]) -> tuple[list, list]:
+def _side_by_side(boxes: list[Window], windows: list[np.ndarray]) -> tuple[list, list]:
     """One window when the boxes follow each other along the first axis (same extent elsewhere)."""
     if len(boxes) < 2:
         return boxes, windows
     joined = all(a[0][1] == b[0][0] and a[1:] == b[1:] for a, b in zip(boxes, boxes[1:]))
     if not joined:
         return boxes, windows
-    return [((boxes[0][0][0], boxes[-1][0][1]), *boxes[0][1:])], [np.concatenate(windows, axis=1)]
+    return [Window(((boxes[0][0][0], boxes[-1][0][1]), *boxes[0][1:]))], [np.concatenate(windows, axis=1)]
 
 
 class SuperResolver:
     """Tiled, batched, tile-invariant application of an upsampling model.
 
     Args:
-        model: maps ``(B, C_in, *P)`` float32 to ``(B, C_out, *P*scale)``; usually an
-            ``nn.Module`` exposing ``receptive_radius`` and ``in_channels``.
+        model: an :class:`~.protocols.Upsampler`: ``(B, C_in, *P)`` float32 to
+            ``(B, C_out, *P*scale)``, with ``receptive_radius``, ``in_channels`` and
+            ``out_channels``.
         scale: integer factor per spatial axis.
         patch_size: tile size in LR pixels (int or per axis).
         halo: LR pixels of context around each tile; defaults to ``model.receptive_radius``.
@@ -153,7 +145,7 @@ class SuperResolver:
 
     def __init__(
         self,
-        model: Model,
+        model: Upsampler,
         scale: int | Sequence[int],
         patch_size: int | Sequence[int] = 64,
         halo: int | Sequence[int] | None = None,
@@ -168,11 +160,7 @@ class SuperResolver:
         self.model = model
         self.scale_arg = scale
         self.patch_size = patch_size
-        if halo is None:
-            halo = getattr(model, "receptive_radius", None)
-            if halo is None:
-                raise ConfigError("the model has no receptive_radius; pass halo= explicitly")
-        self.halo = halo
+        self.halo = model.receptive_radius if halo is None else halo
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -187,10 +175,7 @@ class SuperResolver:
         self.streamed = StreamedEDSR(model) if stream and StreamedEDSR.supports(model) else None
 
     def _scale(self, ndim: int) -> tuple[int, ...]:
-        s = as_scale(self.scale_arg, ndim)
-        if any(v != int(v) for v in s):
-            raise ConfigError(f"scale must be whole numbers per axis, got {s}")
-        return tuple(int(v) for v in s)
+        return as_scale(self.scale_arg, ndim)
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """Output spatial shape for an LR spatial ``shape``."""
@@ -205,7 +190,7 @@ class SuperResolver:
 
     def _per_channel(self, channels: int) -> bool:
         """True when a one-channel model runs a multi-channel image channel by channel (through the batch)."""
-        return getattr(self.model, "in_channels", None) == 1 and channels > 1
+        return self.model.in_channels == 1 and channels > 1
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the model on ``(B, C, *P)``; channels go through the batch for 1-channel models."""
@@ -229,7 +214,7 @@ class SuperResolver:
         image mirror-padded by the halo, and both keep memory independent of the image size.
 
         Args:
-            source: LR image; ``source.read_valid(box)`` (optional) gives the valid mask.
+            source: LR image; ``source.read_valid(window)`` gives the valid mask (or None).
             sink: HR output.
             radiometry: value transforms before/after the network (normalise, fill nodata,
                 inverse, re-mask, cast); its ``fill_radius`` is added to the halo.
@@ -258,33 +243,25 @@ class SuperResolver:
         spatial = tuple(source.shape[1:])
         scale = self._scale(len(spatial))
         grid = PatchGrid.create(spatial, self.patch_size, halo)
-        read_valid = getattr(source, "read_valid", None)
 
         def load(batch: list[Patch]) -> tuple[list[Patch], np.ndarray, list[np.ndarray | None]]:
             inputs, masks = [], []
             for p in batch:
                 raw = read_reflected(source, p.read)
-                valid = read_reflected_mask(read_valid, p.read, spatial) if read_valid is not None else None
+                valid = read_reflected_mask(source, p.read)
                 inputs.append(radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False))
-                masks.append(
-                    None
-                    if valid is None
-                    else valid[tuple(slice(o0 - r0, o1 - r0) for (o0, o1), (r0, _) in zip(p.owned, p.read))]
-                )
+                masks.append(None if valid is None else valid[p.owned.relative_to(p.read).toslices()])
             return batch, np.stack(inputs), masks
 
         def store(item: tuple[list[Patch], np.ndarray, list[np.ndarray | None]]) -> None:
             batch, y, masks = item
             for patch, out, owned_valid in zip(batch, y, masks):
-                crop = tuple(
-                    slice((o0 - r0) * s, (o1 - r0) * s) for (o0, o1), (r0, _), s in zip(patch.owned, patch.read, scale)
-                )
-                window = out[(slice(None),) + crop]
+                window = out[patch.owned.relative_to(patch.read).scaled(scale).channel_slices()]
                 if radiometry is not None:
                     window = radiometry.after(
                         window, None if owned_valid is None else upsample_mask(owned_valid, scale)
                     )
-                sink.write(tuple((o0 * s, o1 * s) for (o0, o1), s in zip(patch.owned, scale)), window)
+                sink.write(patch.owned.scaled(scale), window)
 
         bar = tqdm(
             total=len(grid),
@@ -342,7 +319,6 @@ class SuperResolver:
         n, h = spatial[-1], halo[-1] - extra
         grid = self._columns(spatial[:-1], halo[:-1])
         columns = list(grid)
-        read_valid = getattr(source, "read_valid", None)
         per_channel = self._per_channel(source.shape[0])
         width = source.shape[0] if per_channel else 1
         planes, hr_planes = self._chunk_planes(min(self.batch_size, len(columns)) * width, grid.read_shape, n + 2 * h)
@@ -354,12 +330,12 @@ class SuperResolver:
             stop = min(a + planes, n + h)
             inputs, masks = [], []
             for col in batches[b]:
-                box = (*col.read, (a - extra, stop + extra))
-                raw = read_reflected(source, box)
-                valid = read_reflected_mask(read_valid, box, spatial) if read_valid is not None else None
+                window = Window((*col.read, (a - extra, stop + extra)))
+                raw = read_reflected(source, window)
+                valid = read_reflected_mask(source, window)
                 x = radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False)
                 inputs.append(x[..., extra : x.shape[-1] - extra])
-                owned = tuple(slice(o0 - r0, o1 - r0) for (o0, o1), (r0, _) in zip(col.owned, col.read))
+                owned = col.owned.relative_to(col.read).toslices()
                 masks.append(None if valid is None else valid[(*owned, slice(extra, valid.shape[-1] - extra))])
             return b, a, np.stack(inputs), masks
 
@@ -404,8 +380,8 @@ class SuperResolver:
 
     def output_channels(self, in_channels: int) -> int:
         """Channels of the output for ``in_channels`` input channels."""
-        out_channels = getattr(self.model, "out_channels", None)
-        if out_channels is None or getattr(self.model, "in_channels", None) == 1:
+        out_channels = self.model.out_channels
+        if out_channels is None or self.model.in_channels == 1:
             return in_channels * (out_channels or 1)
         return int(out_channels)
 

@@ -16,7 +16,7 @@ from ..errors import ModelError
 from ..registry import Registry
 from .edsr import EDSR, EDSRBlock, ResidualSRNetwork
 from .rcan import RCAB, RCAN, LocalChannelSELayer, ResidualGroup
-from .upsample import PerAxisSubpixelUpsample, interpolate_linear, normalize_scale, pixel_shuffle_nd
+from .upsample import PerAxisSubpixelUpsample, interpolate_linear, pixel_shuffle_nd
 
 __all__ = [
     "EDSR",
@@ -30,7 +30,6 @@ __all__ = [
     "ResidualSRNetwork",
     "build_network",
     "interpolate_linear",
-    "normalize_scale",
     "pixel_shuffle_nd",
 ]
 

@@ -21,7 +21,8 @@ from monai.networks.blocks import Convolution
 from torch import nn
 
 from ..errors import ModelError
-from .upsample import PerAxisSubpixelUpsample, interpolate_linear, normalize_scale
+from ..scale import as_scale
+from .upsample import PerAxisSubpixelUpsample, interpolate_linear
 
 
 def check_int(name: str, value: object, minimum: int = 1, odd: bool = False) -> int:
@@ -102,7 +103,7 @@ class ResidualSRNetwork(nn.Module):
                 f"out_channels ({self.out_channels}) must equal in_channels ({self.in_channels}): the network "
                 "adds its output to the interpolated input; leave out_channels unset"
             )
-        self.scale = normalize_scale(scale, self.spatial_dims)
+        self.scale = as_scale(scale, self.spatial_dims, exact=True)
         self.features = check_int("features", features)
         self.kernel_size = check_int("kernel_size", kernel_size, odd=True)
 

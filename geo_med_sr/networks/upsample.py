@@ -18,41 +18,9 @@ from monai.networks.blocks import Convolution
 from torch import nn
 
 from ..errors import ModelError
+from ..scale import as_scale
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
-
-
-def normalize_scale(scale: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
-    """Validate an upscaling factor and expand it to one positive integer per spatial axis.
-
-    Args:
-        scale: one integer for all axes, or one integer per axis (``len == spatial_dims``).
-        spatial_dims: number of spatial axes.
-
-    Returns:
-        The per-axis factors, e.g. ``(2, 2)`` for ``scale=2`` in 2D.
-
-    Raises:
-        ModelError: a factor is not a positive integer, or the sequence has the wrong length.
-    """
-    if _is_int(scale):
-        factors: tuple[object, ...] = (scale,) * spatial_dims
-    elif isinstance(scale, Sequence) and not isinstance(scale, (str, bytes)):
-        factors = tuple(scale)
-        if len(factors) != spatial_dims:
-            raise ModelError(
-                f"scale {list(factors)} has {len(factors)} entries but the data has {spatial_dims} "
-                f"spatial axes; give one integer or {spatial_dims} integers"
-            )
-    else:
-        raise ModelError(f"scale must be an integer or a sequence of integers, got {scale!r}")
-    for factor in factors:
-        if not _is_int(factor) or int(factor) < 1:  # type: ignore[call-overload]
-            raise ModelError(
-                f"scale factors must be positive integers (e.g. 2 or [1, 1, 4]), got {scale!r}; "
-                "non-integer factors are not supported"
-            )
-    return tuple(int(f) for f in factors)  # type: ignore[call-overload]
 
 
 def _is_int(value: object) -> bool:
@@ -82,7 +50,7 @@ def pixel_shuffle_nd(x: torch.Tensor, scale: int | Sequence[int]) -> torch.Tenso
         raise ModelError(
             f"pixel_shuffle_nd expects (B, C, *S) with at least one spatial axis, got shape {tuple(x.shape)}"
         )
-    factors = normalize_scale(scale, nd)
+    factors = as_scale(scale, nd, exact=True)
     n_sub = math.prod(factors)
     batch, channels, *size = x.shape
     if channels % n_sub:
@@ -118,7 +86,7 @@ def interpolate_linear(x: torch.Tensor, scale: int | Sequence[int]) -> torch.Ten
         raise ModelError(f"interpolate_linear expects (B, C, *S) with 1 to 3 spatial axes, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ModelError(f"interpolate_linear needs a floating-point tensor, got {x.dtype}; convert with x.float()")
-    factors = normalize_scale(scale, nd)
+    factors = as_scale(scale, nd, exact=True)
     out = F.interpolate(
         x,
         scale_factor=tuple(float(f) for f in factors),
@@ -171,7 +139,7 @@ class PerAxisSubpixelUpsample(nn.Module):
         if not _is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ModelError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
         self.spatial_dims = spatial_dims
-        self.scale = normalize_scale(scale, spatial_dims)
+        self.scale = as_scale(scale, spatial_dims, exact=True)
         self.in_channels = in_channels
         self.out_channels = in_channels if out_channels is None else out_channels
         self.kernel_size = int(kernel_size)

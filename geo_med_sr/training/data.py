@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from .. import io
+from ..degrade import Degradation
+from ..digest import sha256_file
 from ..errors import InputError, file_error
 from ..normalize import Normalizer
-from ..request import sha256_file
 from ..spatial import SpatialArray
-from .degrade import Degradation
 
 
 @dataclass
@@ -46,7 +46,7 @@ def load_training_images(
     """
     images = []
     for path in paths:
-        image = _read_photo(path) if Path(path).suffix.lower() in PHOTO_SUFFIXES else io.read(path)
+        image = io.read_for_training(path)
         if image.spatial_dims != spatial_dims:
             if spatial_dims == 2 and image.spatial_dims == 3:
                 image = _as_2d(image)
@@ -64,28 +64,6 @@ def load_training_images(
     if not images:
         raise InputError("no training images given")
     return images
-
-
-#: plain (not georeferenced) 2D image files accepted as training data, read with GDAL.
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-def _read_photo(path: str | os.PathLike) -> SpatialArray:
-    """A PNG/JPEG/BMP photo as a ``(bands, columns, rows)`` image with a unit-pixel affine."""
-    import warnings
-
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                array = src.read().transpose(0, 2, 1)  # index order: columns fastest
-    except RasterioIOError as exc:
-        raise file_error(InputError, path, f"not a readable image ({exc})") from exc
-    affine = np.diag([1.0, 1.0, 1.0])
-    return SpatialArray(array.astype(np.float32), affine, {"format": "photo", "dtype": str(array.dtype)}, None)
 
 
 def _as_2d(image: SpatialArray) -> SpatialArray:

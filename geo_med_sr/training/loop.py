@@ -26,14 +26,15 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..degrade import build_degradation
 from ..errors import ModelError, file_error
-from ..evaluate import psnr, valid_region
-from ..inference.resolver import SuperResolver, resolve_device
+from ..inference.device import resolve_device
+from ..inference.resolver import SuperResolver
+from ..metrics import crop_to_blocks, data_range, psnr, valid_region
 from ..networks import build_network
 from ..normalize import build_normalizer
 from .config import TrainConfig
 from .data import PatchSampler, TrainImage, load_training_images
-from .degrade import build_degradation
 
 
 def state_path(out: str | os.PathLike) -> Path:
@@ -129,15 +130,13 @@ def validation_psnr(
     scores = []
     model.eval()
     for image in images:
-        crop = tuple(slice(0, n // s * s) for n, s in zip(image.values.shape[1:], config.scale))
-        hr = image.values[(slice(None),) + crop]
-        valid = image.valid[crop]
+        hr = crop_to_blocks(image.values, config.scale)
+        valid = crop_to_blocks(image.valid[np.newaxis], config.scale)[0]
         with torch.no_grad():
-            lr = degradation(torch.from_numpy(hr)[None])[0].numpy()
+            lr = degradation(torch.from_numpy(np.ascontiguousarray(hr))[None])[0].numpy()
         out = SuperResolver(model, config.scale, patch_size=64, device=device, progress=False)(lr)
         region = valid_region(valid.shape, config.scale, valid)
-        data_range = float(hr[:, valid].max() - hr[:, valid].min()) or 1.0
-        scores.append(psnr(hr, out, region, data_range))
+        scores.append(psnr(hr, out, region, data_range(hr, valid)))
     model.train()
     return float(np.mean(scores))
 

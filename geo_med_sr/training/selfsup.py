@@ -1,6 +1,7 @@
 """Self-supervised adaptation to the image being upscaled (``--method self``), no download.
 
-Two protocols, chosen from the scale:
+Two protocols, chosen from the scale by :func:`geo_med_sr.methods.resolve_method` (which also
+picks the network and its starting weights; this module trains what it is given):
 
 * **Through-plane MRI** (3D, exactly one axis with ``s > 1``; SMORE/ECLARE idea): a 2D network
   learns from the high-resolution in-plane slices, degraded along one in-plane axis by the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,13 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import load_checkpoint
+from ..degrade import BlockAverage, SliceProfile
 from ..errors import InputError
+from ..inference.device import resolve_device
+from ..inference.ensemble import PlaneEnsemble
+from ..inference.protocols import Source
 from ..inference.radiometry import sample_boxes
-from ..inference.resolver import resolve_device
 from ..networks import build_network
 from ..normalize import Normalizer
 from .data import PatchSampler, TrainImage
-from .degrade import BlockAverage, SliceProfile
 from .loop import optimization_step
 
 #: default training budget in seconds (a 2-core CPU; a GPU gets a third of it).
@@ -53,51 +58,15 @@ HOLDOUT_BATCH = 32
 HOLDOUT_CHECKS = 12
 
 
-class PlaneEnsemble(nn.Module):
-    """Apply a 2D through-plane network to a 3D volume in two plane orientations and average.
-
-    Args:
-        net2d: 2D network with scale ``(s, 1)``: it upsamples axis 0 of an image, keeps axis 1.
-        thick_axis: the 3D spatial axis (0, 1 or 2) to upsample by ``s``.
-
-    Shapes: ``(B, C, X, Y, Z) -> (B, C, X', Y', Z')`` with only ``thick_axis`` scaled.
-    """
-
-    def __init__(self, net2d: nn.Module, thick_axis: int) -> None:
-        super().__init__()
-        self.net2d = net2d
-        self.thick_axis = int(thick_axis)
-        s = int(net2d.scale[0])
-        self.scale = tuple(s if a == self.thick_axis else 1 for a in range(3))
-        self.in_channels = self.out_channels = 1
-        self.spatial_dims = 3
-        self.receptive_radius = int(net2d.receptive_radius)
-
-    def _one_orientation(self, x: torch.Tensor, in_plane: int, stacked: int) -> torch.Tensor:
-        a, p, q = self.thick_axis + 2, in_plane + 2, stacked + 2
-        planes = x.permute(0, 1, q, a, p)  # (B, C, Q, A, P)
-        b, c, nq, na, npl = planes.shape
-        out = self.net2d(planes.reshape(b * c * nq, 1, na, npl))
-        out = out.reshape(b, c, nq, out.shape[-2], npl)
-        order = [0, 1, 0, 0, 0]
-        order[q], order[a], order[p] = 2, 3, 4
-        return out.permute(*order)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p, q = [ax for ax in range(3) if ax != self.thick_axis]
-        return 0.5 * (self._one_orientation(x, p, q) + self._one_orientation(x, q, p))
-
-
 def _training_arrays(
-    source: Any, normalizer: Normalizer, stats: dict[str, Any], seed: int
+    source: Source, normalizer: Normalizer, stats: dict[str, Any], seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Normalised ``(C, *S)`` windows of the image with their valid masks (bounded in size)."""
     spatial = tuple(source.shape[1:])
-    read_valid = getattr(source, "read_valid", None)
     out = []
     for box in sample_boxes(spatial, MAX_TRAIN_PIXELS, 512 if len(spatial) == 2 else 96, seed):
         raw = source.read(box)
-        valid = read_valid(box) if read_valid is not None else None
+        valid = source.read_valid(box)
         valid = np.ones(raw.shape[1:], bool) if valid is None else valid
         valid = valid & np.all(np.isfinite(raw), axis=0)
         out.append((np.where(valid, normalizer.forward(raw, stats), 0.0).astype(np.float32), valid))
@@ -240,31 +209,39 @@ def _fit(
 
 
 def self_supervised_upsampler(
-    source: Any,
+    source: Source,
     normalizer: Normalizer,
     stats: dict[str, Any],
     scale: Sequence[int],
     *,
+    protocol: str,
+    network: dict[str, Any],
+    through_plane_axis: int | None = None,
+    start_weights: str | os.PathLike | None = None,
+    start: str | None = None,
     budget: float | None = None,
     device: str = "auto",
     seed: int = 0,
     slice_thickness: float | None = None,
-    domain: str | None = None,
     log: Any = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train an upsampler on the input image itself.
+    """Train an upsampler on the input image itself, as :func:`geo_med_sr.methods.resolve_method` decided.
 
     Args:
-        source: the LR image (``read(box)``, optional ``read_valid(box)``, ``shape (C, *S)``).
+        source: the LR image (``shape (C, *S)``, ``read(window)``, ``read_valid(window)``).
         normalizer, stats: the pipeline's normaliser and its statistics for this image.
         scale: integer factor per spatial axis.
+        protocol: ``"through-plane"`` (a 2D ``(s, 1)`` network learns from the in-plane slices
+            and runs across ``through_plane_axis`` in the plane ensemble) or ``"zero-shot"``.
+        network: ``{"name", "params"}`` of the network to train (built here, or loaded from
+            ``start_weights``).
+        through_plane_axis: the thick axis (through-plane protocol).
+        start_weights: checkpoint to fine-tune (at a lower learning rate); None: random init.
+        start: the name of that checkpoint, for the provenance.
         budget: training seconds (default 180 on CPU, 60 on CUDA).
         device: training device.
         seed: random seed.
         slice_thickness: through-plane slice thickness in HR pixels (default: the factor ``s``).
-        domain: ``medical`` or ``geo``: the zero-shot protocol starts from the bundled model for
-            this domain and scale when one is installed (fine-tuned at a lower learning rate);
-            the through-plane protocol starts from random init (measured better).
 
     Returns:
         ``(upsampler, info)`` where info describes the protocol for provenance.
@@ -273,17 +250,15 @@ def self_supervised_upsampler(
     budget = float(budget if budget is not None else (DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU))
     scale = tuple(int(s) for s in scale)
     arrays = _training_arrays(source, normalizer, stats, seed)
-    thick = [a for a, s in enumerate(scale) if s > 1]
-    if len(scale) == 3 and len(thick) == 1:
-        s = scale[thick[0]]
-        # From random init: measured on T2w (x4, 180 s) this beats fine-tuning the bundled
-        # through-plane model at the lower rate (+1.22 vs +0.95 dB over B-spline).
-        net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(s, 1), features=32, num_blocks=4)
+    if protocol == "through-plane":
+        s = scale[through_plane_axis]
+        net = build_network(**network)
         degradation = SliceProfile((s, 1), 2, thickness=slice_thickness)
-        info = _fit(net, _in_plane_slices(arrays, thick[0]), degradation, budget, dev, seed, log)
-        protocol = "through-plane (in-plane slices, slice profile)"
-        return PlaneEnsemble(net, thick[0]), {"protocol": protocol, "budget_s": budget, "start": "random init", **info}
-    net, start_from = _starting_network(domain, scale)
+        info = _fit(net, _in_plane_slices(arrays, through_plane_axis), degradation, budget, dev, seed, log)
+        protocol_text = "through-plane (in-plane slices, slice profile)"
+        ensemble = PlaneEnsemble(net, through_plane_axis)
+        return ensemble, {"protocol": protocol_text, "budget_s": budget, "start": "random init", **info}
+    net = load_checkpoint(start_weights)[0] if start_weights is not None else build_network(**network)
     train, held = _holdout_split(_images(arrays), scale)
     info = _fit(
         net,
@@ -293,25 +268,12 @@ def self_supervised_upsampler(
         dev,
         seed,
         log,
-        base_lr=FINE_TUNE_LR if start_from else SCRATCH_LR,
+        base_lr=FINE_TUNE_LR if start_weights is not None else SCRATCH_LR,
         holdout=held,
     )
     return net, {
         "protocol": "zero-shot (the image's own block-averaged copy)",
         "budget_s": budget,
-        "start": start_from or "random init",
+        "start": start or "random init",
         **info,
     }
-
-
-def _starting_network(domain: str | None, scale: tuple[int, ...]) -> tuple[nn.Module, str | None]:
-    """A copy of the bundled model for ``domain``/``scale`` to fine-tune, or a fresh small EDSR."""
-    from ..bundled import available
-    from ..checkpoint import load_checkpoint
-
-    for model in available():
-        if domain is not None and model.domain == domain and model.scale == scale:
-            net, _ = load_checkpoint(model.path)
-            return net, model.name
-    params = {"features": 32, "num_blocks": 4} if len(scale) == 2 else {"features": 16, "num_blocks": 2}
-    return build_network("edsr", spatial_dims=len(scale), in_channels=1, scale=scale, **params), None

@@ -616,12 +616,12 @@ def test_block_check_finds_a_silently_truncated_output(tmp_path, full_tif):
     image = GeoTiffAdapter.read(path)
     out = tmp_path / "c.tif"
     write_in_windows(out, image.array, image.affine, image.meta, cog=True, block_size=16)
-    gt._check_blocks(out)  # complete file: no error
+    gt.check_blocks(out)  # complete file: no error
     out.write_bytes(out.read_bytes()[:-10])  # a COG keeps its header first: it still opens
     with rasterio.open(out) as src:
         assert src.count == 4
     with pytest.raises(OutputError, match="was not written completely; the disk may be full") as info:
-        gt._check_blocks(out)
+        gt.check_blocks(out)
     assert_one_line_naming(info.value, out)
 
 
@@ -679,7 +679,7 @@ def test_disk_full_is_an_output_error_and_leaves_no_files(tmp_path, cog):
 def test_adapter_registration_and_surface(tmp_path, full_tif):
     path, _ = full_tif
     assert ADAPTERS.get("geotiff") is GeoTiffAdapter
-    assert GeoTiffAdapter.streaming is True and GeoTiffAdapter.is_folder is False
+    assert GeoTiffAdapter.windowed is True and GeoTiffAdapter.is_folder is False
     assert GeoTiffAdapter.can_read(path) and not GeoTiffAdapter.can_read(tmp_path / "missing.tif")
     (tmp_path / "a.nii").write_bytes(b"x")
     assert not GeoTiffAdapter.can_read(tmp_path / "a.nii")

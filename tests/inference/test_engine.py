@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from geo_med_sr.inference.classical import BicubicUpsampler, BSplineUpsampler, LinearUpsampler, NearestUpsampler
-from geo_med_sr.inference.resolver import SuperResolver, resolve_device
+from geo_med_sr.inference.device import resolve_device
+from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.networks import build_network
 
 
@@ -151,7 +152,7 @@ def test_oracle_detects_a_too_small_halo():
 @pytest.mark.parametrize("scale", [(2, 2), (3, 1), (1, 1, 4)])
 def test_bspline_ibp_is_data_consistent_and_tile_invariant(scale):
     from geo_med_sr.inference.consistency import BSplineIBP
-    from geo_med_sr.training.degrade import BlockAverage
+    from geo_med_sr.degrade import BlockAverage
 
     shape = (1, 18, 15) if len(scale) == 2 else (1, 9, 8, 7)
     x = np.random.default_rng(8).normal(size=shape).astype(np.float32)

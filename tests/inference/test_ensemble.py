@@ -11,7 +11,7 @@ from geo_med_sr.inference.classical import BSplineUpsampler
 from geo_med_sr.inference.ensemble import SelfEnsemble, transforms
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.networks import build_network
-from geo_med_sr.training.selfsup import PlaneEnsemble
+from geo_med_sr.inference.ensemble import PlaneEnsemble
 
 
 def edsr(scale: tuple[int, ...], seed: int = 0) -> torch.nn.Module:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_med_sr.inference.io import ArraySource
+from geo_med_sr.inference.arrays import ArraySource
 from geo_med_sr.inference.radiometry import Radiometry, fill_invalid, sample_valid_values
 from geo_med_sr.inference.threads import BackgroundWorker, prefetch
 from geo_med_sr.normalize import build_normalizer

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_med_sr.errors import ConfigError
-from geo_med_sr.inference.io import ArraySource
+from geo_med_sr.inference.arrays import ArraySource
 from geo_med_sr.inference.memory import reuse_freed_memory
 from geo_med_sr.inference.radiometry import Radiometry
 from geo_med_sr.inference.resolver import SuperResolver

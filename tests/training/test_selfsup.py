@@ -16,7 +16,7 @@ from geo_med_sr.geometry import affine_difference_in_voxels, scale_affine
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.networks import build_network
 from geo_med_sr.pipeline import super_resolve
-from geo_med_sr.training.selfsup import PlaneEnsemble
+from geo_med_sr.inference.ensemble import PlaneEnsemble
 
 
 def test_plane_ensemble_shapes_and_tile_invariance():
@@ -90,7 +90,7 @@ def test_holdout_strip_is_disjoint_from_training_pixels():
 
 def test_early_stopping_keeps_the_best_weights_seen():
     """A diverging run (absurd learning rate) hands back the weights it started from."""
-    from geo_med_sr.training.degrade import BlockAverage
+    from geo_med_sr.degrade import BlockAverage
     from geo_med_sr.training.selfsup import _fit, _holdout_split
 
     yy, xx = np.mgrid[0:160, 0:140].astype(np.float32)

@@ -1,0 +1,168 @@
+"""The DICOM adapter class: the declared :class:`~geo_med_sr.adapters.base.Adapter` interface.
+
+Each method is a short sequence of steps from the modules of this package: :mod:`.scan` and
+:mod:`.geometry` and :mod:`.pixels` and :mod:`.meta` to read, :mod:`.geometry`, :mod:`.pixels`,
+:mod:`.template`, :mod:`.references` and :mod:`.write` to write.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...geometry import lps_to_ras
+from ...inference.protocols import ImageSource
+from ...spatial import SpatialArray
+from ..base import Adapter
+from .detect import folder_files, sniff
+from .geometry import series_geometry, slice_grid
+from .meta import dicom_info, series_meta
+from .pixels import encode_volume, read_volume
+from .provenance import read_folder_provenance
+from .references import add_source_references, sources_per_slice
+from .scan import check_image_kind, scan_folder, select_series
+from .template import base_dataset
+from .write import (
+    check_output,
+    derivation_text,
+    output_thickness,
+    save_slice,
+    set_image_attributes,
+    set_series_attributes,
+    slice_dataset,
+    slice_file_names,
+)
+
+#: output names that belong to other adapters (a DICOM output is a folder without suffix).
+OTHER_FORMAT_SUFFIXES = (".nii", ".nii.gz", ".tif", ".tiff", ".img", ".hdr", ".mha", ".mhd", ".nrrd", ".png", ".jpg")
+
+
+class DicomAdapter(Adapter):
+    """A folder holding one or more DICOM series of single-frame grayscale slices."""
+
+    name = "dicom"
+    domain = "medical"
+    spatial_dims = 3
+    is_folder = True
+    windowed = False
+    band_selection = False
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        """True for a folder with at least one DICOM file directly inside (never raises)."""
+        try:
+            path = Path(path)
+            if not path.is_dir():
+                return False
+            return any(sniff(p) is not None for p in folder_files(path))
+        except OSError:
+            return False
+
+    @classmethod
+    def can_write(cls, path: Path) -> bool:
+        """True for an existing folder or a new name without a file-type suffix.
+
+        A purely numeric suffix (``sr_v1.2``) counts as part of a folder name; ``.nii``,
+        ``.nii.gz``, ``.tif``, ``.dcm`` and any other alphabetic suffix name a file.
+        """
+        path = Path(path)
+        if path.is_dir():
+            return True
+        if path.exists():
+            return False
+        name = path.name.lower()
+        suffix = Path(name).suffix
+        return not name.endswith(OTHER_FORMAT_SUFFIXES) and (suffix == "" or suffix[1:].isdigit())
+
+    @classmethod
+    def read(cls, path: Path, series: str | None = None, **options: Any) -> SpatialArray:
+        """Read one series of ``path`` into a SpatialArray.
+
+        Args:
+            path: folder holding the slice files (not searched recursively; files that are not
+                DICOM, and DICOM objects that are not images such as DICOMDIR, are skipped).
+            series: SeriesInstanceUID to read; required when the folder holds several series.
+            **options: accepted for a uniform adapter interface and ignored.
+
+        Returns:
+            SpatialArray with ``array`` of shape ``(1, columns, rows, slices)`` holding
+            real-world values (stored * RescaleSlope + RescaleIntercept; the stored integer
+            dtype when no slice is rescaled, float32 otherwise), a centre-anchored RAS affine
+            and JSON-able ``meta`` (``format``, ``dtype``, ``rescale`` when uniform, ``dicom``
+            with the writer's template).
+
+        Raises:
+            InputError: no readable series, several series without ``series``, an unknown
+                ``series``, unsupported images (multi-frame, colour) or a corrupt file.
+            GeometryError: the slices do not form one regular, untilted grid.
+        """
+        folder = Path(path)
+        groups, forced = scan_folder(folder)
+        uid, items = select_series(folder, groups, series)
+        for file, ds in items:
+            check_image_kind(file, ds)
+        items, lps, step = series_geometry(folder, items)
+        volume, storage, pairs = read_volume(items, forced)
+        meta = series_meta(uid, items, storage, pairs, step)
+        return SpatialArray(array=volume, affine=lps_to_ras(lps), meta=meta)
+
+    @classmethod
+    def write(cls, image: SpatialArray, path: Path, series_description_suffix: str = " SR", **ignored: Any) -> None:
+        """Write ``image`` as a new derived DICOM series, one file per slice.
+
+        Args:
+            image: one 3D volume, ``array`` of shape ``(1, columns, rows, slices)``, RAS affine.
+                With ``meta["dicom"]["template"]`` (from :meth:`read`) the series keeps the
+                source's patient, study, frame of reference and SOP class; without it a
+                Secondary Capture series with an anonymous patient and a new study is made.
+            path: an existing, empty folder (the I/O layer's temporary folder).
+            series_description_suffix: appended to the source's SeriesDescription.
+            **ignored: options meant for other adapters.
+
+        Raises:
+            OutputError: the image is not one 3D volume, its in-plane axes are not
+                perpendicular, or ``path`` is not an empty folder.
+        """
+        folder = Path(path)
+        check_output(image, folder)
+        values = np.asarray(image.array[0])  # (columns, rows, slices) real-world values
+        grid = slice_grid(image.affine, values.shape[2], folder)
+        pixels = encode_volume(values, image.meta)
+        info = dicom_info(image.meta)
+        base, source_uid = base_dataset(info, image.meta.get("description", ""))
+        derivation = derivation_text(source_uid, image.spatial_shape, grid)
+        set_series_attributes(base, series_description_suffix, derivation, image.meta.get("provenance"))
+        set_image_attributes(base, grid, output_thickness(info, grid.slice_spacing), values.shape, pixels)
+        sources = sources_per_slice(info, grid.positions, grid.normal)
+        for k, name in enumerate(slice_file_names(values.shape[2])):
+            ds = slice_dataset(base, k, grid.positions[k], grid.normal, pixels.raw[:, :, k])
+            add_source_references(ds, sources[k], source_uid)
+            save_slice(ds, folder / name)
+
+    @classmethod
+    def read_provenance(cls, path: Path) -> dict[str, Any] | None:
+        """The provenance JSON stored in the first DICOM file of the folder ``path`` (header only).
+
+        Returns None when ``path`` is not a folder, holds no DICOM file, the file is unreadable
+        (corrupt, partial) or has no ``GEO_MED_SR`` private block.
+        """
+        return read_folder_provenance(path)
+
+    @classmethod
+    def describe(cls, image: SpatialArray | ImageSource) -> dict[str, Any]:
+        """Series UID, description, modality, number of slices and slice thickness.
+
+        Args:
+            image: a SpatialArray or an opened source (uses only ``shape``, ``affine``, ``meta``).
+        """
+        info = dicom_info(image.meta)
+        shape = tuple(image.shape[1:])
+        return {
+            "series UID": info.get("series_uid", ""),
+            "series description": info.get("series_description", image.meta.get("description", "")),
+            "modality": info.get("modality", ""),
+            "slices": shape[-1] if shape else 0,
+            "slice thickness (mm)": info.get("slice_thickness"),
+        }

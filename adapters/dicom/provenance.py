@@ -1,0 +1,59 @@
+"""Provenance in the slices: ``meta["provenance"]`` as JSON in a private block.
+
+The JSON (VR UT) is stored in every slice, in the private block of creator ``GEO_MED_SR`` in
+group 0x0071 (element (0071,xx01)); :func:`read_folder_provenance` reads it back from one slice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from ..base import provenance_from_text
+from .detect import folder_files, sniff
+
+#: private group, creator and element offset of the provenance JSON written into every slice.
+PROVENANCE_GROUP = 0x0071
+PROVENANCE_CREATOR = "GEO_MED_SR"
+PROVENANCE_ELEMENT = 0x01
+
+
+def add_provenance(ds: Dataset, provenance: dict[str, Any]) -> None:
+    """Store ``provenance`` as JSON text (VR UT) in the private block ``GEO_MED_SR`` of group 0x0071."""
+    block = ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR, create=True)
+    block.add_new(PROVENANCE_ELEMENT, "UT", json.dumps(provenance, sort_keys=True))
+
+
+def provenance_of(ds: Dataset) -> dict[str, Any] | None:
+    """The provenance JSON of a slice header, or None when absent or not a JSON object."""
+    try:
+        return provenance_from_text(ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR)[PROVENANCE_ELEMENT].value)
+    except KeyError:
+        return None
+
+
+def read_folder_provenance(path: Path) -> dict[str, Any] | None:
+    """The provenance JSON stored in the first DICOM file of the folder ``path`` (header only).
+
+    Returns None when ``path`` is not a folder, holds no DICOM file, the file is unreadable
+    (corrupt, partial) or has no ``GEO_MED_SR`` private block; never raises.
+    """
+    folder = Path(path)
+    try:
+        files = folder_files(folder) if folder.is_dir() else []
+    except OSError:
+        return None
+    for file in files:
+        kind = sniff(file)
+        if kind is None:
+            continue
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, force=kind == "raw")
+        except Exception:  # pydicom raises many types for corrupt or partial files: no provenance
+            return None
+        return provenance_of(ds)
+    return None
