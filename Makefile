@@ -18,7 +18,7 @@ GMS := $(VENV)/bin/geo-med-sr
 # Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
 QUALITY = benchmarks/results/quality
 
-.PHONY: demo test install clean bench figures weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
+.PHONY: demo test lint install clean bench figures weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/geo-med-sr demo --out demo_output
 
-test: $(STAMP)
+# ruff (configured in pyproject.toml) on the whole tree, then the test suite
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The README's hand-off and batch figures: made by notebooks/03_batch_and_workflows.ipynb.

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'way':8} {'files':>5} {'seconds':>8} {'files/min':>9} {'x serial':>8} {'task s':>7}  statuses")
     for row in rows:
         print(
-            f"{row['way']:8} {row['files']:5d} {row['seconds']:8.1f} {row['files_per_min']:9.2f} {row['vs_serial']:8.2f} {row['task_seconds']:7.1f}  {','.join(row['statuses'])}"
+            f"{row['way']:8} {row['files']:5d} {row['seconds']:8.1f} {row['files_per_min']:9.2f} "
+            f"{row['vs_serial']:8.2f} {row['task_seconds']:7.1f}  {','.join(row['statuses'])}"
         )
     result = {
         "inputs": "shared" if real else "synthetic",

@@ -86,7 +86,8 @@ def run(shared: Path, out: Path, names: list[str], patch_size: int, budget: floa
 
 def table(out: Path) -> str:
     rows = [
-        "| case | file | scale | bicubic | bspline | bspline-ibp | method | PSNR dB | gain over best of bicubic/bspline | gain over bspline-ibp | target | met |",
+        "| case | file | scale | bicubic | bspline | bspline-ibp | method | PSNR dB | gain over best of "
+        "bicubic/bspline | gain over bspline-ibp | target | met |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(out.glob("*.json")):
@@ -104,8 +105,10 @@ def table(out: Path) -> str:
                 else ("yes" if g["over_classical"] >= target else f"no ({g['over_classical'] - target:+.2f})")
             )
             rows.append(
-                f"| {result['case']} | {Path(result['file']).name} | {','.join(map(str, result['scale']))} | {psnr['bicubic']:.2f} | {psnr['bspline']:.2f} | {psnr['bspline-ibp']:.2f} "
-                f"| {method} | {psnr[method]:.2f} | {g['over_classical']:+.2f} | {g['over_bspline_ibp']:+.2f} | {'' if target is None else f'>= +{target:.1f}'} | {met} |"
+                f"| {result['case']} | {Path(result['file']).name} | {','.join(map(str, result['scale']))} | "
+                f"{psnr['bicubic']:.2f} | {psnr['bspline']:.2f} | {psnr['bspline-ibp']:.2f} "
+                f"| {method} | {psnr[method]:.2f} | {g['over_classical']:+.2f} | {g['over_bspline_ibp']:+.2f} | "
+                f"{'' if target is None else f'>= +{target:.1f}'} | {met} |"
             )
     return "\n".join(rows)
 

@@ -83,7 +83,9 @@ import json, sys, time
 from geo_med_sr.config import SRConfig
 from geo_med_sr.pipeline import super_resolve
 src, dst, model, patch, batch = sys.argv[1:6]
-config = SRConfig().updated(model={"method": "model", "name": model}, inference={"patch_size": int(patch), "batch_size": int(batch)})
+config = SRConfig().updated(
+    model={"method": "model", "name": model}, inference={"patch_size": int(patch), "batch_size": int(batch)}
+)
 start = time.perf_counter()
 super_resolve(src, dst, 2, config, overwrite=True, progress=False)
 print(json.dumps({"upscale_s": time.perf_counter() - start}))
@@ -150,13 +152,16 @@ def main() -> None:
 
     base = rows[0]
     print(
-        f"\n{'input':>12} {'output Mpx':>11} {'upscale s':>10} {'process s':>10} {'Mpx/s':>7} {'us/px':>7} {'peak RSS MB':>12} {'RSS vs first':>13}"
+        f"\n{'input':>12} {'output Mpx':>11} {'upscale s':>10} {'process s':>10} {'Mpx/s':>7} {'us/px':>7} "
+        f"{'peak RSS MB':>12} {'RSS vs first':>13}"
     )
     for r in rows:
         r["rss_ratio"] = r["peak_rss_mb"] / base["peak_rss_mb"]
         r["time_per_px_ratio"] = r["us_per_output_px"] / base["us_per_output_px"]
         print(
-            f"{r['size']:>6}^2 x4 {r['output_mpx']:>11.0f} {r['upscale_s']:>10.1f} {r['process_s']:>10.1f} {r['mpx_per_s']:>7.2f} {r['us_per_output_px']:>7.3f} {r['peak_rss_mb']:>12.0f} {r['rss_ratio']:>12.2f}x"
+            f"{r['size']:>6}^2 x4 {r['output_mpx']:>11.0f} {r['upscale_s']:>10.1f} {r['process_s']:>10.1f} "
+            f"{r['mpx_per_s']:>7.2f} {r['us_per_output_px']:>7.3f} {r['peak_rss_mb']:>12.0f} "
+            f"{r['rss_ratio']:>12.2f}x"
         )
     result = {
         "benchmark": "bench_stream",

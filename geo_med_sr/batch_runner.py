@@ -88,7 +88,8 @@ class BatchReport:
         lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
         counts = {s: sum(o.status == s for o in self.outcomes) for s in (DONE, SKIPPED, FAILED)}
         lines.append(
-            f"{counts[DONE]} done, {counts[SKIPPED]} skipped (up to date), {counts[FAILED]} failed in {self.seconds:.1f} s"
+            f"{counts[DONE]} done, {counts[SKIPPED]} skipped (up to date), {counts[FAILED]} failed in "
+            f"{self.seconds:.1f} s"
         )
         return "\n".join(lines)
 
@@ -129,7 +130,8 @@ def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> lis
             raise file_error(
                 ConfigError,
                 path,
-                f"would write {output} like {owners[output.name]}; give the inputs different names or run them in separate batches",
+                f"would write {output} like {owners[output.name]}; give the inputs different names or run them in "
+                "separate batches",
             )
         owners[output.name] = path
         jobs.append(Job(path.absolute(), output, adapter.band_selection))
@@ -213,7 +215,8 @@ def run_job(job: Job, settings: Settings) -> Outcome:
             raise file_error(
                 OutputError,
                 job.output,
-                "exists but was not made from this input with these settings (different input, method, model, scale or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir",
+                "exists but was not made from this input with these settings (different input, method, model, scale "
+                "or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir",
             )
         drop_orphan_sidecars(job.output)
         import torch
@@ -421,7 +424,8 @@ def batch(
             raise file_error(
                 OutputError,
                 job.input,
-                "is inside --out-dir (a pattern matching earlier outputs?); outputs keep their inputs' names, so choose another --out-dir",
+                "is inside --out-dir (a pattern matching earlier outputs?); outputs keep their inputs' names, so "
+                "choose another --out-dir",
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     n_workers = workers or default_workers(len(jobs))

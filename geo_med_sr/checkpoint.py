@@ -226,7 +226,8 @@ def _read_config(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
         raise file_error(
             ModelError,
             path,
-            f"checkpoint format {version} is newer than this geo_med_sr supports ({FORMAT_VERSION}); upgrade geo_med_sr",
+            f"checkpoint format {version} is newer than this geo_med_sr supports ({FORMAT_VERSION}); upgrade "
+            "geo_med_sr",
         )
     network = config.get("network")
     if (

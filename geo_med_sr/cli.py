@@ -27,7 +27,10 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         "--method",
         choices=METHODS.names(),
         default=None,
-        help="SR network (default), self (a network trained on INPUT itself, no download), or a classical method on the same grid; bspline-ibp = cubic B-spline + back-projection onto the input",
+        help=(
+            "SR network (default), self (a network trained on INPUT itself, no download), or a classical method on "
+            "the same grid; bspline-ibp = cubic B-spline + back-projection onto the input"
+        ),
     )
     p.add_argument(
         "--budget",
@@ -51,14 +54,20 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         "--ensemble",
         action="store_true",
         default=None,
-        help="geometric self-ensemble: average over the 8 flips/transposes that keep the grid (8x the compute, usually +0.1-0.2 dB)",
+        help=(
+            "geometric self-ensemble: average over the 8 flips/transposes that keep the grid (8x the compute, "
+            "usually +0.1-0.2 dB)"
+        ),
     )
     p.add_argument("--model", default=None, help="checkpoint (.safetensors with its .json) for --method model")
     p.add_argument(
         "--fast",
         action="store_true",
         default=None,
-        help="use the small bundled network (satellite x2: 3.6x less compute, about 0.2 dB lower; see the README) for large scenes",
+        help=(
+            "use the small bundled network (satellite x2: 3.6x less compute, about 0.2 dB lower; see the README) "
+            "for large scenes"
+        ),
     )
     p.add_argument("--config", default=None, help="YAML config file or bundled name (medical/mri, medical/ct)")
     p.add_argument("--device", default=None, help="auto (CUDA when present, default), cpu, cuda, cuda:N")
@@ -67,7 +76,10 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         "--patch-size",
         type=int,
         default=None,
-        help="tile size in input voxels for tiled models, --ensemble and --consistency (default 64; bundled EDSR networks stream in columns instead, see inference.column_size)",
+        help=(
+            "tile size in input voxels for tiled models, --ensemble and --consistency (default 64; bundled EDSR "
+            "networks stream in columns instead, see inference.column_size)"
+        ),
     )
     p.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default 4)")
     p.add_argument("--float32", action="store_true", help="write float32 values instead of the input's dtype")
@@ -82,7 +94,10 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         "--fill-radius",
         type=int,
         default=None,
-        help="pixels over which nodata is filled from valid neighbours before the network (default: the model's receptive radius)",
+        help=(
+            "pixels over which nodata is filled from valid neighbours before the network (default: the model's "
+            "receptive radius)"
+        ),
     )
 
 
@@ -125,7 +140,10 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scale",
         required=True,
-        help="whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4",
+        help=(
+            "whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM "
+            "column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4"
+        ),
     )
     _add_method_options(p)
     p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
@@ -165,7 +183,10 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scheduler",
         default=None,
-        help="address of a running Dask scheduler (tcp://host:8786) instead of a local cluster; its workers need geo_med_sr and the same paths",
+        help=(
+            "address of a running Dask scheduler (tcp://host:8786) instead of a local cluster; its workers need "
+            "geo_med_sr and the same paths"
+        ),
     )
     p.add_argument(
         "--threads",
@@ -190,7 +211,10 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info",
         help="print the geometry of an image",
-        description="Print shape, spacing, orientation, origin, dtype and format details of INPUT (CRS, transform, bounds, bands and nodata for GeoTIFF).",
+        description=(
+            "Print shape, spacing, orientation, origin, dtype and format details of INPUT (CRS, transform, "
+            "bounds, bands and nodata for GeoTIFF)."
+        ),
     )
     p.add_argument("input", help=".nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
     p.add_argument("--series", default=None, help="SeriesInstanceUID for a DICOM folder with several series")
@@ -200,7 +224,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="run the main job on generated sample data",
-        description="Generate a synthetic oblique MRI-like volume, make it thick-sliced, upscale it from NIfTI and from DICOM, and write outputs plus a side-by-side PNG.",
+        description=(
+            "Generate a synthetic oblique MRI-like volume, make it thick-sliced, upscale it from NIfTI and "
+            "from DICOM, and write outputs plus a side-by-side PNG."
+        ),
     )
     p.add_argument(
         "--out",
@@ -313,7 +340,8 @@ def _run_upscale(args: argparse.Namespace) -> None:
     )
     if not args.quiet:
         print(
-            f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method {result.provenance['method']}, scale {tuple(result.provenance['scale'])}"
+            f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method "
+            f"{result.provenance['method']}, scale {tuple(result.provenance['scale'])}"
         )
 
 

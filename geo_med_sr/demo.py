@@ -180,10 +180,11 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
 
     names = ", ".join(m.name for m in available()) or "none installed (run make weights)"
     print(
-        f"method model = the bundled network for the scale (bundled: {names}); --method self trains one on the image itself"
+        f"method model = the bundled network for the scale (bundled: {names}); --method self trains one on the image "
+        "itself"
     )
     print(f"{'output':<34} {'method':<8} {'PSNR vs 1 mm phantom':>20}")
-    for src, dst, method in jobs:
+    for _src, dst, method in jobs:
         print(f"{dst:<34} {method:<8} {scores[dst]:>17.2f} dB")
     j = hr.array.shape[2] // 2
     _save_figure(

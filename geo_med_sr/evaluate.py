@@ -32,8 +32,8 @@ from .config import SRConfig
 from .degrade import build_degradation
 from .errors import ConfigError, file_error
 from .methods import learned_methods, resolve_method
-from .optional import require
 from .metrics import SSIM_SIGMA, SSIM_WINDOW, crop_to_blocks, data_range, psnr, ssim, valid_region
+from .optional import require
 from .pipeline import upscale_image
 from .scale import broadcast, parse_scale
 from .spatial import SpatialArray
@@ -173,7 +173,8 @@ def format_table(result: dict[str, Any]) -> str:
         return f"{'':>8}" if value is None else f"{value:+8.2f}"
 
     lines = [
-        f"{result['reference']}  scale {tuple(result['scale'])}  degradation {result['degradation']}  ({tuple(result['lr_shape'])} -> {tuple(result['hr_shape'])})"
+        f"{result['reference']}  scale {tuple(result['scale'])}  degradation {result['degradation']}  "
+        f"({tuple(result['lr_shape'])} -> {tuple(result['hr_shape'])})"
     ]
     lines.append(
         f"{'method':<18} {'PSNR dB':>8} {'gain dB':>8} {'vs ibp':>8} {'SSIM':>7} {'consistency':>12} {'seconds':>8}"
@@ -181,7 +182,8 @@ def format_table(result: dict[str, Any]) -> str:
     for r in result["methods"]:
         g = gain[r["method"]]
         lines.append(
-            f"{r['method']:<18} {r['psnr']:>8.2f} {cell(g['over_classical'])} {cell(g['over_bspline_ibp'])} {r['ssim']:>7.4f} {r['consistency']:>12.2e} {r['seconds']:>8.2f}"
+            f"{r['method']:<18} {r['psnr']:>8.2f} {cell(g['over_classical'])} {cell(g['over_bspline_ibp'])} "
+            f"{r['ssim']:>7.4f} {r['consistency']:>12.2e} {r['seconds']:>8.2f}"
         )
     lines.append("gain dB: over the best of bicubic and bspline; vs ibp: over bspline-ibp")
     return "\n".join(lines)

@@ -44,6 +44,8 @@ def describe(path: str | os.PathLike, series: str | None = None) -> str:
         if value_range is not None:
             lines["value range"] = value_range
         lines.update({k: str(v) for k, v in adapter.describe(source).items() if v not in (None, "")})
-        lines["affine"] = np.array2string(source.affine, precision=6, suppress_small=True).replace("\n", "\n" + " " * 14)
+        lines["affine"] = np.array2string(source.affine, precision=6, suppress_small=True).replace(
+            "\n", "\n" + " " * 14
+        )
     width = max(len(k) for k in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines.items())

@@ -179,7 +179,10 @@ def _checkpoint(config: SRConfig, domain: str, scale: tuple[int, ...], configure
     name, source = config.model.name, "given"
     if not name:
         fast = bool(config.model.fast)
-        name, source = bundled.default_for(domain, scale, fast=fast).name, "bundled fast default" if fast else "bundled default"
+        name, source = (
+            bundled.default_for(domain, scale, fast=fast).name,
+            "bundled fast default" if fast else "bundled default",
+        )
     path = model_path(name)
     info = read_config(path)
     net_scale, net_dims = tuple(int(s) for s in info.get("scale", ())), info.get("spatial_dims")

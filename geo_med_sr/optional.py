@@ -34,7 +34,11 @@ def require(module: str, purpose: str) -> ModuleType:
         if exc.name is not None and exc.name.split(".")[0] != top:
             raise  # the module is there but one of its own imports failed: not ours to explain
         distribution, extra = OPTIONAL.get(top, (top, None))
-        hint = f"pip install 'geo-med-sr[{extra}]' (or pip install {distribution})" if extra else f"pip install {distribution}"
+        hint = (
+            f"pip install 'geo-med-sr[{extra}]' (or pip install {distribution})"
+            if extra
+            else f"pip install {distribution}"
+        )
         raise DependencyError(f"{purpose} needs {distribution}, which is not installed; {hint}") from exc
 
 

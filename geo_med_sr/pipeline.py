@@ -236,6 +236,8 @@ def super_resolve(
         dtype = _output_dtype(config, source)
         meta = {**copy.deepcopy(source.meta), **_output_meta(source.meta, dtype, provenance)}
         affine = scale_affine(source.affine, factors)
-        with io.open_sink(dst_path, engine.output_shape(source), affine, meta, dtype, overwrite=overwrite, cog=cog) as sink:
+        with io.open_sink(
+            dst_path, engine.output_shape(source), affine, meta, dtype, overwrite=overwrite, cog=cog
+        ) as sink:
             engine.run(source, sink)
     return Result(dst_path, tuple(source.shape[1:]), tuple(out_spatial), provenance)

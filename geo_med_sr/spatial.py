@@ -94,7 +94,8 @@ class SpatialArray:
         expected = geometry.scaled_shape(self.spatial_shape, s)
         if tuple(array.shape[1:]) != expected:
             raise InputError(
-                f"array of spatial shape {tuple(array.shape[1:])} does not match {self.spatial_shape} scaled by {s}; expected {expected}"
+                f"array of spatial shape {tuple(array.shape[1:])} does not match {self.spatial_shape} scaled by {s}; "
+                f"expected {expected}"
             )
         valid = None if self.valid is None else upsample_mask(self.valid, s)
         meta = copy.deepcopy(self.meta)

@@ -15,6 +15,8 @@ from geo_med_sr.pipeline import super_resolve
 
 
 def test_every_installed_model_is_small_and_has_a_card():
+    if not bundled.available():
+        pytest.skip("no bundled weights installed (make weights)")
     for model in bundled.available():
         assert model.path.stat().st_size <= 5 * 1024 * 1024
         card = model.path.with_suffix(".md").read_text()

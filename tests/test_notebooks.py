@@ -1,8 +1,7 @@
-"""The notebooks run top to bottom (each well under 2 minutes on a CPU) and print what they claim."""
+"""The notebooks run top to bottom and print what they claim (their run time is measured by the
+benchmarks, never asserted here: a cell stuck for 5 minutes fails through nbclient's timeout)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from conftest import REPO
@@ -14,17 +13,14 @@ nbclient = pytest.importorskip("nbclient", reason="nbclient is a test dependency
 def execute(name: str, folder) -> tuple[list[dict], str]:
     """Run ``notebooks/name`` in ``folder``; returns its outputs and its printed text.
 
-    Fails when a cell raises or the notebook takes 2 minutes or more.
+    Fails when a cell raises or runs for more than 5 minutes.
     """
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
-    start = time.perf_counter()
     nbclient.NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
     ).execute()
-    elapsed = time.perf_counter() - start
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert elapsed < 120, f"{name} took {elapsed:.0f} s"
     return outputs, "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
 
 

@@ -37,7 +37,8 @@ def test_non_editable_install_imports_adapters_under_the_package(tmp_path):
         "print(spec.origin if spec else None);"
         "print(importlib.resources.files('geo_med_sr.configs').joinpath('medical/mri.yaml').is_file());"
         "import pkgutil, importlib, geo_med_sr;"
-        "mods = [m.name for m in pkgutil.walk_packages(geo_med_sr.__path__, 'geo_med_sr.') if not m.name.endswith('__main__')];"
+        "mods = [m.name for m in pkgutil.walk_packages(geo_med_sr.__path__, 'geo_med_sr.') if not "
+        "m.name.endswith('__main__')];"
         "[importlib.import_module(m) for m in mods];"
         "print(len(mods))"
     )

@@ -19,14 +19,16 @@ from ..checkpoint import sidecar_path
 def evaluation_rows(results: list[dict]) -> list[str]:
     """Markdown rows: file, scale, classical PSNRs, the model's PSNR and its gains (dB)."""
     rows = [
-        "| file | scale | bicubic | bspline | bspline-ibp | model | gain over best of bicubic/bspline | gain over bspline-ibp |",
+        "| file | scale | bicubic | bspline | bspline-ibp | model | gain over best of bicubic/bspline | gain over "
+        "bspline-ibp |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         psnr = {m["method"]: m["psnr"] for m in result["methods"]}
         gain = result["gains_db"]["model"]
         rows.append(
-            f"| {Path(result['reference']).name} | {','.join(map(str, result['scale']))} | {psnr['bicubic']:.2f} | {psnr['bspline']:.2f} | {psnr['bspline-ibp']:.2f} "
+            f"| {Path(result['reference']).name} | {','.join(map(str, result['scale']))} | {psnr['bicubic']:.2f} | "
+            f"{psnr['bspline']:.2f} | {psnr['bspline-ibp']:.2f} "
             f"| {psnr['model']:.2f} | {gain['over_classical']:+.2f} | {gain['over_bspline_ibp']:+.2f} |"
         )
     return rows
@@ -43,9 +45,11 @@ def model_card(checkpoint: Path, command: str, evaluation: list[dict] | None = N
         f"# {checkpoint.stem}",
         "",
         f"- Network: `{info['network']['name']}` {json.dumps(info['network']['params'])}",
-        f"- Scale {info['scale']}, {info['spatial_dims']}D, {info['in_channels']} channel (multiband images run band by band)",
+        f"- Scale {info['scale']}, {info['spatial_dims']}D, {info['in_channels']} channel (multiband images run band "
+        "by band)",
         f"- Degradation: {json.dumps(config.get('degradation'))}; normalisation: {json.dumps(config.get('normalize'))}",
-        f"- Trained by this project's own command, {train.get('step')} steps in {train.get('seconds', 0):.0f} s on {platform.machine()} CPU ({platform.platform()}):",
+        f"- Trained by this project's own command, {train.get('step')} steps in {train.get('seconds', 0):.0f} s on "
+        f"{platform.machine()} CPU ({platform.platform()}):",
         "",
         "```bash",
         command,

@@ -148,7 +148,8 @@ class PatchSampler:
                         patch = patch.transpose(0, 2, 1)
                     return np.ascontiguousarray(patch)
         raise InputError(
-            f"found no HR patch of {self.hr_size} pixels without invalid pixels in the training images; use smaller patches"
+            f"found no HR patch of {self.hr_size} pixels without invalid pixels in the training images; use smaller "
+            "patches"
         )
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -162,7 +162,8 @@ def _fit(
     patch = int(min(24 if model.spatial_dims == 3 else 32, max(4, largest // 2)))
     if patch < 4:
         raise InputError(
-            f"the image is too small for self-supervised training at scale {degradation.scale} (smallest side {smallest} LR pixels after degradation)"
+            f"the image is too small for self-supervised training at scale {degradation.scale} (smallest side "
+            f"{smallest} LR pixels after degradation)"
         )
     sampler = PatchSampler(images, degradation, patch, seed=seed)
     torch.manual_seed(seed)

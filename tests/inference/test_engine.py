@@ -124,8 +124,21 @@ def test_one_channel_model_runs_per_channel():
         np.testing.assert_allclose(both[c : c + 1], single, atol=1e-6)
 
 
-def test_device_auto_is_cpu_without_cuda():
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+@pytest.mark.parametrize("cuda", [False, True])
+def test_device_auto_picks_cuda_only_when_available(monkeypatch, cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert resolve_device("auto").type == ("cuda" if cuda else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_unusable_devices_are_config_errors(monkeypatch):
+    from geo_med_sr.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -151,8 +164,8 @@ def test_oracle_detects_a_too_small_halo():
 
 @pytest.mark.parametrize("scale", [(2, 2), (3, 1), (1, 1, 4)])
 def test_bspline_ibp_is_data_consistent_and_tile_invariant(scale):
-    from geo_med_sr.inference.consistency import BSplineIBP
     from geo_med_sr.degrade import BlockAverage
+    from geo_med_sr.inference.consistency import BSplineIBP
 
     shape = (1, 18, 15) if len(scale) == 2 else (1, 9, 8, 7)
     x = np.random.default_rng(8).normal(size=shape).astype(np.float32)

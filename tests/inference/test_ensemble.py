@@ -8,10 +8,9 @@ import torch
 from test_engine import randomised, whole_image
 
 from geo_med_sr.inference.classical import BSplineUpsampler
-from geo_med_sr.inference.ensemble import SelfEnsemble, transforms
+from geo_med_sr.inference.ensemble import PlaneEnsemble, SelfEnsemble, transforms
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.networks import build_network
-from geo_med_sr.inference.ensemble import PlaneEnsemble
 
 
 def edsr(scale: tuple[int, ...], seed: int = 0) -> torch.nn.Module:

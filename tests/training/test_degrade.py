@@ -7,11 +7,10 @@ import pytest
 import torch
 from conftest import oblique_affine
 
-from geo_med_sr.degrade import block_average_array
+from geo_med_sr.degrade import BlockAverage, GaussianPSF, SliceProfile, block_average_array, build_degradation
 from geo_med_sr.errors import ConfigError
 from geo_med_sr.geometry import scale_affine
 from geo_med_sr.spatial import SpatialArray
-from geo_med_sr.degrade import BlockAverage, GaussianPSF, SliceProfile, build_degradation
 
 ALL = [
     ("blockavg", {}, (2, 3)),

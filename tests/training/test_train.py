@@ -56,9 +56,9 @@ def test_training_writes_a_pickle_free_checkpoint_that_reproduces(tmp_path, scen
 def test_loss_decreases(tmp_path, scene):
     data, _ = scene
     config = load_train_config(None, **TINY, steps=60)
+    from geo_med_sr.degrade import build_degradation
     from geo_med_sr.normalize import build_normalizer
     from geo_med_sr.training.data import PatchSampler, load_training_images
-    from geo_med_sr.degrade import build_degradation
 
     out = tmp_path / "m.safetensors"
     train(config, [data], out, progress=False)
@@ -135,8 +135,8 @@ def test_patches_are_flipped_transposed_and_optionally_decimated(decimate_p, ste
     """Pixel values encode their position, so every patch shows how it was cut."""
     from pathlib import Path
 
-    from geo_med_sr.training.data import PatchSampler, TrainImage
     from geo_med_sr.degrade import BlockAverage
+    from geo_med_sr.training.data import PatchSampler, TrainImage
 
     i, j = np.meshgrid(np.arange(120), np.arange(110), indexing="ij")
     values = (1000.0 * i + j)[None].astype(np.float64)
@@ -163,8 +163,8 @@ def test_patches_are_flipped_transposed_and_optionally_decimated(decimate_p, ste
 def test_decimation_needs_room_and_is_skipped_when_an_image_is_too_small():
     from pathlib import Path
 
-    from geo_med_sr.training.data import PatchSampler, TrainImage
     from geo_med_sr.degrade import BlockAverage
+    from geo_med_sr.training.data import PatchSampler, TrainImage
 
     image = TrainImage(Path("small"), np.random.default_rng(0).normal(size=(1, 16, 16)), np.ones((16, 16), bool), "")
     sampler = PatchSampler([image], BlockAverage((2, 2), 2), 8, decimate_p=0.5, decimate_factors=(4,))
