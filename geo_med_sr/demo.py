@@ -23,6 +23,7 @@ from .config import SRConfig
 from .degrade import block_average
 from .errors import ModelError, OutputError, file_error
 from .geometry import corner_to_centre
+from .inference.protocols import Window
 from .metrics import psnr
 from .optional import available, require
 from .pipeline import super_resolve
@@ -167,7 +168,7 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
         jobs.append(("thick_1x1x4mm.nii.gz", "sr_model.nii.gz", "model"))
     scores: dict[str, float] = {}
     outputs: dict[str, np.ndarray] = {}
-    crop = tuple(slice(0, n) for n in lr.array.shape[1:] * np.array(SCALE))
+    crop = Window.from_shape(lr.array.shape[1:] * np.array(SCALE)).toslices()
     for src, dst, method in jobs:
         config = SRConfig().updated(model={"method": method})
         super_resolve(out / src, out / dst, SCALE, config, overwrite=True, progress=False)

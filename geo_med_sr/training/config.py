@@ -6,9 +6,12 @@ import os
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
+from ..degrade import DEGRADATIONS
 from ..errors import ConfigError, file_error
+from ..normalize import NORMALIZERS
+from ..registry import Registry
 
 
 class _Strict(BaseModel):
@@ -50,6 +53,32 @@ class TrainConfig(_Strict):
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+
+    @field_validator("network")
+    @classmethod
+    def _registered_network(cls, value: NamedParams) -> NamedParams:
+        from ..networks import NETWORKS
+
+        return _registered(NETWORKS, value)
+
+    @field_validator("degradation")
+    @classmethod
+    def _registered_degradation(cls, value: NamedParams) -> NamedParams:
+        return _registered(DEGRADATIONS, value)
+
+    @field_validator("normalize")
+    @classmethod
+    def _registered_normalizer(cls, value: NamedParams) -> NamedParams:
+        return _registered(NORMALIZERS, value)
+
+
+def _registered(registry: Registry, value: NamedParams) -> NamedParams:
+    """``value`` when its name is registered; the registry's message (closest name) otherwise."""
+    try:
+        registry.get(value.name)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return value
 
 
 def load_train_config(path: str | os.PathLike | None, **overrides: Any) -> TrainConfig:

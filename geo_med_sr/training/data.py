@@ -19,6 +19,7 @@ from .. import io
 from ..degrade import Degradation
 from ..digest import sha256_file
 from ..errors import InputError, file_error
+from ..inference.protocols import Window
 from ..normalize import Normalizer
 from ..spatial import SpatialArray
 
@@ -137,7 +138,7 @@ class PatchSampler:
                 continue
             for _ in range(self.max_tries):
                 start = [int(self.rng.integers(0, n - w + 1)) for n, w in zip(image.values.shape[1:], span)]
-                box = tuple(slice(a, a + w) for a, w in zip(start, span))
+                box = Window((a, a + w) for a, w in zip(start, span)).toslices()
                 if image.valid[box].all():
                     phase = tuple(slice(int(self.rng.integers(0, step)), None, step) for _ in span)
                     patch = image.values[(slice(None),) + box][(slice(None),) + phase]
