@@ -29,6 +29,9 @@ def test_non_editable_install_imports_adapters_under_the_package(tmp_path):
         cwd=tmp_path,
     )
     assert (target / "geo_med_sr" / "adapters" / "nifti.py").is_file()
+    assert (target / "geo_med_sr" / "adapters" / "geotiff" / "sink.py").is_file()
+    assert (target / "geo_med_sr" / "adapters" / "dicom" / "adapter.py").is_file()
+    assert (target / "geo_med_sr" / "py.typed").is_file()  # PEP 561: type checkers read our annotations
     assert not (target / "adapters").exists()
     probe = (
         "import importlib.util, importlib.resources, geo_med_sr.adapters.nifti as m;"
