@@ -191,7 +191,7 @@ def run_job(job: Job, settings: Settings) -> Outcome:
     from . import io
     from .methods import resolve_method  # no torch: a worker that only skips never imports it
     from .request import request_for
-    from .scale import broadcast, parse_scale
+    from .scale import for_input as scale_for_input
 
     start = time.perf_counter()
     bands = settings.bands if job.raster else None
@@ -202,10 +202,7 @@ def run_job(job: Job, settings: Settings) -> Outcome:
     try:
         config = SRConfig.model_validate(settings.config)
         adapter = io.adapter_for_input(job.input)
-        try:
-            factors = broadcast(parse_scale(settings.scale), adapter.spatial_dims)
-        except ConfigError as exc:
-            raise file_error(ConfigError, job.input, str(exc)) from exc
+        factors = scale_for_input(settings.scale, adapter.spatial_dims, job.input)
         method = resolve_method(config, domain=adapter.domain, scale=factors, bands=io.parse_bands(bands))
         request = request_for(job.input, factors, config, bands=bands, cog=settings.cog, method=method)
         state = up_to_date(job, request)

@@ -30,12 +30,11 @@ import torch
 from . import io
 from .config import SRConfig
 from .degrade import build_degradation
-from .errors import ConfigError, file_error
 from .methods import learned_methods, resolve_method
 from .metrics import SSIM_SIGMA, SSIM_WINDOW, crop_to_blocks, data_range, psnr, ssim, valid_region
 from .optional import require
 from .pipeline import upscale_image
-from .scale import broadcast, parse_scale
+from .scale import for_input as scale_for_input
 from .spatial import SpatialArray
 
 
@@ -87,10 +86,7 @@ def evaluate(
     if bands:
         options["bands"] = list(bands)
     hr = io.read(reference, **options)
-    try:
-        factors = broadcast(parse_scale(scale), hr.spatial_dims)
-    except ConfigError as exc:
-        raise file_error(ConfigError, reference, str(exc)) from exc
+    factors = scale_for_input(scale, hr.spatial_dims, reference)
     hr = crop_to_blocks(hr, factors)
     hr_float = SpatialArray(hr.array.astype(np.float32), hr.affine, hr.meta, hr.valid)
     degradation = build_degradation(degrade, factors, hr.spatial_dims)

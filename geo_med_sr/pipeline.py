@@ -32,7 +32,8 @@ from .inference.resolver import SuperResolver
 from .methods import Method, build_upsampler, resolve_method
 from .normalize import Normalizer, build_normalizer
 from .request import request_for
-from .scale import broadcast, parse_scale
+from .scale import for_input as scale_for_input
+from .scale import parse_scale
 from .spatial import SpatialArray
 
 
@@ -221,10 +222,7 @@ def super_resolve(
         raise file_error(ConfigError, src_path, "--series only applies to DICOM folders")
     if band_list is not None and not adapter_in.band_selection:
         raise file_error(ConfigError, src_path, "--bands only applies to GeoTIFF inputs")
-    try:
-        factors = broadcast(factors, adapter_in.spatial_dims)
-    except ConfigError as exc:
-        raise file_error(ConfigError, src_path, str(exc)) from exc
+    factors = scale_for_input(factors, adapter_in.spatial_dims, src_path)
     method = method or resolve_method(config, domain=adapter_in.domain, scale=factors, bands=band_list)
     request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
     with io.open_source(src_path, series=series, bands=band_list) as source:

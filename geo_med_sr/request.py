@@ -19,7 +19,7 @@ from .config import SRConfig
 from .digest import hash_input
 from .errors import ConfigError, file_error
 from .methods import Method, resolve_method
-from .scale import broadcast, parse_scale
+from .scale import for_input as scale_for_input
 
 
 def request_for(
@@ -44,7 +44,7 @@ def request_for(
     Args:
         src, scale, config, series, bands, cog: as for ``super_resolve``.
         method: :func:`~geo_med_sr.methods.resolve_method` for this input when the caller has
-            it (resolved here otherwise).
+            it (its scale and bands are then the ones recorded; resolved here otherwise).
 
     Raises:
         InputError/ConfigError/ModelError: as ``super_resolve`` would, before any hashing.
@@ -52,12 +52,14 @@ def request_for(
     config = config or SRConfig()
     src = Path(src)
     adapter = io.adapter_for_input(src)
-    try:
-        factors = broadcast(parse_scale(scale), adapter.spatial_dims)
-        band_list = io.parse_bands(bands)
-    except ConfigError as exc:
-        raise file_error(ConfigError, src, str(exc)) from exc
-    method = method or resolve_method(config, domain=adapter.domain, scale=factors, bands=band_list)
+    if method is None:
+        try:
+            band_list = io.parse_bands(bands)
+        except ConfigError as exc:
+            raise file_error(ConfigError, src, str(exc)) from exc
+        factors = scale_for_input(scale, adapter.spatial_dims, src)
+        method = resolve_method(config, domain=adapter.domain, scale=factors, bands=band_list)
+    factors, band_list = method.scale, method.bands
     settings = {
         "model": config.model.model_dump(exclude={"name"}),
         "normalize": config.normalize.model_dump(),

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 
-from .errors import ScaleError
+from .errors import ScaleError, file_error
 
 #: how to write a scale, for messages.
 EXAMPLE = "e.g. 2 or 1,1,4"
@@ -97,3 +97,16 @@ def broadcast(scale: Sequence[int], ndim: int) -> tuple[int, ...]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def for_input(scale: str | int | Sequence[int], ndim: int, path: object) -> tuple[int, ...]:
+    """``scale`` (``--scale`` text or numbers) as one whole factor per spatial axis of the input
+    at ``path``, which has ``ndim`` of them.
+
+    Raises:
+        ScaleError: as :func:`parse_scale` and :func:`broadcast`, the message naming ``path``.
+    """
+    try:
+        return broadcast(parse_scale(scale), ndim)
+    except ScaleError as exc:
+        raise file_error(ScaleError, path, str(exc)) from exc

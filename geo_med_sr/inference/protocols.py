@@ -57,16 +57,6 @@ class Window(tuple):
         return cls((0, int(n)) for n in shape)
 
     @property
-    def start(self) -> tuple[int, ...]:
-        """First pixel per axis."""
-        return tuple(a for a, _ in self)
-
-    @property
-    def stop(self) -> tuple[int, ...]:
-        """One past the last pixel per axis."""
-        return tuple(b for _, b in self)
-
-    @property
     def shape(self) -> tuple[int, ...]:
         """Pixels per axis (``stop - start``)."""
         return tuple(b - a for a, b in self)
@@ -90,10 +80,6 @@ class Window(tuple):
     def grown(self, halo: Sequence[int]) -> Window:
         """Grown by ``halo`` pixels on both sides of each axis."""
         return Window((a - h, b + h) for (a, b), h in zip(self, halo))
-
-    def inside(self, shape: Sequence[int]) -> bool:
-        """Whether the window is non-empty and lies within an image of spatial ``shape``."""
-        return len(self) == len(shape) and all(0 <= a < b <= n for (a, b), n in zip(self, shape))
 
 
 class Source(Protocol):
