@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..dtypes import compute_dtype
 from ..errors import InputError, OutputError, file_error
 from ..inference.arrays import ArraySource
 from ..inference.protocols import ImageSink, ImageSource, Window
@@ -159,7 +160,8 @@ class Adapter:
 class MemorySink:
     """An :class:`~geo_med_sr.inference.protocols.ImageSink` holding the whole output in memory.
 
-    Windows are collected in a float32 ``(C, *S)`` array; :meth:`close` writes it with the
+    Windows are collected in a float32 (float64 for wide storage dtypes) ``(C, *S)`` array;
+    :meth:`close` writes it with the
     adapter's ``write`` as a SpatialArray on the grid ``affine`` with ``meta`` (whose
     ``"dtype"`` the writer casts to: the engine leaves the values as float32, ``dtype`` None).
 
@@ -187,7 +189,8 @@ class MemorySink:
         self.adapter, self.path, self.affine, self.meta, self.options = adapter, Path(path), affine, meta, options
         self.shape = tuple(int(v) for v in shape)
         self.block = (1,) * (len(self.shape) - 1)
-        self.array: np.ndarray | None = np.zeros(self.shape, np.float32)
+        #: float values, in float64 when the stored dtype is wide (geo_med_sr.dtypes.compute_dtype)
+        self.array: np.ndarray | None = np.zeros(self.shape, compute_dtype(meta.get("dtype")))
 
     def write(self, window: Window, data: np.ndarray) -> None:
         if self.array is None:

@@ -151,14 +151,18 @@ def load_checkpoint(
             ModelError, path, f"not a readable safetensors file ({exc}); the file may be truncated"
         ) from exc
     try:
-        model = build_network(**config["network"])
-    except ModelError as exc:
+        with torch.device("meta"):  # a skeleton first: nothing is allocated before the weights are checked
+            skeleton = build_network(**config["network"])
+    except (ModelError, TypeError, ValueError) as exc:
         raise file_error(ModelError, path, f"stored network configuration is invalid: {exc}") from exc
-    if "scale" in config and list(config["scale"]) != list(model.scale):
+    if "scale" in config and list(config["scale"]) != list(skeleton.scale):
         raise file_error(
-            ModelError, path, f"configuration scale {config['scale']} disagrees with the network's {list(model.scale)}"
+            ModelError,
+            path,
+            f"configuration scale {config['scale']} disagrees with the network's {list(skeleton.scale)}",
         )
-    _check_weights(path, model, state)
+    _check_weights(path, skeleton, state)
+    model = build_network(**config["network"])
     model.load_state_dict(state, strict=True)
     return model.to(target).eval(), config
 

@@ -7,7 +7,10 @@ and exits with status 2 (the same status argparse uses for bad options).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -431,8 +434,47 @@ def _run_demo(args: argparse.Namespace) -> None:
     run_demo(args.out)
 
 
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP arrived (what schedulers and ``kill`` send): unwinds like Ctrl-C, so that
+    temporary outputs are removed on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread; returns the previous handlers."""
+    previous = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _terminate)
+    return previous
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Warnings as one line each on stderr (``geo-med-sr: warning: ...``), never with a source line."""
+    text = " ".join(str(message).split())
+    print(f"geo-med-sr: warning: {text}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``geo-med-sr`` console script; returns the exit status."""
+    """Entry point of the ``geo-med-sr`` console script; returns the exit status.
+
+    Errors the tool knows (:class:`GeoMedSRError`), and file-system or memory errors from
+    anywhere, print one line and exit 2; Ctrl-C exits 130, SIGTERM/SIGHUP 128 + the signal
+    number, both after removing temporary outputs. Warnings print as one line each.
+    """
     args = build_parser().parse_args(argv)
     handlers = {
         "upscale": _run_upscale,
@@ -442,14 +484,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _run_train,
         "demo": _run_demo,
     }
+    previous = _install_signal_handlers()
     try:
-        status = handlers[args.command](args)
+        with warnings.catch_warnings():  # Python's filters stay; only the way warnings are shown changes
+            warnings.showwarning = _show_warning
+            status = handlers[args.command](args)
     except GeoMedSRError as exc:
-        print(f"geo-med-sr: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"geo-med-sr: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a file-system error the tool did not foresee: still one line naming the file
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"geo-med-sr: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError as exc:
+        detail = f" ({_one_line(exc)})" if str(exc) else ""
+        print(
+            f"geo-med-sr: error: out of memory{detail}; use a smaller --scale, --patch-size or input",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("geo-med-sr: interrupted", file=sys.stderr)
+        print("geo-med-sr: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"geo-med-sr: stopped by {name}; no partial output was left", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return status or 0
 
 

@@ -125,6 +125,26 @@ def validate_config(data: dict[str, Any], source: str | os.PathLike = "config") 
         raise file_error(ConfigError, source, f"invalid configuration: {problems}") from exc
 
 
+def as_config(value: SRConfig | dict[str, Any] | str | os.PathLike | None) -> SRConfig:
+    """What the Python API accepts as ``config``: an SRConfig, None (defaults), a dict of sections
+    (``{"model": {"method": "bspline"}}``), or a YAML path / bundled name (``"medical/mri"``).
+
+    Raises:
+        ConfigError: anything else, or a dict or file that does not validate.
+    """
+    if value is None:
+        return SRConfig()
+    if isinstance(value, SRConfig):
+        return value
+    if isinstance(value, dict):
+        return validate_config(value, source="config")
+    if isinstance(value, (str, os.PathLike)):
+        return load_config(value)
+    raise ConfigError(
+        f"config must be an SRConfig, a dict of sections, a YAML path or a bundled name, got {type(value).__name__}"
+    )
+
+
 def load_config(path: str | os.PathLike) -> SRConfig:
     """Load a YAML file, or a bundled config by name such as ``medical/mri``."""
     path_obj = Path(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import __version__, io
 from .config import SRConfig
 from .degrade import block_average
 from .errors import ModelError, OutputError, file_error
@@ -155,7 +155,7 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
     lr = SpatialArray(np.rint(lr.array).astype(np.int16), lr.affine, {**lr.meta, "description": "phantom 1x1x4 mm"})
     paths = {name: out / name for name in ("phantom_1mm.nii.gz", "thick_1x1x4mm.nii.gz", "thick_1x1x4mm_dicom")}
     for name, image in (("phantom_1mm.nii.gz", hr), ("thick_1x1x4mm.nii.gz", lr), ("thick_1x1x4mm_dicom", lr)):
-        io.write(image, paths[name], overwrite=True)
+        io.write(_sample(image), paths[name], overwrite=True)
 
     jobs = [
         ("thick_1x1x4mm.nii.gz", "sr_nearest.nii.gz", "nearest"),
@@ -204,6 +204,12 @@ def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
     return scores
 
 
+def _sample(image: SpatialArray) -> SpatialArray:
+    """``image`` marked as a sample this tool made (its provenance), so the next demo run may replace it."""
+    provenance = {"tool": f"geo_med_sr {__version__}", "method": "demo sample (synthetic)"}
+    return SpatialArray(image.array, image.affine, {**image.meta, "provenance": provenance}, image.valid)
+
+
 def _bundled(scale: tuple[int, ...], domain: str) -> bool:
     """Whether a bundled model serves ``scale`` for ``domain`` (the demo then shows it too)."""
     from .bundled import default_for
@@ -220,8 +226,8 @@ def _satellite_demo(out: Path) -> dict[str, float]:
     scene = make_scene()
     lr = block_average(scene, 2)
     lr = SpatialArray(np.rint(lr.array).astype(np.uint16), lr.affine, lr.meta, lr.valid)
-    io.write(scene, out / "scene_30m.tif", overwrite=True)
-    io.write(lr, out / "scene_60m.tif", overwrite=True)
+    io.write(_sample(scene), out / "scene_30m.tif", overwrite=True)
+    io.write(_sample(lr), out / "scene_60m.tif", overwrite=True)
     scores, rgb = {}, {}
     for method in ("nearest", "bspline", "model") if _bundled((2, 2), "geo") else ("nearest", "bspline"):
         dst = out / f"scene_60m_x2_{method}.tif"

@@ -1,8 +1,29 @@
-"""Casting real-world values back to a storage dtype: rounding and clipping, never wrap-around."""
+"""The dtype policy: what values are computed in, and casting real-world values back to a storage
+dtype (rounding and clipping, never wrap-around).
+
+* Computed in float32: bool, (u)int8, (u)int16, float16 and float32 storage, and scaled data
+  (real-world values of a NIfTI/DICOM file with slope/intercept) - float32 holds all of them
+  exactly.
+* Computed in float64: (u)int32, (u)int64 and float64 storage, which float32 would round
+  (a uint32 of 16777217 becomes 16777216): classical methods then reproduce the values exactly
+  (``nearest`` copies them); networks still run in float32 inside, on normalised values.
+* Refused at read time by the adapters: complex data (no method here is defined for it).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+#: storage dtypes whose values float32 cannot all hold exactly: computed in float64.
+WIDE_KINDS = {"f8", "i4", "u4", "i8", "u8"}
+
+
+def compute_dtype(storage: np.dtype | str | None) -> np.dtype:
+    """The float dtype values stored as ``storage`` are computed in (float64 for wide types, else float32)."""
+    if storage is None:
+        return np.dtype(np.float32)
+    dtype = np.dtype(storage)
+    return np.dtype(np.float64) if f"{dtype.kind}{dtype.itemsize}" in WIDE_KINDS else np.dtype(np.float32)
 
 
 def storage_range(dtype: np.dtype | str) -> tuple[float, float]:

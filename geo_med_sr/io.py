@@ -10,9 +10,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import importlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .adapters.base import ADAPTERS, Adapter
-from .errors import ConfigError, InputError, InputNotFoundError, OutputError, file_error
+from .errors import ConfigError, GeoMedSRError, InputError, InputNotFoundError, OutputError, file_error
 from .inference.protocols import ImageSink, ImageSource
 from .spatial import SpatialArray
 
@@ -89,18 +93,28 @@ def domain_of(meta: dict[str, Any]) -> str:
 
 
 def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
-    """``"1,2,3"`` -> ``(1, 2, 3)`` (1-based band indexes); None keeps every band.
+    """``"1,2,3"`` (or ``[1, 2, 3]``, or ``3``) -> ``(1, 2, 3)`` (1-based band indexes); None keeps every band.
 
     Raises:
-        ConfigError: an item that is not a whole number.
+        ConfigError: an item that is not a whole number >= 1, or no band at all.
     """
     if text is None:
         return None
-    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else [str(v) for v in text]
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        text = [int(text)]
+    if isinstance(text, str):
+        items = [s.strip() for s in text.split(",")]
+    elif isinstance(text, Sequence):
+        items = [str(v) for v in text]
+    else:
+        raise ConfigError(f"--bands {text!r}: expected 1-based band numbers such as 1,2,3")
     try:
-        return tuple(int(v) for v in items if v != "")
+        bands = tuple(int(v) for v in items if v != "")
     except ValueError:
         raise ConfigError(f"--bands {text!r}: expected 1-based band numbers such as 1,2,3") from None
+    if not bands or min(bands) < 1:
+        raise ConfigError(f"--bands {text!r}: band numbers start at 1 (e.g. 1,2,3)")
+    return bands
 
 
 def open_source(
@@ -147,19 +161,61 @@ def open_sink(
     """
     path = Path(path)
     adapter = adapter_for_output(path)
-    with atomic_path(path, folder=adapter.is_folder, overwrite=overwrite, companions=adapter.companions(path)) as tmp:
+    companions = adapter.companions(path)
+    folder = adapter.is_folder
+    with atomic_path(path, folder=folder, overwrite=overwrite, companions=companions, adapter=adapter) as tmp:
         with adapter.open_sink(tmp, tuple(shape), affine, meta, np.dtype(dtype), name=path, **options) as sink:
             yield sink
 
 
-def _check_not_existing(path: Path, overwrite: bool, what: str = "the output") -> None:
-    """Refuse an existing ``path`` unless ``overwrite``; ``what`` names it in the message."""
-    if path.exists() and not overwrite:
+def _check_not_existing(path: Path, overwrite: bool, what: str = "the output", owned: bool = True) -> None:
+    """Refuse an existing ``path`` unless ``overwrite`` and ``owned`` (written by this tool)."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not overwrite:
         raise file_error(OutputError, path, f"{what} already exists; pass --overwrite to replace it")
+    if not owned:
+        raise file_error(
+            OutputError,
+            path,
+            f"{what} exists and was not written by geo_med_sr, so --overwrite does not replace it; "
+            "move it away or choose another output name",
+        )
 
 
-def _check_companions(companions: list[Path], overwrite: bool) -> None:
-    """Refuse existing companion files without ``overwrite``, and companion names taken by folders."""
+def owns_output(adapter: type[Adapter], path: Path) -> bool:
+    """Whether ``path`` is an output this tool wrote with ``adapter``, so ``--overwrite`` may replace it.
+
+    The one ownership rule: a file is ours when the adapter reads our provenance from it; a folder
+    (DICOM series) when it is empty, or holds only plain files of one kind and our provenance.
+    Symbolic links, and anything the adapter cannot read as ours, belong to the user.
+    """
+    if path.is_symlink():
+        return False
+    if adapter.is_folder:
+        if not path.is_dir():
+            return False
+        entries = list(path.iterdir())
+        if not entries:
+            return True
+        if any(e.is_symlink() or not e.is_file() for e in entries) or len({e.suffix.lower() for e in entries}) > 1:
+            return False
+    elif not path.is_file():
+        return False
+    return adapter.read_provenance(path) is not None
+
+
+def _occupied(adapter: type[Adapter], path: Path) -> bool:
+    """Whether something is at ``path`` that writing there would replace (an existing empty folder
+    for a folder output holds nothing, so it is written into without ``--overwrite``)."""
+    if not path.exists() and not path.is_symlink():
+        return False
+    return not (adapter.is_folder and path.is_dir() and not path.is_symlink() and not any(path.iterdir()))
+
+
+def _check_companions(adapter: type[Adapter] | None, companions: list[Path], overwrite: bool) -> None:
+    """Refuse existing companion files without ``overwrite``, companions that are not ours even with
+    it (a user's own sidecar, the input's sidecar), and companion names taken by folders."""
     for companion in companions:
         if companion.is_dir():
             raise file_error(
@@ -167,41 +223,128 @@ def _check_companions(companions: list[Path], overwrite: bool) -> None:
                 companion,
                 "the output's sidecar file name is taken by a folder; move the folder or choose another output name",
             )
-        _check_not_existing(companion, overwrite, "the output's sidecar file")
+        owned = adapter is None or adapter.owns_companion(companion)
+        _check_not_existing(companion, overwrite, "the output's sidecar file", owned=owned)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    """Whether resolved ``child`` is ``parent`` or lies inside it."""
+    return child == parent or parent in child.parents
+
+
+def _check_not_an_input(path: Path, inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuse an output that is an input, holds an input, or lies inside an input folder."""
+    target = path.resolve()
+    for src in inputs:
+        src_path = Path(src)
+        if not src_path.exists():
+            continue
+        source = src_path.resolve()
+        if (path.exists() and os.path.samefile(src_path, path)) or source == target:
+            raise file_error(OutputError, path, "the output is the same as the input; choose another output path")
+        if _inside(source, target):
+            raise file_error(
+                OutputError,
+                path,
+                f"the output would replace the folder that holds the input {src_path}; choose another output path",
+            )
+        if src_path.is_dir() and _inside(target, source):
+            raise file_error(
+                OutputError, path, f"the output lies inside the input folder {src_path}; choose another output path"
+            )
 
 
 def check_output(
-    path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (), overwrite: bool = False
+    path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = (), overwrite: bool = False
 ) -> type[Adapter]:
     """Validate an output path before any work is done; returns its adapter.
 
     Raises:
-        OutputError: the output equals an input, exists without ``overwrite``, its parent
-            folder is missing, its format is unknown, or a companion file the adapter writes
-            beside it (the ``.json`` sidecar of a NIfTI output) exists without ``overwrite``.
+        OutputError: the output is, holds or lies inside an input; it exists without
+            ``overwrite``, or exists and is not ours (:func:`owns_output`) even with it; its
+            parent folder is missing; its format is unknown; or a companion file the adapter
+            writes beside it (the ``.json`` sidecar of a NIfTI output) exists without
+            ``overwrite`` or is not ours.
     """
     path = Path(path)
-    for src in inputs:
-        same_file = Path(src).exists() and path.exists() and os.path.samefile(src, path)
-        if same_file or Path(src).resolve() == path.resolve():
-            raise file_error(OutputError, path, "the output is the same as the input; choose another output path")
-    _check_not_existing(path, overwrite)
+    if path.name in ("", ".", "..") or path.resolve() == Path(path.resolve().anchor):
+        raise file_error(OutputError, path, "the output needs a file or folder name, not the current or root folder")
+    _check_not_an_input(path, inputs)
+    adapter = adapter_for_output(path)
+    if _occupied(adapter, path):
+        _check_not_existing(path, overwrite, owned=owns_output(adapter, path))
     if not path.resolve().parent.is_dir():
         raise file_error(OutputError, path, f"the folder {path.resolve().parent} does not exist")
-    adapter = adapter_for_output(path)
-    _check_companions(adapter.companions(path), overwrite)
+    _check_companions(adapter, adapter.companions(path), overwrite)
     return adapter
 
 
 def _replace(src: Path, dst: Path, parent: Path) -> None:
     """Move ``src`` to ``dst`` in one rename; an existing folder ``dst`` is moved aside first, then deleted."""
-    if not dst.is_dir():
+    if not dst.is_dir() or dst.is_symlink():
         os.replace(src, dst)  # replaces an existing file atomically
         return
-    old = parent / f".{dst.name}.old-{os.getpid()}"
-    os.replace(dst, old)
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-{_owner_tag()}-", dir=parent))
+    os.replace(dst, old / dst.name)
     os.replace(src, dst)
-    shutil.rmtree(old) if old.is_dir() else old.unlink()
+    shutil.rmtree(old, ignore_errors=True)
+
+
+#: what a temporary sibling's name says about the process that made it: ``.<name>.partial-<host>-<pid>-<random>``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<host>[^-]+)-(?P<pid>\d+)-[^-]+$")
+#: errors inside the block that are about the output's storage (not the input), reported as OutputError.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def _owner_tag() -> str:
+    """``<host>-<pid>`` of this process, as temporary siblings record it."""
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``path`` left by killed runs of this tool on this host.
+
+    Only folders named ``.<name>.partial-<host>-<pid>-*`` / ``.<name>.old-<host>-<pid>-*`` whose
+    host is this one and whose process no longer runs are removed (a run still going, here or
+    on another host sharing the folder, keeps its own). Returns the paths removed.
+    """
+    path = Path(path)
+    parent = path.resolve().parent
+    host = _owner_tag().rsplit("-", 1)[0]
+    removed = []
+    for entry in parent.glob(f".{glob.escape(path.name)}.*-*"):
+        match = _TEMPORARY.match(entry.name)
+        if not match or match["name"] != path.name or match["host"] != host or not entry.is_dir():
+            continue
+        if entry.is_symlink() or _alive(int(match["pid"])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _make_temporary(path: Path, parent: Path, folder: bool) -> Path:
+    """The hidden temporary folder beside ``path`` (readable like a normal folder when it becomes the output)."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{_owner_tag()}-", dir=parent))
+    except OSError as exc:
+        raise file_error(OutputError, path, f"cannot write in the folder {parent} ({exc.strerror or exc})") from exc
+    if folder:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; an output folder is shared like any other
+    return tmp
 
 
 @contextlib.contextmanager
@@ -211,25 +354,30 @@ def atomic_path(
     folder: bool = False,
     overwrite: bool = False,
     companions: Sequence[str | os.PathLike] = (),
+    adapter: type[Adapter] | None = None,
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it to ``path`` only if the block succeeds.
 
     A crash or kill inside the block never leaves a partial file at ``path``: the work goes to
-    a hidden ``.<name>.partial-*`` sibling folder and is renamed in one step at the end (an
-    existing output is replaced only then, and only when ``overwrite``).
+    a hidden ``.<name>.partial-<host>-<pid>-*`` sibling folder and is renamed in one step at the
+    end (an existing output is replaced only then, and only when ``overwrite`` and it is ours).
+    Temporaries left by killed runs are removed first (:func:`remove_stale_temporaries`).
 
     Args:
         path: the final output (a file, or a folder when ``folder``).
-        folder: the output is a folder (the yielded path is an empty folder).
-        overwrite: replace an existing output (and existing companions).
+        folder: the output is a folder (the yielded path is an empty folder, mode 0777 & ~umask).
+        overwrite: replace an existing output (and existing companions) written by this tool.
         companions: files beside ``path`` that the block may write too (e.g. ``out.json`` for
             ``out.nii.gz``; file outputs only). The block writes each one under its own name
             in the yielded path's folder; those it wrote are moved into place right after
             ``path`` (each rename atomic on its own). A companion the block did not write is
             left as it is.
+        adapter: the output's adapter, which tells whether an existing output or companion is
+            ours (:func:`owns_output`); None: anything existing may be replaced with ``overwrite``.
 
     Raises:
-        OutputError: ``path`` or a companion exists without ``overwrite``.
+        OutputError: ``path`` or a companion exists without ``overwrite`` or is not ours; the
+            folder cannot be written; the disk filled up while writing.
     """
     path = Path(path)
     companions = [Path(c) for c in companions]
@@ -239,17 +387,28 @@ def atomic_path(
     for companion in companions:
         if companion.resolve().parent != parent:
             raise ValueError(f"companion {companion} is not in the folder of {path}")
-    _check_not_existing(path, overwrite)
-    _check_companions(companions, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=parent))
+    if adapter is None or _occupied(adapter, path):
+        _check_not_existing(path, overwrite, owned=adapter is None or owns_output(adapter, path))
+    _check_companions(adapter, companions, overwrite)
+    if parent.is_dir():
+        remove_stale_temporaries(path)
+    tmp = _make_temporary(path, parent, folder)
     target = tmp if folder else tmp / path.name
     try:
-        yield target
-        _replace(target, path, parent)
-        for companion in companions:
-            written = tmp / companion.name
-            if written.exists():
-                _replace(written, companion, parent)
+        try:
+            yield target
+        except OSError as exc:
+            if isinstance(exc, GeoMedSRError) or exc.errno not in _STORAGE_ERRNOS:
+                raise
+            raise file_error(OutputError, path, f"could not be written ({exc.strerror})") from exc
+        try:
+            _replace(target, path, parent)
+            for companion in companions:
+                written = tmp / companion.name
+                if written.exists():
+                    _replace(written, companion, parent)
+        except OSError as exc:
+            raise file_error(OutputError, path, f"could not be moved into place ({exc.strerror or exc})") from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -263,7 +422,8 @@ def write(image: SpatialArray, path: str | os.PathLike, *, overwrite: bool = Fal
     """
     adapter = adapter_for_output(path)
     companions = adapter.companions(Path(path))
-    with atomic_path(path, folder=adapter.is_folder, overwrite=overwrite, companions=companions) as tmp:
+    folder = adapter.is_folder
+    with atomic_path(path, folder=folder, overwrite=overwrite, companions=companions, adapter=adapter) as tmp:
         adapter.write(image, tmp, **options)
     return Path(path)
 

@@ -27,16 +27,16 @@ class Normalizer:
         raise NotImplementedError
 
     @staticmethod
-    def forward(array: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
-        """``(C, *S)`` float32 normalised copy; the input is never modified."""
+    def forward(array: np.ndarray, stats: dict[str, Any], dtype: np.dtype | str = np.float32) -> np.ndarray:
+        """``(C, *S)`` normalised copy in ``dtype`` (float32, or float64 for wide data); the input is never modified."""
         offset, width = _params(stats, array.ndim)
-        return ((array.astype(np.float64) - offset) / width).astype(np.float32)
+        return ((array.astype(np.float64) - offset) / width).astype(dtype, copy=False)
 
     @staticmethod
-    def inverse(array: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
-        """Exact inverse of :meth:`forward` (float32 ``(C, *S)``)."""
+    def inverse(array: np.ndarray, stats: dict[str, Any], dtype: np.dtype | str = np.float32) -> np.ndarray:
+        """Exact inverse of :meth:`forward` (``(C, *S)`` in ``dtype``)."""
         offset, width = _params(stats, array.ndim)
-        return (array.astype(np.float64) * width + offset).astype(np.float32)
+        return (array.astype(np.float64) * width + offset).astype(dtype, copy=False)
 
 
 def _params(stats: dict[str, Any], ndim: int) -> tuple[np.ndarray, np.ndarray]:

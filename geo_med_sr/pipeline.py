@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from . import __version__, io
-from .config import SRConfig
+from .config import SRConfig, as_config
+from .dtypes import compute_dtype
 from .errors import ConfigError, InputError, OutputError, file_error
 from .geometry import scale_affine, scaled_shape
 from .inference.arrays import ArraySink, ArraySource
+from .inference.memory import available_bytes
 from .inference.protocols import ImageSink, ImageSource, Window
 from .inference.radiometry import Radiometry, sample_valid_values
 from .inference.resolver import SuperResolver
@@ -33,6 +35,7 @@ from .methods import Method, build_upsampler, resolve_method
 from .normalize import Normalizer, build_normalizer
 from .request import request_for
 from .scale import for_input as scale_for_input
+from .scale import for_shape as scale_for_shape
 from .scale import parse_scale
 from .spatial import SpatialArray
 
@@ -100,9 +103,15 @@ class _Engine:
         return (self.resolver.output_channels(source.shape[0]), *self.resolver.output_shape(source.shape[1:]))
 
     def run(self, source: ImageSource, sink: ImageSink | ArraySink) -> None:
-        """Super-resolve ``source`` into ``sink``, cast to the sink's dtype (None: float32 values)."""
+        """Super-resolve ``source`` into ``sink``, cast to the sink's dtype (None: values in the compute
+        dtype of ``source``'s storage, :func:`geo_med_sr.dtypes.compute_dtype`)."""
         radiometry = Radiometry(
-            self.normalizer, self.stats, fill_radius=self.fill_radius, out_dtype=sink.dtype, nodata=sink.nodata
+            self.normalizer,
+            self.stats,
+            fill_radius=self.fill_radius,
+            out_dtype=sink.dtype,
+            nodata=sink.nodata,
+            compute_dtype=compute_dtype(source.dtype),
         )
         self.resolver.run(source, sink, radiometry)
 
@@ -164,52 +173,84 @@ def upscale_image(
     ``method`` is :func:`~geo_med_sr.methods.resolve_method` of ``config`` for this image when
     the caller has it already.
     """
+    config = as_config(config)
     method = method or resolve_method(config, domain=io.domain_of(image.meta), scale=scale)
     source = ArraySource.from_image(image)
     engine = _engine(source, method, config, progress)
-    sink = ArraySink(engine.output_shape(source), dtype=None)
+    sink = ArraySink(engine.output_shape(source), dtype=None, values=compute_dtype(source.dtype))
     engine.run(source, sink)
     update = _output_meta(image.meta, _output_dtype(config, source), engine.provenance)
     return image.with_array(sink.array, scale, meta_update=update), engine.provenance
+
+
+def check_output_size(path: object, shape: Sequence[int], dtype: np.dtype, *, in_memory: bool) -> None:
+    """Refuse an output that cannot be made: one held in memory (NIfTI, DICOM) that needs more
+    memory than the system has available now.
+
+    Args:
+        path: the output, named in the message.
+        shape: ``(C, *S)`` of the output.
+        dtype: the float dtype its values are collected in.
+        in_memory: the output is collected whole before it is written (not windowed).
+
+    Raises:
+        OutputError: with the size needed and the memory available.
+    """
+    if not in_memory:
+        return
+    needed = 2 * int(np.prod([int(n) for n in shape], dtype=np.float64)) * np.dtype(dtype).itemsize
+    free = available_bytes()
+    if free is not None and needed > free:
+        raise file_error(
+            OutputError,
+            path,
+            f"an output of {'x'.join(str(int(n)) for n in shape[1:])} voxels needs about {needed / 2**30:.1f} GiB of "
+            f"memory and {free / 2**30:.1f} GiB is available; use a smaller --scale or crop the input",
+        )
 
 
 def super_resolve(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     scale: str | int | Sequence[int],
-    config: SRConfig | None = None,
+    config: SRConfig | dict[str, Any] | str | os.PathLike | None = None,
     *,
     series: str | None = None,
-    bands: str | Sequence[int] | None = None,
+    bands: str | int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
     cog: bool = True,
     request: dict[str, Any] | None = None,
     method: Method | None = None,
+    write_options: dict[str, Any] | None = None,
 ) -> Result:
     """Upscale the image at ``src`` by ``scale`` and write it to ``dst`` with exact geometry.
 
     Args:
         src: ``.nii``/``.nii.gz`` file, a folder holding a DICOM series, or a ``.tif`` GeoTIFF.
         dst: ``.nii``/``.nii.gz`` file, a folder name for a DICOM series, or a ``.tif`` file.
-        scale: one factor or one per spatial axis in index order, fastest first (``"1,1,4"``).
-        config: model, normalisation, inference and output settings (defaults if None).
+        scale: one factor or one per spatial axis in index order, fastest first (``"1,1,4"``);
+            a single factor leaves an axis of length 1 (a 2D image, one slice) alone.
+        config: model, normalisation, inference and output settings: an SRConfig, a dict of
+            sections, a YAML path or a bundled name (defaults if None).
         series: SeriesInstanceUID to pick from a DICOM folder with several series.
-        bands: 1-based GeoTIFF bands to keep (``"1,2,3"``); None keeps all.
-        overwrite: replace an existing ``dst``.
+        bands: 1-based GeoTIFF bands to keep (``"1,2,3"``, ``[1, 2]`` or ``3``); None keeps all.
+        overwrite: replace an existing ``dst`` that this tool wrote (never anything else).
         progress: progress bar (None = only on a terminal).
         cog: GeoTIFF output as a Cloud-Optimized GeoTIFF with overviews (else a tiled GeoTIFF).
         request: :func:`~geo_med_sr.request.request_for` of these arguments when the caller
             already has it (saves hashing the input twice); recorded in the provenance.
         method: :func:`~geo_med_sr.methods.resolve_method` for this input when the caller has it.
+        write_options: for a DICOM output: ``modality`` ("MR", "CT", "OT"), ``template`` (a
+            DICOM series folder giving patient and study), ``patient_id``, ``patient_name``.
 
     Raises:
         GeoMedSRError subclasses with a one-line message naming the file and the problem.
     """
-    config = config or SRConfig()
+    config = as_config(config)
     src_path, dst_path = Path(src), Path(dst)
     try:
-        factors = parse_scale(scale)
+        given = parse_scale(scale)
         band_list = io.parse_bands(bands)
     except ConfigError as exc:
         raise file_error(ConfigError, src_path, str(exc)) from exc
@@ -222,20 +263,51 @@ def super_resolve(
         raise file_error(ConfigError, src_path, "--series only applies to DICOM folders")
     if band_list is not None and not adapter_in.band_selection:
         raise file_error(ConfigError, src_path, "--bands only applies to GeoTIFF inputs")
-    factors = scale_for_input(factors, adapter_in.spatial_dims, src_path)
+    options = _write_options(adapter_out, dst_path, write_options, cog)
+    factors = scale_for_input(given, adapter_in.spatial_dims, src_path)
     method = method or resolve_method(config, domain=adapter_in.domain, scale=factors, bands=band_list)
-    request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
     with io.open_source(src_path, series=series, bands=band_list) as source:
+        fitted = scale_for_shape(factors, given, source.shape[1:], src_path)
+        if fitted != tuple(method.scale):
+            method = resolve_method(config, domain=adapter_in.domain, scale=fitted, bands=band_list)
+            request = None
+        factors = fitted
+        request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
         if not adapter_in.windowed:
             check_finite(source, src_path)
         out_spatial = scaled_shape(source.shape[1:], factors)
+        out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
+        check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.windowed)
         engine = _engine(source, method, config, progress)
         provenance = {**engine.provenance, "request": request}
         dtype = _output_dtype(config, source)
         meta = {**copy.deepcopy(source.meta), **_output_meta(source.meta, dtype, provenance)}
         affine = scale_affine(source.affine, factors)
+        if adapter_out.is_folder:
+            options["input_sha256"] = request.get("input_sha256")
         with io.open_sink(
-            dst_path, engine.output_shape(source), affine, meta, dtype, overwrite=overwrite, cog=cog
+            dst_path, engine.output_shape(source), affine, meta, dtype, overwrite=overwrite, **options
         ) as sink:
             engine.run(source, sink)
     return Result(dst_path, tuple(source.shape[1:]), tuple(out_spatial), provenance)
+
+
+def _write_options(adapter: type, path: Path, options: dict[str, Any] | None, cog: bool) -> dict[str, Any]:
+    """The options the output's adapter gets: ``cog`` for GeoTIFF, ``write_options`` for DICOM."""
+    options = dict(options or {})
+    unknown = set(options) - DICOM_OPTIONS
+    if unknown:
+        raise file_error(
+            ConfigError, path, f"unknown write option(s) {sorted(unknown)}; known: {sorted(DICOM_OPTIONS)}"
+        )
+    given = {k: v for k, v in options.items() if v is not None}
+    if adapter.domain == "geo":
+        return {"cog": cog}
+    if given and not adapter.is_folder:
+        names = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise file_error(ConfigError, path, f"{names} only apply to DICOM series outputs (a folder name)")
+    return given
+
+
+#: write options of DICOM outputs (see :func:`super_resolve`).
+DICOM_OPTIONS = {"modality", "template", "patient_id", "patient_name"}

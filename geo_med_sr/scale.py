@@ -17,6 +17,9 @@ from .errors import ScaleError, file_error
 
 #: how to write a scale, for messages.
 EXAMPLE = "e.g. 2 or 1,1,4"
+#: the largest factor per axis ``--scale`` accepts: beyond it nothing is super-resolved, only
+#: invented, and outputs grow by the factor's square or cube.
+MAX_FACTOR = 16
 
 
 def as_scale(
@@ -72,7 +75,8 @@ def parse_scale(text: str | int | Sequence[int]) -> tuple[int, ...]:
     """``"2"`` -> ``(2,)``; ``"1,1,4"`` -> ``(1, 1, 4)``; numbers and sequences pass through.
 
     Raises:
-        ScaleError: an item that is not a number, or a factor that is not a whole number >= 1.
+        ScaleError: an item that is not a number, a factor that is not a whole number >= 1, or one
+            above :data:`MAX_FACTOR`.
     """
     what = f"--scale {text!r}"
     if isinstance(text, str):
@@ -82,8 +86,15 @@ def parse_scale(text: str | int | Sequence[int]) -> tuple[int, ...]:
                 items.append(float(item))
             except ValueError:
                 raise ScaleError(f"{what}: {item!r} is not a number; use {EXAMPLE}") from None
-        return as_scale(items, what=what)
-    return as_scale(text, what=what)
+        factors = as_scale(items, what=what)
+    else:
+        factors = as_scale(text, what=what)
+    if max(factors) > MAX_FACTOR:
+        raise ScaleError(
+            f"{what}: factors above {MAX_FACTOR} per axis are refused (got {max(factors)}); super-resolution "
+            f"cannot restore that much detail. Use at most {MAX_FACTOR}"
+        )
+    return factors
 
 
 def broadcast(scale: Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -110,3 +121,34 @@ def for_input(scale: str | int | Sequence[int], ndim: int, path: object) -> tupl
         return broadcast(parse_scale(scale), ndim)
     except ScaleError as exc:
         raise file_error(ScaleError, path, str(exc)) from exc
+
+
+def for_shape(scale: Sequence[int], given: Sequence[int], shape: Sequence[int], path: object) -> tuple[int, ...]:
+    """``scale`` (one factor per axis) fitted to an input of spatial ``shape``: an axis holding a
+    single sample (a 2D image read as one slice, a one-slice DICOM series) is not scaled when
+    the user gave one factor for every axis, and refused when a factor was given for it.
+
+    Args:
+        scale: one factor per spatial axis (:func:`for_input`).
+        given: the factors as the user wrote them (one, or one per axis).
+        shape: the input's spatial shape.
+        path: names the input in messages.
+
+    Raises:
+        ScaleError: a factor > 1 given for an axis of length 1, or nothing left to scale.
+    """
+    out = list(scale)
+    for axis, (factor, n) in enumerate(zip(scale, shape)):
+        if n == 1 and factor > 1:
+            if len(given) > 1:
+                hint = ",".join(str(f if m > 1 else 1) for f, m in zip(scale, shape))
+                raise file_error(
+                    ScaleError,
+                    path,
+                    f"axis {axis} holds a single sample (a 2D image or one slice), so it cannot be upscaled by "
+                    f"{factor}; give 1 for it, e.g. --scale {hint}",
+                )
+            out[axis] = 1
+    if all(f == 1 for f in out) and any(f > 1 for f in scale):
+        raise file_error(ScaleError, path, f"the input of shape {tuple(shape)} has no axis that can be upscaled")
+    return tuple(out)

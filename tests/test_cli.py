@@ -106,10 +106,14 @@ def test_existing_output_needs_overwrite(oblique_nifti, capsys):
     code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear")
     assert code == 2 and "--overwrite" in err and str(out) in err and len(err.strip().splitlines()) == 1
     assert out.read_bytes() == b"precious"
-    code, stdout, _ = run_cli(
-        capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear", "--overwrite"
-    )
-    assert code == 0 and "wrote" in stdout
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear", "--overwrite")
+    assert code == 2 and "not written by geo_med_sr" in err and out.read_bytes() == b"precious"
+    out.unlink()
+    for _ in range(2):  # our own output is replaced with --overwrite
+        code, stdout, _ = run_cli(
+            capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear", "--overwrite"
+        )
+        assert code == 0 and "wrote" in stdout
     assert io.read(out).spatial_shape == (26, 20, 18)
 
 
@@ -143,8 +147,9 @@ def test_failed_write_leaves_no_output(oblique_nifti, capsys, monkeypatch):
 
     monkeypatch.setattr(nifti.NiftiAdapter, "write", crash)
     out = oblique_nifti.parent / "out.nii.gz"
-    with pytest.raises(OSError):
-        main(["upscale", str(oblique_nifti), str(out), "--scale", "2", "--method", "linear"])
+    assert main(["upscale", str(oblique_nifti), str(out), "--scale", "2", "--method", "linear"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err  # one line, no traceback
     assert not out.exists()
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 

@@ -182,10 +182,16 @@ def test_an_unrelated_json_file_is_never_overwritten_silently(tmp_path):
     assert listing(tmp_path) == ["out.json", "src.nii.gz"]  # nothing written, no temporary folder left
 
 
-def test_overwrite_replaces_image_and_sidecar(tmp_path):
+def test_overwrite_replaces_our_image_and_sidecar_but_never_a_users_sidecar(tmp_path):
     (tmp_path / "out.json").write_text('{"mine": true}')
+    with pytest.raises(OutputError, match="not written by geo_med_sr"):
+        io.check_output(tmp_path / "out.nii.gz", overwrite=True)
+    with pytest.raises(OutputError, match="not written by geo_med_sr"):
+        io.write(nifti_image(tmp_path), tmp_path / "out.nii.gz", overwrite=True)
+    assert (tmp_path / "out.json").read_text() == '{"mine": true}'
+    (tmp_path / "out.json").unlink()
+    io.write(nifti_image(tmp_path), tmp_path / "out.nii.gz")
     assert io.check_output(tmp_path / "out.nii.gz", overwrite=True) is NiftiAdapter
-    io.write(nifti_image(tmp_path), tmp_path / "out.nii.gz", overwrite=True)
     assert json.loads((tmp_path / "out.json").read_text())["GeoMedSR"] == EXPECTED
     second = {**PROVENANCE, "method": "bspline"}
     io.write(nifti_image(tmp_path, second), tmp_path / "out.nii.gz", overwrite=True)

@@ -72,14 +72,18 @@ class ArraySink:
 
     Args:
         shape: ``(C, *S_out)``.
-        dtype: the array's dtype; None: a float32 array, and ``dtype`` None tells the engine to
-            hand over float32 values without casting them (as :class:`~.protocols.ImageSink` says).
+        dtype: the array's dtype; None: an array of ``values`` dtype, and ``dtype`` None tells the
+            engine to hand over float values without casting them (as :class:`~.protocols.ImageSink` says).
+        values: the float dtype of that array when ``dtype`` is None (float32, or float64 for
+            wide data: :func:`geo_med_sr.dtypes.compute_dtype`).
     """
 
     nodata = None
 
-    def __init__(self, shape: Sequence[int], dtype: np.dtype | str | None = np.float32) -> None:
-        self.array = np.zeros(tuple(shape), dtype=np.float32 if dtype is None else dtype)
+    def __init__(
+        self, shape: Sequence[int], dtype: np.dtype | str | None = np.float32, values: np.dtype | str = np.float32
+    ) -> None:
+        self.array = np.zeros(tuple(shape), dtype=values if dtype is None else dtype)
         self.shape = tuple(self.array.shape)
         self.dtype = None if dtype is None else self.array.dtype
         self.block = (1,) * (len(self.shape) - 1)

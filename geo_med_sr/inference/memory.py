@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,3 +68,18 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
                 for option, value in _DEFAULTS.items():
                     _LIBC.mallopt(option, value)
                 _LIBC.malloc_trim(0)
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give this process now (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -27,18 +27,19 @@ def fill_invalid(x: np.ndarray, valid: np.ndarray, radius: int, fill_value: floa
     are never changed, and a pixel's result depends only on pixels within ``radius``.
 
     Args:
-        x: ``(C, *S)`` float32 values.
+        x: ``(C, *S)`` float32 or float64 values.
         valid: ``S``-shaped boolean mask.
         radius: number of growth rounds (pixels).
         fill_value: value for pixels farther than ``radius`` from any valid pixel.
 
     Returns:
-        ``(C, *S)`` float32 copy with every pixel finite.
+        ``(C, *S)`` copy in the dtype of ``x`` with every pixel finite.
     """
     nd = valid.ndim
     pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
-    values = torch.from_numpy(np.where(valid, x, 0.0).astype(np.float32))[None]
-    mask = torch.from_numpy(valid.astype(np.float32))[None, None]
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    values = torch.from_numpy(np.where(valid, x, 0.0).astype(dtype))[None]
+    mask = torch.from_numpy(valid.astype(dtype))[None, None]
     for _ in range(radius):
         if bool(mask.min() > 0):
             break
@@ -59,8 +60,11 @@ class Radiometry:
         normalizer: the normaliser object owning ``forward``/``inverse``.
         stats: its fitted, JSON-able statistics.
         fill_radius: nodata fill reach in pixels (added to the engine's halo).
-        out_dtype: storage dtype of the output windows, or None to return float32.
+        out_dtype: storage dtype of the output windows, or None to return the values in
+            ``compute_dtype``.
         nodata: value written where the (nearest-upsampled) valid mask is False.
+        compute_dtype: what values are computed in (:func:`geo_med_sr.dtypes.compute_dtype` of
+            the input's storage dtype).
     """
 
     normalizer: Normalizer
@@ -68,6 +72,7 @@ class Radiometry:
     fill_radius: int = 0
     out_dtype: np.dtype | None = None
     nodata: float | None = None
+    compute_dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
     _nudge: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,8 +88,8 @@ class Radiometry:
             self._nudge = self.nodata + 1 if self.nodata < hi else self.nodata - 1
 
     def before(self, raw: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-        """``(C, *R)`` raw window -> normalised float32, invalid pixels filled."""
-        x = self.normalizer.forward(raw, self.stats)
+        """``(C, *R)`` raw window -> normalised ``compute_dtype`` values, invalid pixels filled."""
+        x = self.normalizer.forward(raw, self.stats, self.compute_dtype)
         if valid is not None and not valid.all():
             x = fill_invalid(x, valid, self.fill_radius)
         return x
@@ -95,7 +100,7 @@ class Radiometry:
         A valid pixel whose value would equal ``nodata`` is moved one step away from it, so
         nodata never leaks into valid pixels.
         """
-        values = self.normalizer.inverse(y, self.stats)
+        values = self.normalizer.inverse(y, self.stats, self.compute_dtype)
         if self.out_dtype is None:
             return values
         out = cast_to_dtype(values, self.out_dtype)

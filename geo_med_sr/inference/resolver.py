@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..dtypes import compute_dtype
 from ..errors import ConfigError
 from ..geometry import scaled_shape
 from ..networks.streaming import StreamedEDSR
@@ -38,6 +39,19 @@ def _batches(items: Iterable[Patch], size: int) -> Iterator[list[Patch]]:
             batch = []
     if batch:
         yield batch
+
+
+def _parameter_dtype(model: object) -> torch.dtype | None:
+    """The dtype of a module's parameters (a network), or None for parameter-free upsamplers."""
+    if isinstance(model, torch.nn.Module):
+        for param in model.parameters():
+            return param.dtype
+    return None
+
+
+def _as_compute(raw: np.ndarray) -> np.ndarray:
+    """Raw values in their compute dtype (float64 for wide storage types, else float32)."""
+    return raw.astype(compute_dtype(raw.dtype), copy=False)
 
 
 def _mask_planes(kept: list[tuple[int, list[np.ndarray | None]]], first: int, last: int) -> list[np.ndarray | None]:
@@ -172,6 +186,8 @@ class SuperResolver:
         self.column_size, self.chunk_mb = int(column_size), float(chunk_mb)
         if isinstance(model, torch.nn.Module):
             model.to(self.device).eval()
+        #: networks (modules with parameters) run in their parameters' dtype; classical upsamplers in the data's
+        self.model_dtype = _parameter_dtype(model)
         self.streamed = StreamedEDSR(model) if stream and StreamedEDSR.supports(model) else None
 
     def _scale(self, ndim: int) -> tuple[int, ...]:
@@ -195,13 +211,16 @@ class SuperResolver:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the model on ``(B, C, *P)``; channels go through the batch for 1-channel models."""
         b, c = x.shape[:2]
+        dtype = x.dtype
         per_channel = self._per_channel(c)
         if per_channel:
             x = x.reshape(b * c, 1, *x.shape[2:])
+        if self.model_dtype is not None:
+            x = x.to(self.model_dtype)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
             y = self.model(x)
-        y = y.float()
+        y = y.to(dtype)
         if per_channel:
             y = y.reshape(b, c * y.shape[1], *y.shape[2:])
         return y
@@ -249,7 +268,7 @@ class SuperResolver:
             for p in batch:
                 raw = read_reflected(source, p.read)
                 valid = read_reflected_mask(source, p.read)
-                inputs.append(radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False))
+                inputs.append(radiometry.before(raw, valid) if radiometry else _as_compute(raw))
                 masks.append(None if valid is None else valid[p.owned.relative_to(p.read).toslices()])
             return batch, np.stack(inputs), masks
 
@@ -333,8 +352,8 @@ class SuperResolver:
                 window = Window((*col.read, (a - extra, stop + extra)))
                 raw = read_reflected(source, window)
                 valid = read_reflected_mask(source, window)
-                x = radiometry.before(raw, valid) if radiometry else raw.astype(np.float32, copy=False)
-                inputs.append(x[..., extra : x.shape[-1] - extra])
+                x = radiometry.before(raw, valid) if radiometry else raw
+                inputs.append(x[..., extra : x.shape[-1] - extra].astype(np.float32, copy=False))  # a network's input
                 owned = col.owned.relative_to(col.read).toslices()
                 masks.append(None if valid is None else valid[(*owned, slice(extra, valid.shape[-1] - extra))])
             return b, a, np.stack(inputs), masks
