@@ -1,10 +1,28 @@
 """NIfTI-1/NIfTI-2 adapter (nibabel).
 
-Reading gives real-world values (``scl_slope``/``scl_inter`` applied) as float32 when the file is
-scaled, else in the stored dtype; spatial axes i, j, k; the 4th axis (time, echoes...) becomes
-the channel axis. nibabel's affine is already centre-anchored voxel index -> RAS+ mm, which is
-the package convention, so no conversion is needed. Writing keeps the on-disk dtype, the
-qform/sform codes, units, description and TR of the source.
+Reading gives real-world values in a ``(T, X, Y, Z)`` array (the 4th axis, time or echoes,
+becomes the channel axis; 2D files are one-slice volumes): the stored dtype when the file is
+unscaled, else ``raw * scl_slope + scl_inter`` as float32 (8/16-bit storage) or float64 (wider
+storage). nibabel's affine is already centre-anchored voxel index -> RAS+ mm, the package
+convention. Refused before any voxel is read, with a one-line :class:`InputError`: complex and
+RGB data, headers whose voxel count does not fit the file (truncated file, lying dims) or
+exceeds 1 TiB.
+
+Writing keeps the header of the source (``meta["nifti"]``, JSON-able, filled by ``read``):
+
+============  =====================================================================================
+carried       qform_code, sform_code (0 stays 0), xyzt_units, pixdim[4..7] (TR...), toffset,
+              dim_info, intent_code/name/p1..p3, cal_min/cal_max, descrip, aux_file, the storage
+              dtype and, for integer storage, the source's own scl_slope/scl_inter; slice_code/
+              start/end/duration only when the slice axis (dim_info) is not scaled
+recomputed    dim, pixdim[0..3], quatern_*/qoffset_* and srow_* (the source's qform and sform each
+              mapped by the same index map ``M = inv(A_in) @ A_out``), vox_offset
+dropped       slice timing of a scaled slice axis (written 0), the source's header extensions
+              (ours holds the new provenance), glmin/glmax and the Analyze legacy fields
+============  =====================================================================================
+
+Float storage is written unscaled (slope 1, inter 0). The output is NIfTI-2 when the source was,
+or when a dimension exceeds NIfTI-1's 32767.
 
 Provenance (``meta["provenance"]``) is stored twice: as JSON in a NIfTI header extension of
 code ``comment`` (inside the image file, so it is written atomically with the voxels; this is
@@ -15,7 +33,10 @@ for tools that read sidecars rather than header extensions.
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +53,20 @@ SUFFIXES = (".nii", ".nii.gz")
 PROVENANCE_ECODE = "comment"
 #: key of the provenance in the JSON sidecar.
 SIDECAR_KEY = "GeoMedSR"
+#: largest voxel payload a header may describe (bytes) before anything is allocated.
+MAX_VOXEL_BYTES = 2**40
+#: deflate cannot expand more than ~1032:1, so a .nii.gz of n bytes holds at most this many times n.
+GZIP_MAX_RATIO = 1032
+_RGB_NAMES = {128: "RGB24", 2304: "RGBA32"}
+#: header fields copied verbatim (name -> JSON type).
+_CARRIED = {
+    "intent_code": int,
+    "toffset": float,
+    "cal_min": float,
+    "cal_max": float,
+}
+_SLICE_TIMING = {"slice_code": int, "slice_start": int, "slice_end": int, "slice_duration": float}
+_TEXT = {"descrip": 80, "aux_file": 24, "intent_name": 16}
 
 
 def _has_suffix(path: Path) -> bool:
@@ -57,18 +92,205 @@ def sidecar_content(provenance: dict[str, Any]) -> dict[str, Any]:
     return {"Description": description, SIDECAR_KEY: provenance}
 
 
-def _header_meta(header: nib.Nifti1Header) -> dict[str, Any]:
+# ------------------------------------------------------------------ checks before reading voxels
+
+
+def _size_text(nbytes: int) -> str:
+    """``157286400`` -> ``"157 MB"`` (decimal units, 3 significant digits)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} bytes"
+
+
+def _check_dtype(path: Path, img: nib.Nifti1Image) -> np.dtype:
+    """The stored dtype, or InputError for RGB, complex and other non-numeric data."""
+    stored = img.get_data_dtype()
+    code = int(img.header["datatype"])
+    if stored.fields is not None:
+        name = _RGB_NAMES.get(code, f"code {code}")
+        raise file_error(
+            InputError,
+            path,
+            f"RGB NIfTI (datatype {name}) is not supported; convert it to a 4D file with one volume per colour, "
+            "e.g. in Python: nib.Nifti1Image(numpy.stack([d['R'], d['G'], d['B']], -1), img.affine) "
+            "with d = numpy.asanyarray(img.dataobj)",
+        )
+    if stored.kind == "c":
+        raise file_error(
+            InputError,
+            path,
+            f"complex data ({stored.name}) is not supported; write the magnitude/phase or real/imaginary parts "
+            "as separate files",
+        )
+    if stored.kind not in "iuf" or stored.itemsize > 8:
+        raise file_error(InputError, path, f"NIfTI data of type {stored} is not supported; convert it to float64")
+    return stored
+
+
+def _gzip_payload(path: Path, limit: int) -> int:
+    """Bytes a (possibly damaged) gzip file decompresses to, counted up to ``limit``."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while total < limit:
+                chunk = stream.read(min(1 << 16, limit - total))
+                if not chunk:
+                    break
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error):
+        pass
+    return total
+
+
+def _check_size(path: Path, img: nib.Nifti1Image, stored: np.dtype) -> tuple[int, str]:
+    """``(voxel bytes, description)`` of the header, or InputError when the file cannot hold them."""
+    shape = tuple(int(n) for n in img.shape)
+    needed = math.prod(shape) * stored.itemsize
+    described = f"the header describes {'x'.join(map(str, shape))} {stored.name} = {_size_text(needed)} of voxels"
+    size, offset = path.stat().st_size, int(img.dataobj.offset)
+    if needed > MAX_VOXEL_BYTES:
+        raise file_error(InputError, path, f"{described}, more than the 1 TiB this tool reads; the header is wrong")
+    if path.name.lower().endswith(".gz"):
+        if offset + needed > GZIP_MAX_RATIO * size:
+            raise file_error(
+                InputError,
+                path,
+                f"not a readable NIfTI file: {described} but the file holds {_size_text(size)} compressed, which "
+                f"cannot decompress to more than {_size_text(GZIP_MAX_RATIO * size)}; the file is truncated or "
+                "its header is wrong",
+            )
+    elif size - offset < needed:
+        raise file_error(
+            InputError,
+            path,
+            f"not a readable NIfTI file: {described} but the file holds {_size_text(max(size - offset, 0))} after "
+            "the header; the file is truncated or its header is wrong",
+        )
+    return needed, described
+
+
+def _read_raw(path: Path, img: nib.Nifti1Image, needed: int, described: str) -> np.ndarray:
+    """The stored (unscaled) voxels; a short or damaged stream becomes a one-line InputError."""
+    try:
+        return np.asanyarray(img.dataobj.get_unscaled())
+    except MemoryError as exc:
+        raise file_error(InputError, path, f"{described}: not enough memory to read them") from exc
+    except Exception as exc:  # EOFError, OSError, zlib.error, ValueError from a short or damaged stream
+        offset, gz = int(img.dataobj.offset), path.name.lower().endswith(".gz")
+        held = _gzip_payload(path, offset + needed) - offset if gz else needed
+        if held < needed:
+            problem = f"{described} but the file holds {_size_text(max(held, 0))} after the header"
+        else:
+            problem = f"the {'compressed ' if gz else ''}data is damaged or ends early ({type(exc).__name__}: {exc})"
+        raise file_error(
+            InputError, path, f"not a readable NIfTI file: {problem}; the file is truncated or its header is wrong"
+        ) from exc
+
+
+# ------------------------------------------------------------------ header fields
+
+
+def _text(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    return value.decode("latin-1").rstrip("\x00") if isinstance(value, bytes) else str(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _header_meta(img: nib.Nifti1Image) -> dict[str, Any]:
+    """The JSON-able record ``write`` needs to rebuild the header on a new grid (``meta["nifti"]``)."""
+    header = img.header
     xyz_units, t_units = header.get_xyzt_units()
-    zooms = header.get_zooms()
-    descrip = header["descrip"].item()
-    return {
+    pixdim = [float(v) for v in header["pixdim"]]
+    info: dict[str, Any] = {
+        "version": 2 if isinstance(header, nib.Nifti2Header) else 1,
         "sform_code": int(header["sform_code"]),
         "qform_code": int(header["qform_code"]),
+        "affine": np.asarray(img.affine, np.float64).tolist(),
+        "qform": header.get_qform().tolist(),
+        "sform": header.get_sform().tolist(),
         "xyz_units": xyz_units,
         "t_units": t_units,
-        "descrip": descrip.decode("latin-1").rstrip("\x00") if isinstance(descrip, bytes) else str(descrip),
-        "pixdim4": float(zooms[3]) if len(zooms) > 3 else None,
+        "xyzt_units": int(header["xyzt_units"]),
+        "pixdim_t": pixdim[4:8],
+        "pixdim4": pixdim[4] if len(img.shape) > 3 else None,
+        "dim_info": list(header.get_dim_info()),
+        "intent_p": [float(header[f"intent_p{i}"]) for i in (1, 2, 3)],
+        "scl_slope": _float_or_none(header["scl_slope"]),
+        "scl_inter": _float_or_none(header["scl_inter"]),
     }
+    for name, kind in {**_CARRIED, **_SLICE_TIMING}.items():
+        info[name] = kind(header[name])
+    for name in _TEXT:
+        info[name] = _text(header[name])
+    return info
+
+
+def _index_map(info: dict[str, Any], affine: np.ndarray) -> np.ndarray | None:
+    """``M = inv(A_in) @ A_out`` from the source's affine to ``affine``, when it is a per-axis
+    scale and shift (what ``scale_affine`` makes); None otherwise (no source affine, resampled)."""
+    if info.get("affine") is None:
+        return None
+    try:
+        index_map = np.linalg.solve(np.asarray(info["affine"], np.float64), np.asarray(affine, np.float64))
+    except np.linalg.LinAlgError:
+        return None
+    linear = index_map[:3, :3]
+    diagonal = np.diag(linear)
+    if not np.allclose(linear, np.diag(diagonal), atol=1e-9) or np.any(diagonal <= 0):
+        return None
+    return index_map
+
+
+def _set_header(header: nib.Nifti1Header, info: dict[str, Any], affine: np.ndarray, description: str) -> None:
+    """Fill ``header`` (shape and dtype already set) from the source's ``info`` for the grid ``affine``."""
+    index_map = _index_map(info, affine)
+    if index_map is None:
+        qform = sform = affine
+    else:
+        qform, sform = (np.asarray(info[key], np.float64) @ index_map for key in ("qform", "sform"))
+        if not np.all(np.isfinite(qform)):  # garbage quaternion fields under qform_code 0
+            qform = affine
+    header.set_qform(qform, code=int(info.get("qform_code", 1)))
+    header.set_sform(sform, code=int(info.get("sform_code", 1)))
+    if "xyzt_units" in info:
+        header["xyzt_units"] = info["xyzt_units"]
+    else:
+        header.set_xyzt_units(info.get("xyz_units") or "mm", info.get("t_units") or "sec")
+    pixdim_t = info.get("pixdim_t") or [info.get("pixdim4") or 1.0, 1.0, 1.0, 1.0]
+    header["pixdim"][4:8] = pixdim_t
+    for name in _CARRIED:
+        if name in info:
+            header[name] = info[name]
+    for i, value in enumerate(info.get("intent_p", [])[:3], start=1):
+        header[f"intent_p{i}"] = value
+    for name, size in _TEXT.items():
+        text = description if name == "descrip" else info.get(name, "")
+        header[name] = str(text).encode("latin-1", "replace")[: size - 1]
+    freq, phase, slice_dim = (list(info.get("dim_info") or []) + [None] * 3)[:3]
+    header.set_dim_info(freq, phase, slice_dim)
+    if index_map is not None:
+        scaled = ~np.isclose(np.diag(index_map)[:3], 1.0, rtol=0, atol=1e-9)
+        if not (scaled[slice_dim] if slice_dim is not None else scaled.any()):
+            for name in _SLICE_TIMING:
+                header[name] = info.get(name, 0)
+
+
+def _storage_scaling(meta: dict[str, Any], info: dict[str, Any], dtype: np.dtype) -> tuple[float, float]:
+    """``(scl_slope, scl_inter)`` of the output: the source's own pair for integer storage of a
+    scaled source (or a DICOM ``rescale``), else ``(1, 0)``."""
+    if dtype.kind not in "iu":
+        return 1.0, 0.0
+    if info.get("scaled") and info.get("scl_slope"):
+        return float(info["scl_slope"]), float(info.get("scl_inter") or 0.0)
+    rescale = meta.get("rescale")
+    if not info and isinstance(rescale, (list, tuple)) and len(rescale) == 2 and float(rescale[0]) != 0:
+        return float(rescale[0]), float(rescale[1])
+    return 1.0, 0.0
 
 
 class NiftiAdapter(Adapter):
@@ -89,67 +311,69 @@ class NiftiAdapter(Adapter):
 
     @classmethod
     def read(cls, path: Path, **options: Any) -> SpatialArray:
-        """Read ``path`` into a ``(T, X, Y, Z)`` SpatialArray (``T = 1`` for 3D files)."""
+        """Read ``path`` into a ``(T, X, Y, Z)`` SpatialArray (``T = 1`` for 3D files, ``Z = 1`` for 2D).
+
+        The header is checked (dimensions, data type, file size) before any voxel is read.
+        """
         path = Path(path)
         try:
             img = nib.load(str(path))
-            data = np.asanyarray(img.dataobj)
         except Exception as exc:  # nibabel raises many types for corrupt files
             raise file_error(InputError, path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise file_error(InputError, path, f"expected a NIfTI image, nibabel read a {type(img).__name__}")
-        if data.ndim > 4 or data.ndim < 2:
+        if not 2 <= len(img.shape) <= 4:
             raise file_error(
-                InputError, path, f"NIfTI data of shape {data.shape} is not supported: expected 2D, 3D or 4D"
+                InputError, path, f"NIfTI data of shape {img.shape} is not supported: expected 2D, 3D or 4D"
             )
+        stored = _check_dtype(path, img)
+        data = _read_raw(path, img, *_check_size(path, img, stored))
         while data.ndim < 3:
             data = data[..., np.newaxis]
         array = data[np.newaxis] if data.ndim == 3 else np.moveaxis(data, 3, 0)
-        stored = img.get_data_dtype()
-        slope, inter = img.dataobj.slope, img.dataobj.inter
-        scaled = not (slope in (None, 1.0) and inter in (None, 0.0))
-        if scaled:
-            array = array.astype(np.float32)
-        meta = {
-            "format": "nifti",
-            "source": str(path),
-            "dtype": str(stored),
-            "nifti": {**_header_meta(img.header), "scaled": bool(scaled)},
-        }
-        meta["description"] = meta["nifti"]["descrip"]
+        slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
+        scaled = not (slope == 1.0 and inter == 0.0)
+        if scaled:  # real-world values; float32 holds 8/16-bit storage times a slope, wider storage needs float64
+            real = np.float32 if stored.itemsize <= 2 or stored == np.float32 else np.float64
+            array = array.astype(real) * real(slope) + real(inter)
+        info = {**_header_meta(img), "scaled": bool(scaled)}
+        info["scl_slope"], info["scl_inter"] = (slope, inter) if scaled else (None, None)
+        meta = {"format": "nifti", "source": str(path), "dtype": stored.name, "nifti": info}
+        meta["description"] = info["descrip"]
         return SpatialArray(array=np.ascontiguousarray(array), affine=img.affine, meta=meta)
 
     @classmethod
     def write(cls, image: SpatialArray, path: Path, **options: Any) -> None:
-        """Write ``image`` (``(T, X, Y, Z)``) to ``path``; values are cast to ``meta["dtype"]``.
+        """Write ``image`` (``(T, X, Y, Z)`` real-world values, float32 or float64) to ``path``.
 
-        Integer storage of a scaled source lets nibabel choose ``scl_slope``/``scl_inter`` for
-        the new value range; unscaled integer storage is rounded and clipped.
+        Values are stored as ``meta["dtype"]``: integer storage of a scaled source keeps the
+        source's ``scl_slope``/``scl_inter`` and stores ``round((value - inter) / slope)`` clipped
+        to the dtype (0 stays 0 when inter is 0); other integer storage is rounded and clipped;
+        float storage is unscaled. The header is the source's one on the new grid (module doc).
         """
         if image.spatial_dims != 3:
             raise file_error(OutputError, path, f"NIfTI output needs 3 spatial axes, got {image.spatial_dims}")
-        info = image.meta.get("nifti", {})
+        info = image.meta.get("nifti") or {}
         dtype = np.dtype(image.meta.get("dtype", "float32"))
-        array = image.array
-        rescale = image.meta.get("rescale")
-        scaled = bool(info.get("scaled", False)) or (rescale is not None and tuple(rescale) != (1.0, 0.0))
-        if dtype.kind in "iu" and not scaled:
-            array = cast_to_dtype(array, dtype)
-        data = array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, 3)
-        img = nib.Nifti1Image(data, image.affine)
-        header = img.header
+        if dtype.kind not in "iuf":
+            raise file_error(OutputError, path, f"NIfTI output of dtype {dtype} is not supported")
+        slope, inter = _storage_scaling(image.meta, info, dtype)
+        unchanged = image.array.dtype == dtype and (slope, inter) == (1.0, 0.0)  # e.g. int64 beyond 2**53: no cast
+        raw = image.array if unchanged else cast_to_dtype(image.array, dtype, slope, inter)
+        data = raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3)
+        nifti2 = info.get("version") == 2 or max(data.shape) > 32767
+        image_class = nib.Nifti2Image if nifti2 else nib.Nifti1Image
+        header = image_class.header_class()
         header.set_data_dtype(dtype)
-        header.set_xyzt_units(info.get("xyz_units") or "mm", info.get("t_units") or "sec")
-        img.set_sform(image.affine, code=int(info.get("sform_code", 1)) or 1)
-        img.set_qform(image.affine, code=int(info.get("qform_code", 1)) or 1)
+        header.set_data_shape(data.shape)
         description = options.get("description") or info.get("descrip") or image.meta.get("description", "")
-        header["descrip"] = description.encode("latin-1", "replace")[:79]
+        _set_header(header, info, image.affine, description)
+        img = image_class(data, header.get_best_affine(), header=header)
+        img.header.set_slope_inter(slope, inter)  # after construction: nibabel resets the scaling of a new image
         provenance = image.meta.get("provenance")
         if provenance is not None:
             payload = json.dumps(provenance, sort_keys=True).encode()
-            header.extensions.append(nib.nifti1.Nifti1Extension(PROVENANCE_ECODE, payload))
-        if data.ndim == 4 and info.get("pixdim4"):
-            header["pixdim"][4] = info["pixdim4"]
+            img.header.extensions.append(nib.nifti1.Nifti1Extension(PROVENANCE_ECODE, payload))
         try:
             nib.save(img, str(path))
             if provenance is not None:

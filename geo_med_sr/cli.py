@@ -384,9 +384,10 @@ def _run_info(args: argparse.Namespace) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from .config import SRConfig, load_config
-    from .evaluate import evaluate, format_table, save_json, save_plot
+    from .evaluate import check_report_paths, evaluate, format_table, save_json, save_plot
     from .io import parse_bands
 
+    check_report_paths(args.json, args.plot)  # before the evaluation runs, not after
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
     config = config.updated(

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from . import io
-from .config import SRConfig
+from .config import SRConfig, as_config
 from .degrade import build_degradation
+from .errors import ConfigError, InputError, OutputError, file_error
 from .methods import learned_methods, resolve_method
 from .metrics import SSIM_SIGMA, SSIM_WINDOW, crop_to_blocks, data_range, psnr, ssim, valid_region
 from .optional import require
@@ -79,19 +80,31 @@ def evaluate(
     Returns:
         JSON-able dict with the protocol, the shapes and one entry per method.
     """
-    config = config or SRConfig()
+    config = as_config(config)
     options: dict[str, Any] = {}
     if series:
         options["series"] = series
-    if bands:
-        options["bands"] = list(bands)
+    try:
+        band_list = io.parse_bands(bands)
+    except ConfigError as exc:
+        raise file_error(ConfigError, reference, str(exc)) from exc
+    if band_list:
+        options["bands"] = list(band_list)
     hr = io.read(reference, **options)
     factors = scale_for_input(scale, hr.spatial_dims, reference)
+    _check_size(reference, hr.spatial_shape, factors)
     hr = crop_to_blocks(hr, factors)
     hr_float = SpatialArray(hr.array.astype(np.float32), hr.affine, hr.meta, hr.valid)
     degradation = build_degradation(degrade, factors, hr.spatial_dims)
     lr = degradation.apply(hr_float)
     peak = data_range(hr_float.array, hr.valid)
+    if not np.isfinite(peak) or peak <= 0:
+        raise file_error(
+            InputError,
+            reference,
+            "the reference holds a single value on its valid pixels, so PSNR and SSIM are undefined; "
+            "evaluate on an image with some contrast",
+        )
     region = valid_region(hr.spatial_shape, factors, hr.valid)
     domain = io.domain_of(hr.meta)
 
@@ -117,15 +130,11 @@ def evaluate(
             redegraded = degradation(torch.from_numpy(out.array)[None])[0].numpy()
         lr_region = np.ones(lr.spatial_shape, bool) if lr.valid is None else lr.valid
         rms = float(np.sqrt(np.mean((redegraded[:, lr_region] - lr.array[:, lr_region]) ** 2)))
-        scores.append(
-            MethodScore(
-                name,
-                psnr(hr_float.array, out.array, region, peak),
-                ssim(hr_float.array, out.array, region, peak),
-                rms / peak,
-                seconds,
-            )
-        )
+        try:
+            structural = ssim(hr_float.array, out.array, region, peak)
+        except ConfigError as exc:
+            raise file_error(InputError, reference, str(exc)) from exc
+        scores.append(MethodScore(name, psnr(hr_float.array, out.array, region, peak), structural, rms / peak, seconds))
         outputs[name] = out.array
     result = {
         "reference": str(reference),
@@ -145,6 +154,60 @@ def evaluate(
     result["gains_db"] = gains(result)
     result["_arrays"] = {"hr": hr_float.array, "lr": lr.array, "outputs": outputs, "region": region}
     return result
+
+
+def _check_size(reference: object, shape: Sequence[int], factors: Sequence[int]) -> None:
+    """Refuse a reference too small to degrade by ``factors`` and score: at least 3 LR pixels per
+    axis, so that something is left inside the border of ``factor`` HR pixels per side."""
+    for axis, (n, f) in enumerate(zip(shape, factors)):
+        need = 3 * f if n > 1 else 1
+        if n < need:
+            raise file_error(
+                InputError,
+                reference,
+                f"too small to evaluate at scale {tuple(factors)}: axis {axis} has {n} pixels and needs at least "
+                f"{need} (3 LR pixels, a border of {f} pixels per side is left out of the scores)",
+            )
+
+
+#: what marks a report this tool wrote (JSON key, PNG text chunk), so a rerun may replace it.
+REPORT_MARK = "geo_med_sr evaluate"
+
+
+def check_report_paths(*paths: str | os.PathLike | None) -> None:
+    """Before any work: each report path (``--json``, ``--plot``) must be writable, and an
+    existing file there must be a report this tool wrote (anything else is never replaced).
+
+    Raises:
+        OutputError: naming the path.
+    """
+    for path in (Path(p) for p in paths if p is not None):
+        parent = path.resolve().parent
+        if not parent.is_dir():
+            raise file_error(OutputError, path, f"the folder {parent} does not exist")
+        if path.is_dir():
+            raise file_error(OutputError, path, "is a folder; give a file name for the report")
+        if not os.access(parent, os.W_OK):
+            raise file_error(OutputError, path, f"cannot write in the folder {parent} (permission denied)")
+        if path.exists() and not _is_our_report(path):
+            raise file_error(
+                OutputError, path, "exists and is not a report of geo-med-sr evaluate; choose another name"
+            )
+
+
+def _is_our_report(path: Path) -> bool:
+    """Whether ``path`` is a JSON or PNG report written by :func:`save_json` / :func:`save_plot`."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if data.startswith(b"\x89PNG"):
+        return REPORT_MARK.encode() in data[:4096]
+    try:
+        content = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(content, dict) and content.get("tool") == REPORT_MARK
 
 
 def gains(result: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -187,7 +250,8 @@ def format_table(result: dict[str, Any]) -> str:
 
 def save_json(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Write the JSON-able part of ``result``."""
-    Path(path).write_text(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2))
+    content = {"tool": REPORT_MARK, **{k: v for k, v in result.items() if not k.startswith("_")}}
+    Path(path).write_text(json.dumps(content, indent=2))
 
 
 def save_plot(result: dict[str, Any], path: str | os.PathLike) -> None:
@@ -229,5 +293,5 @@ def save_plot(result: dict[str, Any], path: str | os.PathLike) -> None:
         f"evaluate: {Path(result['reference']).name}, scale {tuple(scale)}, {result['degradation']}", fontsize=9
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, metadata={"Software": REPORT_MARK})
     plt.close(fig)
