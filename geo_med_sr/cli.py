@@ -150,8 +150,43 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     )
     _add_method_options(p)
     p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    _add_dicom_output_options(p)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUTPUT if this tool wrote it (anything else at OUTPUT is never replaced)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _add_dicom_output_options(p: argparse.ArgumentParser) -> None:
+    """Options of DICOM series outputs: the IOD and the patient/study identity."""
+    p.add_argument(
+        "--modality",
+        choices=("MR", "CT", "OT"),
+        default=None,
+        help=(
+            "DICOM output: write MR or CT Image Storage (geometry that PACS, GDCM and ITK read) or OT (Secondary "
+            "Capture); default: the source's modality for DICOM inputs, OT for NIfTI inputs"
+        ),
+    )
+    p.add_argument(
+        "--template",
+        default=None,
+        help="DICOM output: a DICOM series folder whose patient and study the new series joins",
+    )
+    p.add_argument("--patient-id", default=None, help="DICOM output: PatientID (default: template's or source's)")
+    p.add_argument("--patient-name", default=None, help="DICOM output: PatientName")
+
+
+def _write_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The DICOM output options given on the command line (None when not given)."""
+    return {
+        "modality": args.modality,
+        "template": args.template,
+        "patient_id": args.patient_id,
+        "patient_name": args.patient_name,
+    }
 
 
 def _add_batch(sub: argparse._SubParsersAction) -> None:
@@ -340,6 +375,7 @@ def _run_upscale(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         progress=False if args.quiet else None,
         cog=args.cog,
+        write_options=_write_options(args),
     )
     if not args.quiet:
         print(

@@ -72,9 +72,22 @@ def adapter_for_output(path: str | os.PathLike) -> type[Adapter]:
     )
 
 
+@contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """Input errors raised inside the block name ``path`` (the one rule: a message says which file)."""
+    try:
+        yield
+    except InputError as exc:
+        if str(path) in str(exc):
+            raise
+        raise file_error(type(exc), path, str(exc)) from exc
+
+
 def read(path: str | os.PathLike, **options: Any) -> SpatialArray:
     """Read an image with the adapter that recognises ``path``."""
-    return adapter_for_input(path).read(Path(path), **options)
+    adapter = adapter_for_input(path)
+    with naming(path):
+        return adapter.read(Path(path), **options)
 
 
 def read_for_training(path: str | os.PathLike) -> SpatialArray:
@@ -131,7 +144,8 @@ def open_source(
         options["series"] = series
     if adapter.band_selection:
         options["bands"] = bands
-    return adapter.open_source(Path(path), **options)
+    with naming(path):
+        return adapter.open_source(Path(path), **options)
 
 
 @contextlib.contextmanager

@@ -75,7 +75,11 @@ def fit_normalizer(method: Method, source: ImageSource) -> tuple[Normalizer, dic
     normalizer = build_normalizer(method.normalize["name"], **method.normalize.get("params", {}))
     if method.kind == "classical":
         return normalizer, normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
-    return normalizer, normalizer.fit(sample_valid_values(source))
+    values = sample_valid_values(source)
+    if values.shape[1] == 0:
+        name = source.meta.get("source", "the input")
+        raise file_error(InputError, name, "has no valid pixel (all nodata, masked or NaN): nothing to super-resolve")
+    return normalizer, normalizer.fit(values)
 
 
 def _slice_thickness_px(meta: dict[str, Any], scale: Sequence[int]) -> float | None:
@@ -253,7 +257,7 @@ def super_resolve(
         given = parse_scale(scale)
         band_list = io.parse_bands(bands)
     except ConfigError as exc:
-        raise file_error(ConfigError, src_path, str(exc)) from exc
+        raise file_error(type(exc), src_path, str(exc)) from exc
     adapter_in = io.adapter_for_input(src_path)
     adapter_out = io.check_output(dst_path, inputs=(src_path,), overwrite=overwrite)
     if adapter_in.domain != adapter_out.domain:

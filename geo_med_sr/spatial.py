@@ -105,8 +105,11 @@ class SpatialArray:
 
 
 def upsample_mask(mask: np.ndarray, scale: Sequence[float]) -> np.ndarray:
-    """Nearest-neighbour upsampling of an ``S``-shaped mask by integer ``scale`` per axis."""
+    """Nearest-neighbour upsampling of an ``S``-shaped (or ``(C, *S)`` when ``scale`` has fewer
+    factors than the mask has axes) mask by integer ``scale`` per spatial axis."""
     out = mask
-    for axis, s in enumerate(as_scale(tuple(scale), mask.ndim, what="mask upsampling scale")):
-        out = np.repeat(out, s, axis=axis)
+    nd = len(scale) if len(scale) > 1 else mask.ndim
+    lead = mask.ndim - nd
+    for axis, s in enumerate(as_scale(tuple(scale), nd, what="mask upsampling scale")):
+        out = np.repeat(out, s, axis=lead + axis)
     return out

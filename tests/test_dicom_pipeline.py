@@ -61,7 +61,8 @@ def test_dicom_in_dicom_out_returns_the_original_grid(tmp_path, scale, lr_shape,
     assert len({h.SOPInstanceUID for h in sr_headers}) == len(sr_headers)
     assert {h.StudyInstanceUID for h in sr_headers} == {lr_headers[0].StudyInstanceUID}
     assert {h.PatientID for h in sr_headers} == {lr_headers[0].PatientID}
-    assert all(list(h.ImageType) == ["DERIVED", "SECONDARY"] for h in sr_headers)
+    # DERIVED\\SECONDARY + the source's values 3 and 4 (issue 13: dciodvfy needs value 3 for MR)
+    assert all(list(h.ImageType) == ["DERIVED", "SECONDARY", *list(lr_headers[0].ImageType)[2:4]] for h in sr_headers)
     assert all(h.SeriesDescription.endswith(" SR") for h in sr_headers)
 
 
@@ -93,7 +94,7 @@ def test_real_series_round_trip_through_block_average(tmp_path):
     source = pydicom.dcmread(next(real.iterdir()), stop_before_pixels=True)
     assert {h.StudyInstanceUID for h in headers} == {source.StudyInstanceUID}
     assert headers[0].SeriesInstanceUID != source.SeriesInstanceUID
-    assert list(headers[0].ImageType) == ["DERIVED", "SECONDARY"]
+    assert list(headers[0].ImageType) == ["DERIVED", "SECONDARY", *list(source.ImageType)[2:4]]
     assert float(headers[0].SpacingBetweenSlices) == pytest.approx(4.8, abs=1e-4)
     assert [float(v) for v in headers[0].PixelSpacing] == pytest.approx([1.015625, 1.015625], abs=1e-6)
 

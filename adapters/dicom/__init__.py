@@ -18,7 +18,8 @@ Modules, one job each:
 * :mod:`.scan`: reading a folder's headers, grouping them by series, choosing one series.
 * :mod:`.geometry`: sorted slice positions <-> affine (pure functions; the refusals).
 * :mod:`.pixels`: stored pixels <-> real-world values.
-* :mod:`.template`: the source header kept on read, the base dataset of the written slices.
+* :mod:`.template`: the source header kept on read, the base dataset of the written slices, identity.
+* :mod:`.iod`: the IOD written (MR, CT, Secondary Capture) and its required attributes.
 * :mod:`.meta`: the JSON-able ``meta`` of a read series.
 * :mod:`.references`: Source Image / Referenced Series Sequences, code items.
 * :mod:`.provenance`: ``meta["provenance"]`` in the private block ``GEO_MED_SR``.
@@ -46,9 +47,9 @@ from .geometry import (
     slice_geometry,
     slice_grid,
 )
+from .iod import KEPT_SOP_CLASSES, MODALITY_SOP
 from .provenance import PROVENANCE_CREATOR, PROVENANCE_ELEMENT, PROVENANCE_GROUP
 from .references import DERIVATION_CODE, SOURCE_PURPOSE_CODE
-from .template import KEPT_SOP_CLASSES
 
 __all__ = [
     "DERIVATION_CODE",
@@ -56,6 +57,7 @@ __all__ = [
     "DUPLICATE_TOLERANCE_MM",
     "INPLANE_TOLERANCE_MM",
     "KEPT_SOP_CLASSES",
+    "MODALITY_SOP",
     "ORIENTATION_TOLERANCE",
     "OTHER_FORMAT_SUFFIXES",
     "PROVENANCE_CREATOR",

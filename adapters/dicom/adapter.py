@@ -17,7 +17,7 @@ from ...inference.protocols import ImageSource
 from ...spatial import SpatialArray
 from ..base import Adapter
 from .detect import folder_files, sniff
-from .geometry import series_geometry, slice_grid
+from .geometry import series_geometry, single_slice_step, slice_grid
 from .meta import dicom_info, series_meta
 from .pixels import encode_volume, read_volume
 from .provenance import read_folder_provenance
@@ -27,16 +27,30 @@ from .template import base_dataset
 from .write import (
     check_output,
     derivation_text,
+    instance_numbers,
     output_thickness,
     save_slice,
     set_image_attributes,
     set_series_attributes,
     slice_dataset,
-    slice_file_names,
+    slice_file_name,
 )
 
 #: output names that belong to other adapters (a DICOM output is a folder without suffix).
 OTHER_FORMAT_SUFFIXES = (".nii", ".nii.gz", ".tif", ".tiff", ".img", ".hdr", ".mha", ".mhd", ".nrrd", ".png", ".jpg")
+
+
+def spacing_line(info: dict[str, Any]) -> str:
+    """``describe``'s slice spacing: mm and where it came from (one slice: not measured, said so)."""
+    spacing = info.get("slice_spacing")
+    if spacing is None:
+        return ""
+    source = info.get("slice_spacing_source", "ImagePositionPatient")
+    if source == "ImagePositionPatient":
+        return f"{float(spacing):.4g} mm"
+    if source == "assumed":
+        return f"{float(spacing):.4g} mm (assumed: one slice without SpacingBetweenSlices or SliceThickness)"
+    return f"{float(spacing):.4g} mm (from {source}: one slice, not measured)"
 
 
 class DicomAdapter(Adapter):
@@ -91,7 +105,9 @@ class DicomAdapter(Adapter):
             real-world values (stored * RescaleSlope + RescaleIntercept; the stored integer
             dtype when no slice is rescaled, float32 otherwise), a centre-anchored RAS affine
             and JSON-able ``meta`` (``format``, ``dtype``, ``rescale`` when uniform, ``dicom``
-            with the writer's template).
+            with the writer's template). A one-slice series takes its slice spacing from
+            SpacingBetweenSlices, else SliceThickness, else 1.0 mm, and records it
+            (``dicom["slice_spacing_source"]``, ``dicom["slice_spacing_assumed"]``).
 
         Raises:
             InputError: no readable series, several series without ``series``, an unknown
@@ -105,25 +121,47 @@ class DicomAdapter(Adapter):
             check_image_kind(file, ds)
         items, lps, step = series_geometry(folder, items)
         volume, storage, pairs = read_volume(items, forced)
-        meta = series_meta(uid, items, storage, pairs, step)
+        source = "ImagePositionPatient" if len(items) > 1 else single_slice_step(items[0][1])[1]
+        meta = series_meta(uid, items, storage, pairs, step, source)
         return SpatialArray(array=volume, affine=lps_to_ras(lps), meta=meta)
 
     @classmethod
-    def write(cls, image: SpatialArray, path: Path, series_description_suffix: str = " SR", **ignored: Any) -> None:
+    def write(
+        cls,
+        image: SpatialArray,
+        path: Path,
+        series_description_suffix: str = " SR",
+        modality: str | None = None,
+        template: Path | str | None = None,
+        patient_id: str | None = None,
+        patient_name: str | None = None,
+        input_sha256: str | None = None,
+        **ignored: Any,
+    ) -> None:
         """Write ``image`` as a new derived DICOM series, one file per slice.
 
         Args:
-            image: one 3D volume, ``array`` of shape ``(1, columns, rows, slices)``, RAS affine.
-                With ``meta["dicom"]["template"]`` (from :meth:`read`) the series keeps the
-                source's patient, study, frame of reference and SOP class; without it a
-                Secondary Capture series with an anonymous patient and a new study is made.
+            image: one 3D volume, ``array`` of shape ``(1, columns, rows, slices)`` of real-world
+                values, RAS affine. With ``meta["dicom"]["template"]`` (from :meth:`read`) the
+                series keeps the source's patient, study, frame of reference and SOP class;
+                without it the patient and study are derived from ``input_sha256``.
             path: an existing, empty folder (the I/O layer's temporary folder).
             series_description_suffix: appended to the source's SeriesDescription.
+            modality: the IOD: "MR" (MR Image Storage), "CT" (CT Image Storage) or "OT"
+                (Secondary Capture); None: the source's class, Secondary Capture for a
+                non-DICOM input. Only MR/CT carry the geometry to GDCM/ITK readers.
+            template: a DICOM series folder whose patient and study identity the series takes
+                (and its frame of reference, for a NIfTI input in scanner coordinates).
+            patient_id, patient_name: override the patient identity.
+            input_sha256: the input's SHA-256 hex digest: PatientID ``GMS<16 hex>`` and a
+                deterministic study for a non-DICOM input.
             **ignored: options meant for other adapters.
 
         Raises:
             OutputError: the image is not one 3D volume, its in-plane axes are not
-                perpendicular, or ``path`` is not an empty folder.
+                perpendicular, ``path`` is not an empty folder, an unknown or relabelling
+                ``modality``, or a slice cannot be written (disk full: the system's reason).
+            InputError: the ``template`` folder holds no readable DICOM series.
         """
         folder = Path(path)
         check_output(image, folder)
@@ -131,28 +169,42 @@ class DicomAdapter(Adapter):
         grid = slice_grid(image.affine, values.shape[2], folder)
         pixels = encode_volume(values, image.meta)
         info = dicom_info(image.meta)
-        base, source_uid = base_dataset(info, image.meta.get("description", ""))
+        base, source_uid = base_dataset(
+            image.meta,
+            folder,
+            modality=modality,
+            template=None if template is None else Path(template),
+            patient_id=patient_id,
+            patient_name=patient_name,
+            input_sha256=input_sha256,
+        )
         derivation = derivation_text(source_uid, image.spatial_shape, grid)
         set_series_attributes(base, series_description_suffix, derivation, image.meta.get("provenance"))
-        set_image_attributes(base, grid, output_thickness(info, grid.slice_spacing), values.shape, pixels)
+        set_image_attributes(
+            base, grid, output_thickness(info, grid.slice_spacing), values.shape, pixels, info.get("window")
+        )
         sources = sources_per_slice(info, grid.positions, grid.normal)
-        for k, name in enumerate(slice_file_names(values.shape[2])):
-            ds = slice_dataset(base, k, grid.positions[k], grid.normal, pixels.raw[:, :, k])
+        numbers = instance_numbers(grid.positions, grid.normal, int(info.get("instance_direction", 1) or 1))
+        location_sign = int(info.get("slice_location_sign", 1) or 1)
+        for k in range(values.shape[2]):
+            position = grid.positions[k]
+            location = location_sign * float(position @ grid.normal)
+            ds = slice_dataset(base, int(numbers[k]), position, location, pixels.raw[:, :, k])
             add_source_references(ds, sources[k], source_uid)
-            save_slice(ds, folder / name)
+            save_slice(ds, folder / slice_file_name(int(numbers[k]), values.shape[2]))
 
     @classmethod
     def read_provenance(cls, path: Path) -> dict[str, Any] | None:
-        """The provenance JSON stored in the first DICOM file of the folder ``path`` (header only).
+        """The provenance JSON stored in the first of our DICOM files of the folder ``path`` (headers only).
 
-        Returns None when ``path`` is not a folder, holds no DICOM file, the file is unreadable
-        (corrupt, partial) or has no ``GEO_MED_SR`` private block.
+        Files that are not ours (unreadable, or without a ``GEO_MED_SR`` private block) are
+        skipped; None when no file (of the first 16) carries provenance.
         """
         return read_folder_provenance(path)
 
     @classmethod
     def describe(cls, image: SpatialArray | ImageSource) -> dict[str, Any]:
-        """Series UID, description, modality, number of slices and slice thickness.
+        """Series UID, description, modality, number of slices, slice thickness and spacing (and its source).
 
         Args:
             image: a SpatialArray or an opened source (uses only ``shape``, ``affine``, ``meta``).
@@ -165,4 +217,5 @@ class DicomAdapter(Adapter):
             "modality": info.get("modality", ""),
             "slices": shape[-1] if shape else 0,
             "slice thickness (mm)": info.get("slice_thickness"),
+            "slice spacing": spacing_line(info),
         }

@@ -267,6 +267,20 @@ def plane_values(folder: Path, items: list[SliceHeader]) -> tuple[np.ndarray, np
     return iop0, ps0, np.array(positions)
 
 
+def single_slice_step(ds: Dataset) -> tuple[float, str]:
+    """Slice step (mm) of a one-slice series and where it came from.
+
+    Returns:
+        ``(step, source)``: SpacingBetweenSlices, else SliceThickness, else 1.0 mm with source
+        ``"assumed"`` (a one-slice series has no measured spacing).
+    """
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = optional_float(ds, keyword)
+        if value:
+            return abs(value), keyword
+    return 1.0, "assumed"
+
+
 def series_geometry(folder: Path, items: list[SliceHeader]) -> tuple[list[SliceHeader], np.ndarray, float]:
     """Sort the slices of one series and build its LPS affine (:func:`slice_geometry` on the headers).
 
@@ -282,8 +296,7 @@ def series_geometry(folder: Path, items: list[SliceHeader]) -> tuple[list[SliceH
         GeometryError: the slices do not form one regular, untilted grid.
     """
     orientation, pixel_spacing, positions = plane_values(folder, items)
-    first = items[0][1]
-    single_step = optional_float(first, "SpacingBetweenSlices") or optional_float(first, "SliceThickness") or 1.0
+    single_step, _ = single_slice_step(items[0][1])
     names = [path.name for path, _ in items]
     order, lps, step = slice_geometry(orientation, pixel_spacing, positions, names, folder, single_step)
     return [items[i] for i in order], lps, step

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from pydicom.valuerep import format_number_as_ds
 
 #: ``(path, header)`` of one slice file: the header read without its pixel data.
 SliceHeader = tuple[Path, Dataset]
@@ -40,3 +41,12 @@ def rescale_pair(ds: Dataset) -> tuple[float, float]:
     slope = optional_float(ds, "RescaleSlope")
     inter = optional_float(ds, "RescaleIntercept")
     return (1.0 if slope is None or slope == 0 else slope), (0.0 if inter is None else inter)
+
+
+def ds_text(value: float) -> str:
+    """A DS string of at most 16 characters keeping as many digits as fit."""
+    value = float(value)
+    if value == 0.0:
+        return "0"
+    text = repr(value)
+    return text if len(text) <= 16 else format_number_as_ds(value)

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pydicom
 
-from ...dtypes import cast_to_dtype, rescale_for
+from ...dtypes import cast_to_dtype
 from ...errors import InputError, file_error
-from .header import SliceHeader, rescale_pair
+from .header import SliceHeader, ds_text, rescale_pair
 
 # ----------------------------------------------------------------------------- reading
 
@@ -83,6 +83,9 @@ def read_volume(
 
 # ----------------------------------------------------------------------------- writing
 
+#: value range of the 16-bit storage dtypes.
+_RANGE16 = {np.dtype("uint16"): (0.0, 65535.0), np.dtype("int16"): (-32768.0, 32767.0)}
+
 
 class StoredPixels(NamedTuple):
     """The values of a volume as written: stored integers, their rescale and a display window.
@@ -90,8 +93,10 @@ class StoredPixels(NamedTuple):
     Attributes:
         raw: ``(columns, rows, slices)`` stored values, little-endian ``storage``.
         storage: uint16 or int16.
-        slope, intercept: RescaleSlope / RescaleIntercept (real = raw * slope + intercept).
-        center, width: WindowCenter / WindowWidth of the real-world values.
+        slope, intercept: RescaleSlope / RescaleIntercept (real = raw * slope + intercept),
+            exactly the values the DS strings hold.
+        center, width: WindowCenter / WindowWidth of the real-world values (computed).
+        kept: True when slope/intercept and storage are the source DICOM's own (non-identity) rescale.
     """
 
     raw: np.ndarray
@@ -100,18 +105,84 @@ class StoredPixels(NamedTuple):
     intercept: float
     center: float
     width: float
+    kept: bool = False
 
 
-def storage_dtype(meta: dict[str, Any], values: np.ndarray) -> tuple[np.dtype, bool]:
-    """Storage dtype of the written pixels and whether it is the source's own dtype."""
-    name = str(meta.get("dtype", ""))
-    if name in ("uint16", "int16"):
-        return np.dtype(name), True
-    if name == "uint8":
-        return np.dtype("uint16"), True
-    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-    nonnegative = finite.size == 0 or float(finite.min()) >= 0
-    return np.dtype("uint16" if nonnegative else "int16"), False
+def source_rescale(meta: dict[str, Any]) -> tuple[np.dtype, float, float] | None:
+    """The source DICOM's own ``(storage, slope, intercept)`` when it was not the identity, else None.
+
+    Read from ``meta["dicom"]`` (``rescale`` and ``stored_dtype`` recorded by the reader; an
+    older record falls back on ``meta["rescale"]`` and ``meta["dtype"]``). Only a DICOM source
+    counts: a scaled NIfTI's scl_slope is chosen by nibabel for its own range and is not kept.
+    """
+    info = meta.get("dicom")
+    if not isinstance(info, dict) or not info.get("template"):
+        return None
+    rescale = info.get("rescale", meta.get("rescale"))
+    if not isinstance(rescale, (list, tuple)) or len(rescale) != 2:
+        return None
+    slope, inter = float(rescale[0]), float(rescale[1])
+    if (slope, inter) == (1.0, 0.0) or slope == 0:
+        return None
+    stored = np.dtype(str(info.get("stored_dtype", meta.get("dtype", "uint16"))))
+    storage = stored if stored in _RANGE16 else np.dtype("int16" if stored.kind == "i" else "uint16")
+    return storage, slope, inter
+
+
+def _is_scaled(meta: dict[str, Any]) -> bool:
+    """True when ``meta["dtype"]`` is a storage dtype under a scaling (the values are not its integers)."""
+    nifti = meta.get("nifti")
+    rescale = meta.get("rescale")
+    scaled = isinstance(nifti, dict) and bool(nifti.get("scaled"))
+    return scaled or (isinstance(rescale, (list, tuple)) and tuple(float(v) for v in rescale) != (1.0, 0.0))
+
+
+def whole_numbers(values: np.ndarray, meta: dict[str, Any]) -> np.ndarray | None:
+    """``values`` as whole numbers when they are meant to be integers, else None.
+
+    Integers are meant when ``meta["dtype"]`` is an unscaled integer dtype (the engine's float
+    output of an integer source is cast to it: rounded, clipped to its range) or when the values
+    already are whole numbers. Returns float64 of the same shape.
+    """
+    dtype = np.dtype(str(meta.get("dtype") or values.dtype))
+    if dtype.kind in "iub" and not _is_scaled(meta):
+        return cast_to_dtype(values, dtype).astype(np.float64)
+    if values.dtype.kind in "iub":
+        return values.astype(np.float64)
+    if np.all(np.isfinite(values)) and np.array_equal(values, np.round(values)):
+        return values.astype(np.float64)
+    return None
+
+
+def choose_rescale(values: np.ndarray, meta: dict[str, Any]) -> tuple[np.dtype, float, float, bool, np.ndarray]:
+    """``(storage, slope, intercept, kept, values)`` for the real-world ``values`` (policy of :func:`encode_volume`).
+
+    The returned values are those to store (the whole numbers when slope 1 is chosen).
+    """
+    own = source_rescale(meta)
+    if own is not None:
+        return own[0], own[1], own[2], True, values
+    whole = whole_numbers(values, meta)
+    declared = np.dtype(str(meta.get("dtype") or "float32"))
+    if whole is not None and declared in _RANGE16 and not _is_scaled(meta):
+        return declared, 1.0, 0.0, False, whole  # a 16-bit integer source keeps its own storage (and signedness)
+    if whole is not None and whole.size:
+        lo, hi = float(whole.min()), float(whole.max())
+        for storage in (np.dtype("uint16"), np.dtype("int16")):
+            low, high = _RANGE16[storage]
+            if low <= lo and hi <= high:
+                return storage, 1.0, 0.0, False, whole
+    if whole is not None:  # whole numbers beyond 16 bits (int32 data): scaled like floats
+        values = whole
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return np.dtype("uint16"), 1.0, 0.0, False, values
+    nonnegative = float(finite.min()) >= 0
+    storage = np.dtype("uint16" if nonnegative else "int16")
+    peak = float(np.max(np.abs(finite)))
+    slope = float(ds_text(peak / (65535.0 if nonnegative else 32767.0))) if peak > 0 else 1.0
+    return storage, slope, 0.0, False, values
 
 
 def window(values: np.ndarray) -> tuple[float, float]:
@@ -124,17 +195,21 @@ def window(values: np.ndarray) -> tuple[float, float]:
 
 
 def encode_volume(values: np.ndarray, meta: dict[str, Any]) -> StoredPixels:
-    """Stored pixels of the real-world ``values`` ``(columns, rows, slices)``.
+    """Stored 16-bit pixels of the real-world ``values`` ``(columns, rows, slices)``.
 
-    The source's own storage dtype keeps its recorded ``meta["rescale"]`` (so a read series is
-    written back bit for bit); otherwise the slope/intercept are chosen to hold the values.
+    Policy (so that every reader applying ``stored * slope + intercept`` gets true values, and
+    a real-world 0 is stored as 0):
+
+    * the source DICOM had its own RescaleSlope/Intercept (not 1/0): they and its storage dtype
+      are kept, the values rounded to its grid and clipped (the series reads with the same
+      quantisation);
+    * whole numbers (an unscaled integer ``meta["dtype"]``: the values are cast to it first)
+      within a 16-bit range: slope 1, intercept 0, in the source's own dtype when it is int16 or
+      uint16, else uint16 when all >= 0, else int16;
+    * anything else: intercept 0, slope ``max|v| / 65535`` in uint16 when all >= 0, else
+      ``max|v| / 32767`` in int16. NaN is stored as 0.
     """
-    storage, own_dtype = storage_dtype(meta, values)
-    rescale = meta.get("rescale")
-    if own_dtype and isinstance(rescale, (list, tuple)) and len(rescale) == 2:
-        slope, inter = float(rescale[0]), float(rescale[1])
-    else:
-        slope, inter = rescale_for(values, storage)
+    storage, slope, inter, kept, values = choose_rescale(values, meta)
     raw = cast_to_dtype(values, storage, slope, inter).astype(storage.newbyteorder("<"), copy=False)
     center, width = window(values)
-    return StoredPixels(raw, storage, slope, inter, center, width)
+    return StoredPixels(raw, storage, slope, inter, center, width, kept)

@@ -36,24 +36,37 @@ def provenance_of(ds: Dataset) -> dict[str, Any] | None:
         return None
 
 
-def read_folder_provenance(path: Path) -> dict[str, Any] | None:
-    """The provenance JSON stored in the first DICOM file of the folder ``path`` (header only).
+#: how many DICOM files :func:`read_folder_provenance` looks at before giving up.
+PROVENANCE_FILES_CHECKED = 16
 
-    Returns None when ``path`` is not a folder, holds no DICOM file, the file is unreadable
-    (corrupt, partial) or has no ``GEO_MED_SR`` private block; never raises.
+
+def read_folder_provenance(path: Path) -> dict[str, Any] | None:
+    """The provenance JSON stored in the first of our DICOM files in the folder ``path`` (headers only).
+
+    Files that are unreadable or carry no ``GEO_MED_SR`` block (a DICOMDIR, a file someone
+    added) are skipped; at most :data:`PROVENANCE_FILES_CHECKED` DICOM files are read.
+
+    Returns None when ``path`` is not a folder, or none of those files carries provenance;
+    never raises.
     """
     folder = Path(path)
     try:
         files = folder_files(folder) if folder.is_dir() else []
     except OSError:
         return None
+    checked = 0
     for file in files:
         kind = sniff(file)
         if kind is None:
             continue
+        checked += 1
+        if checked > PROVENANCE_FILES_CHECKED:
+            break
         try:
             ds = pydicom.dcmread(file, stop_before_pixels=True, force=kind == "raw")
-        except Exception:  # pydicom raises many types for corrupt or partial files: no provenance
-            return None
-        return provenance_of(ds)
+        except Exception:  # pydicom raises many types for corrupt or partial files: not ours
+            continue
+        provenance = provenance_of(ds)
+        if provenance is not None:
+            return provenance
     return None

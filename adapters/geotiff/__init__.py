@@ -13,6 +13,7 @@ Modules, one job each:
   predictor and overview factors they decide (pure functions).
 * :mod:`.source`: :class:`GeoTiffSource`, the windowed reader, and which pixels are valid.
 * :mod:`.tags`: band names, band metadata and the ``GEO_MED_SR_*`` provenance tags.
+* :mod:`.masks`: the output's GDAL mask / alpha band from the input's, and per-band nodata.
 * :mod:`.sink`: :class:`GeoTiffSink`, the windowed writer; :mod:`.cog`: its COG conversion;
   :mod:`.blocks`: the truncated-output check; :mod:`.environment`: GDAL's block cache and libtiff.
 * :mod:`.adapter`: :class:`GeoTiffAdapter`, the format's entry in the adapter registry.

@@ -72,7 +72,8 @@ class GeoTiffAdapter(Adapter):
 
         Values are cast to ``image.meta["dtype"]`` (rounded and clipped) when needed. When the
         image has a nodata value, pixels outside ``image.valid`` are set to it in every band (the
-        mask is per pixel: a pixel that was nodata in one band of the source is nodata in all).
+        mask is per pixel: a pixel that was nodata in one band of the source is nodata in all);
+        without one, they are marked in an internal per-dataset mask.
         """
         path = Path(path)
         if image.spatial_dims != 2:
@@ -85,12 +86,12 @@ class GeoTiffAdapter(Adapter):
         array = image.array if image.array.dtype == dtype else cast_to_dtype(image.array, dtype)
         nodata = decode_nodata((image.meta.get("geotiff") or {}).get("nodata"))
         check_nodata(nodata, dtype, path)
-        if image.valid is not None and nodata is not None and not image.valid.all():
-            array = np.where(image.valid[np.newaxis], array, np.asarray(nodata, dtype=dtype))
+        valid = None if image.valid is None or image.valid.all() else image.valid
+        mask = valid is not None and nodata is None
         with GeoTiffSink(
-            path, array.shape, image.affine, image.meta, dtype, nodata=nodata, cog=cog, block_size=block_size
+            path, array.shape, image.affine, image.meta, dtype, nodata=nodata, cog=cog, block_size=block_size, mask=mask
         ) as sink:
-            sink.write(Window.from_shape(array.shape[1:]), array)
+            sink.write(Window.from_shape(array.shape[1:]), array, valid=valid)
 
     @classmethod
     def read_provenance(cls, path: Path) -> dict[str, Any] | None:
@@ -136,6 +137,7 @@ class GeoTiffAdapter(Adapter):
         nodata: float | None = FROM_META,
         compress: str | None = "deflate",
         name: str | os.PathLike | None = None,
+        mask: bool | None = None,
     ) -> GeoTiffSink:
         """A windowed writer of a ``(C, W, H)`` output at ``path`` (see :class:`GeoTiffSink`).
 
@@ -153,6 +155,7 @@ class GeoTiffAdapter(Adapter):
             block_size=block_size,
             compress=compress,
             name=name,
+            mask=mask,
         )
 
     @classmethod

@@ -31,8 +31,11 @@ def cap_block_cache() -> None:
 
 @contextmanager
 def writing_env(**extra: Any) -> Iterator[None]:
-    """A rasterio Env with a :data:`SINK_CACHE_MB` block cache (plus ``extra`` GDAL options), libtiff muted."""
-    with rasterio.Env(GDAL_CACHEMAX=SINK_CACHE_MB, **extra), quiet_libtiff():
+    """A rasterio Env with a :data:`SINK_CACHE_MB` block cache (plus ``extra`` GDAL options), libtiff muted.
+
+    Masks are written inside the TIFF (``GDAL_TIFF_INTERNAL_MASK=YES``), never as a ``.msk`` sidecar.
+    """
+    with rasterio.Env(GDAL_CACHEMAX=SINK_CACHE_MB, GDAL_TIFF_INTERNAL_MASK="YES", **extra), quiet_libtiff():
         yield
 
 

@@ -3,6 +3,11 @@
 The sink writes a tiled, compressed GTiff window by window and, with ``cog=True``, converts it
 to a Cloud-Optimized GeoTIFF on close (:mod:`~geo_med_sr.adapters.geotiff.cog`). Every failure
 is a one-line OutputError and leaves no file behind (:meth:`GeoTiffSink.abort`).
+
+Besides the values it writes what stays true on the new grid: the input's GDAL mask (an
+internal per-dataset mask, or the alpha band by nearest neighbour; :mod:`.masks`), its ground
+control points with pixel/line multiplied by the scale (:func:`scaled_gcps`) and the tags of
+:mod:`.tags`.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import TransformNotInvertibleError
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning
+from rasterio.transform import Affine
 
 from ...errors import ConfigError, OutputError, file_error
 from ...inference.protocols import Window
@@ -25,7 +33,53 @@ from .cog import build_overviews, check_copy, cog_profile, copy_to_cog, overview
 from .conventions import GDAL_ERRORS, decode_nodata, normalise_window, rasterio_window, reason, transform_from_affine
 from .environment import quiet_libtiff, writing_env
 from .layout import block_sizes, check_compress, check_nodata, predictor
+from .masks import InputMask, apply_valid, integer_factors, mask_of
 from .tags import apply_metadata
+
+
+def exact_transform(affine: np.ndarray, info: dict[str, Any], factors: Sequence[int] | None) -> Affine:
+    """The output's rasterio transform, exact when it is the input's scaled by integer ``factors``.
+
+    ``affine`` goes through centre <-> corner conversions that may leave a rounding error of an
+    ulp (an origin of 101984.99999999999 instead of 101985); when it matches the input's
+    transform ``(a, b, c, d, e, f)`` of ``info["transform"]`` scaled by ``(fx, fy)`` to 1e-9 of
+    a pixel, the correctly rounded ``(a/fx, b/fy, c, d/fx, e/fy, f)`` is returned instead.
+    """
+    transform = transform_from_affine(affine)
+    source = info.get("transform")
+    if not factors or not source or len(source) != 6:
+        return transform
+    a, b, c, d, e, f = (float(v) for v in source)
+    fx, fy = factors
+    exact = Affine(a / fx, b / fy, c, d / fx, e / fy, f)
+    try:
+        inverse = ~exact
+    except TransformNotInvertibleError:  # a degenerate input transform: keep the computed one
+        return transform
+    corners = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]
+    error = max(abs(u - x) + abs(v - y) for x, y in corners for u, v in [inverse * (transform * (x, y))])
+    return exact if error <= 1e-9 else transform
+
+
+def scaled_gcps(gcps: Sequence[Sequence[Any]], factors: Sequence[int] | None, affine: np.ndarray) -> list:
+    """The output's ground control points: the input's with pixel/line mapped to the output grid.
+
+    GCP pixel/line are corner-based pixel coordinates, so with integer ``factors`` ``(fx, fy)``
+    the new ones are exactly ``(col * fx, row * fy)``; otherwise they go through the inverse of
+    the output's transform (``affine`` maps output pixel centres to input pixel coordinates,
+    which is how a GCP-georeferenced input's grid is described).
+
+    Args:
+        gcps: ``[[col, row, x, y, z, id, info], ...]`` of ``meta["geotiff"]["gcps"]``.
+        factors: integer scale ``(fx, fy)``, or None.
+        affine: ``(3, 3)`` centre-anchored affine of the output.
+    """
+    inverse = ~transform_from_affine(affine)
+    out = []
+    for col, row, x, y, z, ident, info in gcps:
+        new_col, new_row = (col * factors[0], row * factors[1]) if factors else inverse * (col, row)
+        out.append(GroundControlPoint(row=new_row, col=new_col, x=x, y=y, z=z, id=ident, info=info))
+    return out
 
 
 class _FromMeta:
@@ -60,6 +114,9 @@ class GeoTiffSink:
         compress: GDAL compression name (``"deflate"``, ``"lzw"``, ``"zstd"``, ...) or None.
         name: the path error messages name (e.g. the user's output while ``path`` is the
             I/O layer's temporary target); default ``path``.
+        mask: write an internal per-dataset mask from the ``valid`` given to :meth:`write`;
+            default: when ``meta["geotiff"]["mask"]`` describes an input mask, which is then
+            re-read from ``meta["source"]`` (see :mod:`.masks`).
 
     Attributes:
         block: ``(tile width, tile height)`` in pixels, index order.
@@ -84,6 +141,7 @@ class GeoTiffSink:
         compress: str | None = "deflate",
         *,
         name: str | os.PathLike | None = None,
+        mask: bool | None = None,
     ) -> None:
         self.path = Path(path)
         self.name = Path(path if name is None else name)
@@ -113,6 +171,10 @@ class GeoTiffSink:
         self._created: list[Path] = []
         self._done = False
         self._dst = None
+        self.factors = integer_factors(info.get("size"), self.shape[1:])
+        self._input_mask = InputMask(meta, self.shape, self.name) if mask is None and InputMask.wanted(meta) else None
+        alpha = self._input_mask.alpha if self._input_mask is not None else None
+        self._writes_mask = bool(mask) or (self._input_mask is not None and alpha is None)
         self._open()
 
     # -------------------------------------------------------------- helpers
@@ -152,14 +214,15 @@ class GeoTiffSink:
                 self.name,
                 f"meta crs is not a CRS GDAL understands ({reason(exc)}); expected WKT or 'EPSG:<code>'",
             ) from exc
+        gcps = info.get("gcps")
         profile = {
             "driver": "GTiff",
             "width": width,
             "height": height,
             "count": count,
             "dtype": self.dtype.name,
-            "crs": crs,
-            "transform": transform_from_affine(self.affine),
+            "crs": None if gcps else crs,
+            "transform": None if gcps else exact_transform(self.affine, info, self.factors),
             "nodata": self.nodata,
             **self._creation_options(),
         }
@@ -168,7 +231,10 @@ class GeoTiffSink:
             with writing_env(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self._dst = rasterio.open(self._tiled_path, "w", **profile)
-                apply_metadata(self._dst, self.meta, count, self.name)
+                if gcps:
+                    gcp_crs = CRS.from_user_input(info["gcp_crs"]) if info.get("gcp_crs") else None
+                    self._dst.gcps = (scaled_gcps(gcps, self.factors, self.affine), gcp_crs)
+                apply_metadata(self._dst, self.meta, count, self.name, self.factors)
         except GDAL_ERRORS as exc:
             self.abort()
             raise self._write_error(exc, "create the GeoTIFF") from exc
@@ -178,13 +244,18 @@ class GeoTiffSink:
 
     # -------------------------------------------------------------- Sink API
 
-    def write(self, window: Window, data: np.ndarray) -> None:
-        """Store one window.
+    def write(self, window: Window, data: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Store one window (and its mask).
 
         Args:
             window: ``((col_start, col_stop), (row_start, row_stop))`` of output pixels (a
                 Window or plain pairs).
             data: ``(C, bw, bh)`` values in index order, already of the output dtype.
+            valid: optional validity of these pixels, ``(bw, bh)`` (every band) or ``(C, bw, bh)``
+                (per band): invalid values become :attr:`nodata` (per band; a valid value equal
+                to nodata moves to the next value) and, with a mask, masked pixels are those
+                invalid in every band (with nodata) or in any band (without). Without it the
+                input's mask from ``meta`` is written, if any.
 
         Raises:
             OutputError: the sink is closed, the window is malformed or out of bounds, ``data``
@@ -207,12 +278,53 @@ class GeoTiffSink:
                 f"window data has dtype {data.dtype} but the output is {self.dtype}; "
                 "cast it first (geo_med_sr.dtypes.cast_to_dtype)",
             )
+        mask = self._window_mask(window, valid, data.shape)
+        if valid is not None:
+            data = apply_valid(data, valid, self.nodata)
+        data = self._with_alpha(window, data)
         try:
             with writing_env():
                 self._dst.write(np.ascontiguousarray(data.transpose(0, 2, 1)), window=rasterio_window(window))
+                if mask is not None:
+                    self._dst.write_mask(
+                        np.ascontiguousarray(mask.T).astype(np.uint8) * 255, window=rasterio_window(window)
+                    )
         except GDAL_ERRORS as exc:
             self.abort()
             raise self._write_error(exc, f"write window {window}") from exc
+
+    def _window_mask(self, window: Window, valid: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``(bw, bh)`` bool mask to write for ``window``, or None when the output has no mask band."""
+        if valid is not None:
+            valid = np.asarray(valid, dtype=bool)
+            if valid.shape not in (tuple(shape[1:]), tuple(shape)):
+                raise file_error(
+                    OutputError,
+                    self.name,
+                    f"valid mask of shape {valid.shape} does not match window data {tuple(shape)}",
+                )
+            carries_alpha = self._input_mask is not None and self._input_mask.alpha is not None
+            if not self._writes_mask and self.nodata is None and not carries_alpha and not valid.all():
+                raise file_error(
+                    OutputError,
+                    self.name,
+                    "invalid pixels but neither nodata nor a mask to mark them; "
+                    "open the sink with mask=True or a nodata",
+                )
+            return mask_of(valid, self.nodata) if self._writes_mask else None
+        if not self._writes_mask:
+            return None
+        if self._input_mask is None:
+            return np.ones(shape[1:], dtype=bool)
+        return self._input_mask.valid(window)
+
+    def _with_alpha(self, window: Window, data: np.ndarray) -> np.ndarray:
+        """``data`` with the alpha band replaced by the input's, nearest-upsampled (when there is one)."""
+        if self._input_mask is None or self._input_mask.alpha is None:
+            return data
+        out = data.copy()
+        out[self._input_mask.alpha] = self._input_mask.alpha_values(window)
+        return out
 
     def close(self) -> None:
         """Finish the file (flush, and convert to COG when ``cog``); idempotent.
@@ -223,6 +335,8 @@ class GeoTiffSink:
         if self._done:
             return
         try:
+            if self._input_mask is not None:
+                self._input_mask.close()
             with writing_env():
                 self._dst.close()
                 check_blocks(self._tiled_path, self.name)
@@ -238,6 +352,8 @@ class GeoTiffSink:
 
     def abort(self) -> None:
         """Close without finishing and delete every file the sink created (idempotent)."""
+        if getattr(self, "_input_mask", None) is not None:
+            self._input_mask.close()
         if self._dst is not None and not self._dst.closed:
             try:
                 with quiet_libtiff():

@@ -2,7 +2,19 @@
 
 Valid pixels: a pixel is valid when, in every selected band, it differs from nodata (when set),
 is not NaN (float bands), and is not masked by a GDAL mask band (internal/external mask or
-alpha; a mask value 0 is invalid).
+alpha; a mask value 0 is invalid). :meth:`GeoTiffSource.read_band_valid` gives the same per band.
+
+What a source refuses or records about the file as a whole (:func:`check_georeferencing`,
+:func:`mask_info`):
+
+* complex bands (CInt16, CFloat32, ...): refused (InputError), the imaginary part would be lost;
+* ground control points (no geotransform): kept in ``meta["geotiff"]["gcps"]`` with their CRS;
+  the sink writes them with pixel/line multiplied by the scale;
+* RPC coefficients: refused when they are the only georeferencing, else dropped with a warning
+  (they would not match the new pixel grid);
+* a GDAL mask that is neither nodata nor "all valid" (internal ``.msk``, external ``.msk``, an
+  alpha band): described in ``meta["geotiff"]["mask"]`` so that the sink writes the output's mask
+  (an internal per-dataset mask, or the alpha band carried by nearest neighbour).
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.enums import MaskFlags
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning
 
 from ...errors import ConfigError, InputError, InputNotFoundError, file_error
@@ -36,6 +48,75 @@ from .layout import check_bands
 
 #: GDAL drivers accepted as GeoTIFF input.
 DRIVERS = ("GTiff", "COG")
+
+
+def check_dtypes(path: Path, dtypes: Sequence[str]) -> None:
+    """Refuse complex bands (GDAL CInt16/CInt32/CFloat32/CFloat64) with the project's one-line InputError."""
+    for name in dtypes:
+        if "complex" in str(name):
+            raise file_error(
+                InputError,
+                path,
+                f"complex data ({name}) is not supported; "
+                "write the magnitude/phase or real/imaginary parts as separate files",
+            )
+
+
+def has_geotransform(src: rasterio.io.DatasetReader) -> bool:
+    """Whether the dataset has a geotransform (GDAL reports the identity when it has none)."""
+    return not src.transform.is_identity
+
+
+def check_georeferencing(path: Path, src: rasterio.io.DatasetReader) -> None:
+    """Refuse a file georeferenced only by RPCs; warn that RPCs are dropped when a geotransform or GCPs exist."""
+    if src.rpcs is None:
+        return
+    if not has_geotransform(src) and not src.gcps[0]:
+        raise file_error(
+            InputError,
+            path,
+            "georeferenced only by RPC coefficients, which this tool does not rescale; "
+            "orthorectify it first: gdalwarp -rpc -t_srs EPSG:4326 in.tif out.tif",
+        )
+    warnings.warn(
+        f"{path}: its RPC coefficients are dropped (they would not match the new pixel grid); "
+        "the geotransform or GCPs are kept",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def gcp_meta(src: rasterio.io.DatasetReader) -> tuple[list[list[Any]] | None, str | None]:
+    """Ground control points of a file without a geotransform, JSON-able, and their CRS (WKT).
+
+    Returns:
+        ``([[col, row, x, y, z, id, info], ...], wkt)`` (``col``/``row``: corner-based pixel/line
+        coordinates, GDAL's convention), or ``(None, None)`` when the file has a geotransform or no GCPs.
+    """
+    gcps, crs = src.gcps
+    if not gcps or has_geotransform(src):
+        return None, None
+    points = [[float(g.col), float(g.row), float(g.x), float(g.y), float(g.z or 0.0), g.id, g.info] for g in gcps]
+    return points, crs.to_wkt() if crs is not None else None
+
+
+def mask_info(src: rasterio.io.DatasetReader, bands: Sequence[int]) -> dict[str, Any] | None:
+    """How the file's GDAL mask must be reproduced in the output, or None (no mask, or nodata only).
+
+    Returns:
+        ``{"kind": "alpha", "alpha": i}`` when an alpha band defines validity and is the ``i``-th
+        selected band (0-based; the sink carries it by nearest neighbour); ``{"kind": "mask",
+        "alpha": None}`` for an internal/external mask, or an alpha band that is not selected
+        (the sink writes an internal per-dataset mask, nearest-upsampled).
+    """
+    flags = [src.mask_flag_enums[b - 1] for b in bands]
+    if not any(MaskFlags.all_valid not in f and MaskFlags.nodata not in f for f in flags):
+        return None
+    if any(MaskFlags.alpha in f for f in flags):
+        alphas = [i for i, b in enumerate(bands) if src.colorinterp[b - 1] == ColorInterp.alpha]
+        if alphas:
+            return {"kind": "alpha", "alpha": alphas[0]}
+    return {"kind": "mask", "alpha": None}
 
 
 def open_dataset(path: Path) -> rasterio.io.DatasetReader:
@@ -82,13 +163,17 @@ class GeoTiffSource:
         affine: ``(3, 3)`` centre-anchored index (column, row) -> CRS affine.
         meta: JSON-able ``{"format": "geotiff", "source", "dtype", "geotiff": {crs (WKT or None),
             nodata (float, "nan" or None), bands, descriptions, colorinterp, scales, offsets,
-            units, tags (without AREA_OR_POINT), band_tags, area_or_point, block_size, compress}}``;
+            units, tags (without AREA_OR_POINT), band_tags, area_or_point, block_size, compress,
+            size ([W, H] of the file), transform (rasterio's 6 coefficients), mask (:func:`mask_info`),
+            gcps and gcp_crs (:func:`gcp_meta`), colormap (first band's colour table or None)}}``;
             the per-band lists follow the selected bands.
         dtype: numpy dtype shared by the selected bands.
         nodata: the nodata value (float, possibly NaN) or None.
+        band_nodata: the nodata value of each selected band (what :meth:`read_band_valid` uses).
 
     Raises:
-        InputError: the file is missing, empty, not a GeoTIFF, or corrupt/truncated.
+        InputError: the file is missing, empty, not a GeoTIFF, corrupt/truncated, holds complex
+            bands, or is georeferenced only by RPCs.
         ConfigError: an invalid band selection or bands of different data types.
     """
 
@@ -104,6 +189,8 @@ class GeoTiffSource:
     def _setup(self, bands: Sequence[int] | None) -> None:
         src = self._src
         self.bands = check_bands(self.path, bands, src.count)
+        check_dtypes(self.path, [src.dtypes[b - 1] for b in self.bands])
+        check_georeferencing(self.path, src)
         dtypes = sorted({src.dtypes[b - 1] for b in self.bands})
         if len(dtypes) != 1:
             raise file_error(
@@ -115,14 +202,15 @@ class GeoTiffSource:
         self.shape = (len(self.bands), src.width, src.height)
         self.affine = affine_from_transform(src.transform)
         self.nodata = None if src.nodata is None else float(src.nodata)
+        self.band_nodata = tuple(
+            None if src.nodatavals[b - 1] is None else float(src.nodatavals[b - 1]) for b in self.bands
+        )
         self._mask_bands = tuple(b for b in self.bands if self._needs_mask_band(b))
         self._checks_values = self.nodata is not None or self.dtype.kind == "f"
         self._last_value_valid: tuple[Window, np.ndarray] | None = None
-        if src.crs is None:
-            extra = " (its GCPs are not used)" if src.gcps[0] else ""
-            warnings.warn(
-                f"{self.path}: no CRS{extra}; the output will be on the pixel grid only", UserWarning, stacklevel=3
-            )
+        self._gcps, self._gcp_crs = gcp_meta(src)
+        if src.crs is None and self._gcps is None:
+            warnings.warn(f"{self.path}: no CRS; the output will be on the pixel grid only", UserWarning, stacklevel=3)
         self.meta = self._build_meta()
         self._probe()
 
@@ -156,8 +244,22 @@ class GeoTiffSource:
                 "area_or_point": anchor,
                 "block_size": [int(block_cols), int(block_rows)] if tiled else None,
                 "compress": compression.name.lower() if compression is not None else None,
+                "size": [int(src.width), int(src.height)],
+                "transform": [float(v) for v in tuple(src.transform)[:6]],
+                "mask": mask_info(src, self.bands),
+                "gcps": self._gcps,
+                "gcp_crs": self._gcp_crs,
+                "colormap": self._colormap(),
             },
         }
+
+    def _colormap(self) -> dict[str, list[int]] | None:
+        """Colour table of the first selected band (``{"index": [r, g, b, a]}``), or None."""
+        try:
+            table = self._src.colormap(self.bands[0])
+        except ValueError:  # rasterio: "NULL color table"
+            return None
+        return {str(k): [int(c) for c in v] for k, v in table.items()}
 
     def _probe(self) -> None:
         """Read one pixel of the first and the last block: catches most truncated files cheaply."""
@@ -191,15 +293,18 @@ class GeoTiffSource:
         """``(bh, bw)`` validity from GDAL mask bands, or None when no band has one."""
         if not self._mask_bands:
             return None
+        return np.all(self._read_masks(window) != 0, axis=0)
+
+    def _read_masks(self, window: Window) -> np.ndarray:
+        """GDAL masks ``(len(mask bands), bh, bw)`` of the bands that have one (0 = invalid)."""
         try:
-            masks = self._src.read_masks(indexes=list(self._mask_bands), window=rasterio_window(window))
+            return self._src.read_masks(indexes=list(self._mask_bands), window=rasterio_window(window))
         except GDAL_ERRORS as exc:
             raise file_error(
                 InputError,
                 self.path,
                 f"cannot read the mask of window {window} ({reason(exc)}); the file may be truncated or corrupt",
             ) from exc
-        return np.all(masks != 0, axis=0)
 
     def read(self, window: Window) -> np.ndarray:
         """Values of an in-bounds window.
@@ -239,6 +344,35 @@ class GeoTiffSource:
         if masked is not None:
             valid &= masked
         return np.ascontiguousarray(valid.T)
+
+    def read_band_valid(self, window: Window) -> np.ndarray | None:
+        """Per-band valid mask of an in-bounds window (for per-band nodata).
+
+        A value is valid in its band when it differs from that band's nodata, is not NaN (float
+        bands) and the band's GDAL mask is not 0 there. :meth:`read_valid` is the AND over bands.
+
+        Args:
+            window: ``((col_start, col_stop), (row_start, row_stop))`` (a Window or plain pairs).
+
+        Returns:
+            ``(C, bw, bh)`` bool array, or None when no pixel can be invalid (:attr:`may_have_invalid`).
+        """
+        window = normalise_window(window, self.shape[1:], self.path, InputError)
+        if not self.may_have_invalid:
+            return None
+        raw = self._read_raw(window)
+        valid = np.ones(raw.shape, dtype=bool)
+        for i, nodata in enumerate(self.band_nodata):
+            if nodata is not None and not math.isnan(nodata):
+                valid[i] &= raw[i] != nodata
+        if self.dtype.kind == "f":
+            valid &= ~np.isnan(raw)
+        if self._mask_bands:
+            masked = self._read_masks(window)
+            for i, band in enumerate(self.bands):
+                if band in self._mask_bands:
+                    valid[i] &= masked[self._mask_bands.index(band)] != 0
+        return np.ascontiguousarray(valid.transpose(0, 2, 1))
 
     @property
     def may_have_invalid(self) -> bool:

@@ -57,6 +57,10 @@ class ArraySource:
         """``S``-shaped valid mask of ``window``, or None when every pixel is valid."""
         return None if self.valid is None else self.valid[Window(window).toslices()]
 
+    def read_band_valid(self, window: Window) -> None:
+        """None: an in-memory image has one validity for all its channels."""
+        return None
+
     def close(self) -> None:
         """Nothing to release (the array stays with its owner)."""
 
@@ -118,10 +122,15 @@ def read_reflected_mask(source: Source, window: Window) -> np.ndarray | None:
     """The valid mask of ``window`` (may extend outside the image), mirror-reflected like the values.
 
     Returns:
-        ``window.shape`` boolean array, or None when the source says every pixel is valid.
+        ``window.shape`` boolean array (one validity per pixel), ``(C, *window.shape)`` when the
+        bands' validity differs there (per-band nodata), or None when every pixel is valid.
     """
     inner, local = _reflected(window, source.shape[1:])
-    block = source.read_valid(inner)
+    block = source.read_band_valid(inner)
+    if block is not None and (block.shape[0] == 1 or bool((block == block[:1]).all())):
+        block = block[0]
+    if block is None:
+        block = source.read_valid(inner)
     if block is None:
         return None
-    return block[np.ix_(*local)]
+    return block[(Ellipsis, *np.ix_(*local))]

@@ -98,6 +98,11 @@ class Source(Protocol):
         """``window.shape`` boolean mask of measured pixels, or None when all are valid."""
         ...
 
+    def read_band_valid(self, window: Window) -> np.ndarray | None:
+        """``(C, *window.shape)`` per-band validity (GDAL's per-band nodata), or None when validity
+        is the same in every band (then :meth:`read_valid` says it all)."""
+        ...
+
 
 class Sink(Protocol):
     """Write access to a ``(C, *S_out)`` image window by window (what the engine needs)."""

@@ -28,18 +28,19 @@ def fill_invalid(x: np.ndarray, valid: np.ndarray, radius: int, fill_value: floa
 
     Args:
         x: ``(C, *S)`` float32 or float64 values.
-        valid: ``S``-shaped boolean mask.
+        valid: ``S``-shaped boolean mask, or ``(C, *S)`` for per-band validity.
         radius: number of growth rounds (pixels).
         fill_value: value for pixels farther than ``radius`` from any valid pixel.
 
     Returns:
         ``(C, *S)`` copy in the dtype of ``x`` with every pixel finite.
     """
-    nd = valid.ndim
+    nd = x.ndim - 1
     pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
     dtype = np.float64 if x.dtype == np.float64 else np.float32
     values = torch.from_numpy(np.where(valid, x, 0.0).astype(dtype))[None]
-    mask = torch.from_numpy(valid.astype(dtype))[None, None]
+    per_band = valid if valid.ndim == x.ndim else valid[None]
+    mask = torch.from_numpy(per_band.astype(dtype))[None]
     for _ in range(radius):
         if bool(mask.min() > 0):
             break
@@ -106,13 +107,14 @@ class Radiometry:
         out = cast_to_dtype(values, self.out_dtype)
         if self.nodata is None or valid is None:
             return out
+        invalid = np.broadcast_to(~valid, out.shape)  # valid: S-shaped, or (C, *S) per band
         if np.isnan(self.nodata):
-            out[:, ~valid] = np.nan
+            out[invalid] = np.nan
             return out
         if self._nudge is not None:
-            clash = (out == self.nodata) & valid
+            clash = (out == self.nodata) & ~invalid
             out[clash] = self._nudge
-        out[:, ~valid] = self.nodata
+        out[invalid] = self.nodata
         return out
 
 

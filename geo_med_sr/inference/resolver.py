@@ -63,7 +63,10 @@ def _mask_planes(kept: list[tuple[int, list[np.ndarray | None]]], first: int, la
         if not parts:
             out.append(None)
             continue
-        planes = np.concatenate([m for _, m in parts], axis=-1)
+        ndim = max(m.ndim for _, m in parts)  # per-band (C, *S) chunks beside per-pixel S chunks
+        channels = max(m.shape[0] for _, m in parts if m.ndim == ndim)
+        arrays = [m if m.ndim == ndim else np.broadcast_to(m, (channels, *m.shape)) for _, m in parts]
+        planes = np.concatenate(arrays, axis=-1)
         offset = parts[0][0]
         out.append(planes[..., first - offset : last - offset])
     return out
@@ -269,7 +272,7 @@ class SuperResolver:
                 raw = read_reflected(source, p.read)
                 valid = read_reflected_mask(source, p.read)
                 inputs.append(radiometry.before(raw, valid) if radiometry else _as_compute(raw))
-                masks.append(None if valid is None else valid[p.owned.relative_to(p.read).toslices()])
+                masks.append(None if valid is None else valid[(Ellipsis, *p.owned.relative_to(p.read).toslices())])
             return batch, np.stack(inputs), masks
 
         def store(item: tuple[list[Patch], np.ndarray, list[np.ndarray | None]]) -> None:
@@ -355,7 +358,9 @@ class SuperResolver:
                 x = radiometry.before(raw, valid) if radiometry else raw
                 inputs.append(x[..., extra : x.shape[-1] - extra].astype(np.float32, copy=False))  # a network's input
                 owned = col.owned.relative_to(col.read).toslices()
-                masks.append(None if valid is None else valid[(*owned, slice(extra, valid.shape[-1] - extra))])
+                masks.append(
+                    None if valid is None else valid[(Ellipsis, *owned, slice(extra, valid.shape[-1] - extra))]
+                )
             return b, a, np.stack(inputs), masks
 
         bar = tqdm(
