@@ -318,6 +318,7 @@ def vrt_xml(tiles: list[_Tile], vrt_dir: Path) -> str:
     ET.SubElement(root, "GeoTransform").text = ", ".join(_number(v) for v in transform.to_gdal())
     metadata = ET.SubElement(root, "Metadata")
     ET.SubElement(metadata, "MDI", key="AREA_OR_POINT").text = ref.area_or_point
+    ET.SubElement(metadata, "MDI", key=VRT_MARK).text = "mosaic"
     for band in range(1, ref.count + 1):
         _band_element(root, band, tiles, offsets, vrt_dir)
     ET.indent(root, space="  ")
@@ -355,6 +356,12 @@ def build_vrt(paths: Sequence[str | os.PathLike], vrt_path: str | os.PathLike, *
         raise file_error(OutputError, vrt_path, "a VRT mosaic must be written to a .vrt file name")
     if vrt_path.exists() and not overwrite:
         raise file_error(OutputError, vrt_path, "the output already exists; pass --overwrite to replace it")
+    if vrt_path.exists() and not _is_our_vrt(vrt_path):
+        raise file_error(
+            OutputError,
+            vrt_path,
+            "exists and was not written by geo_med_sr, so --overwrite does not replace it; choose another name",
+        )
     vrt_dir = vrt_path.resolve().parent
     if not vrt_dir.is_dir():
         raise file_error(OutputError, vrt_path, f"the folder {vrt_dir} does not exist")
@@ -364,6 +371,19 @@ def build_vrt(paths: Sequence[str | os.PathLike], vrt_path: str | os.PathLike, *
     text = vrt_xml(tiles, vrt_dir)
     _write_atomic(text, vrt_path)
     return vrt_path
+
+
+#: the metadata item that marks a mosaic this tool wrote (so that --overwrite may replace it).
+VRT_MARK = "GEO_MED_SR_MOSAIC"
+
+
+def _is_our_vrt(path: Path) -> bool:
+    """Whether ``path`` is a VRT written by :func:`build_vrt` (carries :data:`VRT_MARK`); never raises."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return False
+    return any(item.get("key") == VRT_MARK for item in root.iter("MDI"))
 
 
 def _write_atomic(text: str, path: Path) -> None:

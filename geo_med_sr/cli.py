@@ -460,6 +460,16 @@ def _run_train(args: argparse.Namespace) -> None:
         raise file_error(
             OutputError, out, "the checkpoint already exists; pass --resume to continue it or --overwrite to replace it"
         )
+    if out.exists() and args.overwrite and not args.resume:
+        from .checkpoint import read_config
+        from .errors import ModelError
+
+        try:
+            read_config(out)  # a checkpoint this tool wrote carries its configuration
+        except ModelError:
+            raise file_error(
+                OutputError, out, "exists and is not a geo_med_sr checkpoint, so --overwrite does not replace it"
+            ) from None
     config = load_train_config(args.config, steps=args.steps, seed=args.seed, device=args.device)
     summary = train(config, args.data, out, val=args.val, resume=args.resume)
     print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f} s (last loss {summary['loss']:.5f})")

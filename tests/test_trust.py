@@ -233,17 +233,24 @@ def _wait_for_partial(proc: subprocess.Popen, folder: Path) -> None:
     pytest.fail("the run ended before it could be signalled mid-write")
 
 
-def test_sigterm_stops_the_run_prints_one_line_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "status", "line"),
+    [
+        (signal.SIGTERM, 128 + signal.SIGTERM, "geo-med-sr: stopped by SIGTERM; no partial output was left"),
+        (signal.SIGINT, 130, "geo-med-sr: interrupted; no partial output was left"),
+    ],
+)
+def test_a_signal_stops_the_run_prints_one_line_and_leaves_nothing(tmp_path, sig, status, line):
     src = write_nifti(tmp_path / "big.nii.gz", smooth_volume((64, 64, 48)), oblique_affine())
     out = tmp_path / "out.nii.gz"
     proc = _start(["upscale", src, out, "--scale", "3", "--method", "bspline", "--quiet"], tmp_path)
     _wait_for_partial(proc, tmp_path)
     sent = time.time()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    assert time.time() - sent < 10
-    assert proc.returncode == 128 + signal.SIGTERM
-    assert err.strip().splitlines() == ["geo-med-sr: stopped by SIGTERM; no partial output was left"]
+    assert time.time() - sent < 5  # stopped promptly, not at the end of the job
+    assert proc.returncode == status
+    assert err.strip().splitlines() == [line]
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
@@ -535,3 +542,12 @@ def smooth_bands_like(count: int, height: int, width: int) -> np.ndarray:
     from geotiff_fixtures import smooth_bands
 
     return np.maximum(smooth_bands(count, height, width), 1)
+
+
+def test_train_overwrite_never_replaces_a_file_that_is_not_our_checkpoint(tmp_path, capsys):
+    out = tmp_path / "net.safetensors"
+    out.write_bytes(b"someone else's weights")
+    src = small_nifti(tmp_path / "in.nii.gz")
+    code, _, err = run(capsys, "train", "--data", src, "--out", out, "--steps", "1", "--overwrite")
+    one_line_error(code, err, "not a geo_med_sr checkpoint")
+    assert out.read_bytes() == b"someone else's weights"

@@ -182,7 +182,12 @@ def test_output_rules_atomic_and_no_silent_overwrite(tmp_path, scene):
     with pytest.raises(OutputError, match="already exists; pass --overwrite"):
         build_vrt(list(tiles.values()), vrt)
     assert vrt.read_text() == "mine"
-    build_vrt(list(tiles.values()), vrt, overwrite=True)
+    with pytest.raises(OutputError, match="not written by geo_med_sr"):  # a user's file, even with overwrite
+        build_vrt(list(tiles.values()), vrt, overwrite=True)
+    assert vrt.read_text() == "mine"
+    vrt.unlink()
+    build_vrt(list(tiles.values()), vrt)
+    build_vrt(list(tiles.values()), vrt, overwrite=True)  # our own mosaic is replaced
     assert ET.parse(vrt).getroot().tag == "VRTDataset"
     assert sorted(os.listdir(tmp_path)) == ["m.vrt", "scene.tif", "tiles"]  # no temporary file left
     with pytest.raises(OutputError, match=r"\.vrt file name"):
