@@ -75,3 +75,35 @@ def rescale_for(values: np.ndarray, dtype: np.dtype | str) -> tuple[float, float
     slope = (vmax - vmin) / (hi - lo) if vmax > vmin else 1.0
     inter = vmin - lo * slope
     return float(slope), float(inter)
+
+
+def next_to(value: float, dtype: np.dtype | str) -> float:
+    """The value next to ``value`` that ``dtype`` holds (what a valid pixel equal to nodata becomes)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        _, hi = storage_range(dtype)
+        return value + 1 if value < hi else value - 1
+    return float(np.nextafter(np.asarray(value, dtype=dtype), np.asarray(np.inf, dtype=dtype)))
+
+
+def mark_nodata(data: np.ndarray, valid: np.ndarray, nodata: float | None, *, copy: bool = True) -> np.ndarray:
+    """Values with ``nodata`` written where ``valid`` is False, per pixel or per band.
+
+    Args:
+        data: ``(C, *S)`` values of the storage dtype.
+        valid: ``S`` (one mask for every band) or ``(C, *S)`` (one per band) bool.
+        nodata: the nodata value (NaN allowed), or None (``data`` is returned unchanged).
+        copy: work on a copy (False: change ``data`` in place).
+
+    Returns:
+        ``data`` where each invalid value is ``nodata`` and a valid value equal to ``nodata`` is
+        moved to the neighbouring value (so nodata never hides a measurement).
+    """
+    if nodata is None:
+        return data
+    invalid = np.broadcast_to(~valid, data.shape)
+    out = data.copy() if copy else data
+    if not np.isnan(nodata):
+        out[(out == nodata) & ~invalid] = next_to(nodata, out.dtype)
+    out[invalid] = nodata
+    return out

@@ -201,8 +201,9 @@ def owns_output(adapter: type[Adapter], path: Path) -> bool:
     """Whether ``path`` is an output this tool wrote with ``adapter``, so ``--overwrite`` may replace it.
 
     The one ownership rule: a file is ours when the adapter reads our provenance from it; a folder
-    (DICOM series) when it is empty, or holds only plain files of one kind and our provenance.
-    Symbolic links, and anything the adapter cannot read as ours, belong to the user.
+    (DICOM series) when it holds only plain files of one kind and our provenance (an empty folder
+    holds nothing to replace: see :func:`_occupied`). Symbolic links, and anything the adapter
+    cannot read as ours, belong to the user.
     """
     if path.is_symlink():
         return False
@@ -210,8 +211,6 @@ def owns_output(adapter: type[Adapter], path: Path) -> bool:
         if not path.is_dir():
             return False
         entries = list(path.iterdir())
-        if not entries:
-            return True
         if any(e.is_symlink() or not e.is_file() for e in entries) or len({e.suffix.lower() for e in entries}) > 1:
             return False
     elif not path.is_file():
@@ -239,6 +238,14 @@ def _check_companions(adapter: type[Adapter] | None, companions: list[Path], ove
             )
         owned = adapter is None or adapter.owns_companion(companion)
         _check_not_existing(companion, overwrite, "the output's sidecar file", owned=owned)
+
+
+def _check_replaceable(path: Path, adapter: type[Adapter] | None, companions: list[Path], overwrite: bool) -> None:
+    """The one check of what writing ``path`` (and its ``companions``) would replace: nothing, or,
+    with ``overwrite``, only what this tool wrote (``adapter`` None: anything, with ``overwrite``)."""
+    if adapter is None or _occupied(adapter, path):
+        _check_not_existing(path, overwrite, owned=adapter is None or owns_output(adapter, path))
+    _check_companions(adapter, companions, overwrite)
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -285,11 +292,9 @@ def check_output(
         raise file_error(OutputError, path, "the output needs a file or folder name, not the current or root folder")
     _check_not_an_input(path, inputs)
     adapter = adapter_for_output(path)
-    if _occupied(adapter, path):
-        _check_not_existing(path, overwrite, owned=owns_output(adapter, path))
+    _check_replaceable(path, adapter, adapter.companions(path), overwrite)
     if not path.resolve().parent.is_dir():
         raise file_error(OutputError, path, f"the folder {path.resolve().parent} does not exist")
-    _check_companions(adapter, adapter.companions(path), overwrite)
     return adapter
 
 
@@ -401,9 +406,7 @@ def atomic_path(
     for companion in companions:
         if companion.resolve().parent != parent:
             raise ValueError(f"companion {companion} is not in the folder of {path}")
-    if adapter is None or _occupied(adapter, path):
-        _check_not_existing(path, overwrite, owned=adapter is None or owns_output(adapter, path))
-    _check_companions(adapter, companions, overwrite)
+    _check_replaceable(path, adapter, companions, overwrite)
     if parent.is_dir():
         remove_stale_temporaries(path)
     tmp = _make_temporary(path, parent, folder)

@@ -75,11 +75,7 @@ def fit_normalizer(method: Method, source: ImageSource) -> tuple[Normalizer, dic
     normalizer = build_normalizer(method.normalize["name"], **method.normalize.get("params", {}))
     if method.kind == "classical":
         return normalizer, normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
-    values = sample_valid_values(source)
-    if values.shape[1] == 0:
-        name = source.meta.get("source", "the input")
-        raise file_error(InputError, name, "has no valid pixel (all nodata, masked or NaN): nothing to super-resolve")
-    return normalizer, normalizer.fit(values)
+    return normalizer, normalizer.fit(sample_valid_values(source))
 
 
 def _slice_thickness_px(meta: dict[str, Any], scale: Sequence[int]) -> float | None:
@@ -282,7 +278,8 @@ def super_resolve(
         out_spatial = scaled_shape(source.shape[1:], factors)
         out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
         check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.windowed)
-        engine = _engine(source, method, config, progress)
+        with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
+            engine = _engine(source, method, config, progress)
         provenance = {**engine.provenance, "request": request}
         dtype = _output_dtype(config, source)
         meta = {**copy.deepcopy(source.meta), **_output_meta(source.meta, dtype, provenance)}

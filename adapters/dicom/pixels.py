@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pydicom
 
-from ...dtypes import cast_to_dtype
+from ...dtypes import cast_to_dtype, storage_range
 from ...errors import InputError, file_error
 from .header import SliceHeader, ds_text, rescale_pair
 
@@ -84,7 +84,8 @@ def read_volume(
 # ----------------------------------------------------------------------------- writing
 
 #: value range of the 16-bit storage dtypes.
-_RANGE16 = {np.dtype("uint16"): (0.0, 65535.0), np.dtype("int16"): (-32768.0, 32767.0)}
+#: the storage dtypes a series is written in (BitsAllocated 16).
+_STORAGE16 = (np.dtype("uint16"), np.dtype("int16"))
 
 
 class StoredPixels(NamedTuple):
@@ -125,7 +126,7 @@ def source_rescale(meta: dict[str, Any]) -> tuple[np.dtype, float, float] | None
     if (slope, inter) == (1.0, 0.0) or slope == 0:
         return None
     stored = np.dtype(str(info.get("stored_dtype", meta.get("dtype", "uint16"))))
-    storage = stored if stored in _RANGE16 else np.dtype("int16" if stored.kind == "i" else "uint16")
+    storage = stored if stored in _STORAGE16 else np.dtype("int16" if stored.kind == "i" else "uint16")
     return storage, slope, inter
 
 
@@ -164,12 +165,12 @@ def choose_rescale(values: np.ndarray, meta: dict[str, Any]) -> tuple[np.dtype, 
         return own[0], own[1], own[2], True, values
     whole = whole_numbers(values, meta)
     declared = np.dtype(str(meta.get("dtype") or "float32"))
-    if whole is not None and declared in _RANGE16 and not _is_scaled(meta):
+    if whole is not None and declared in _STORAGE16 and not _is_scaled(meta):
         return declared, 1.0, 0.0, False, whole  # a 16-bit integer source keeps its own storage (and signedness)
     if whole is not None and whole.size:
         lo, hi = float(whole.min()), float(whole.max())
-        for storage in (np.dtype("uint16"), np.dtype("int16")):
-            low, high = _RANGE16[storage]
+        for storage in _STORAGE16:
+            low, high = storage_range(storage)
             if low <= lo and hi <= high:
                 return storage, 1.0, 0.0, False, whole
     if whole is not None:  # whole numbers beyond 16 bits (int32 data): scaled like floats

@@ -15,16 +15,15 @@ The engine writes values only. What the output needs beyond them comes from two 
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...dtypes import storage_range
 from ...errors import GeoMedSRError, OutputError, file_error
 from ...inference.protocols import Window
+from ...spatial import upsample_mask
 
 
 def integer_factors(size: Any, shape: tuple[int, int]) -> tuple[int, int] | None:
@@ -44,9 +43,7 @@ def lr_window(window: Window, factors: tuple[int, int]) -> Window:
 
 def upsample_nearest(values: np.ndarray, lr: Window, window: Window, factors: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour upsampling of ``values`` (``(..., lw, lh)`` on ``lr``) cropped to ``window``."""
-    out = values
-    for axis, f in zip((-2, -1), factors):
-        out = np.repeat(out, f, axis=axis)
+    out = upsample_mask(values, factors)  # the spatial package's nearest upsampling, on the last two axes
     (c0, c1), (r0, r1) = window
     dc, dr = c0 - lr[0][0] * factors[0], r0 - lr[1][0] * factors[1]
     return out[..., dc : dc + (c1 - c0), dr : dr + (r1 - r0)]
@@ -122,36 +119,6 @@ class InputMask:
         for source in (self._valid_source, self._alpha_source):
             if source is not None:
                 source.close()
-
-
-def nudged(value: float, dtype: np.dtype) -> float:
-    """The value next to ``value`` that ``dtype`` holds (what a valid pixel equal to nodata becomes)."""
-    if dtype.kind in "iu":
-        _, hi = storage_range(dtype)
-        return value + 1 if value < hi else value - 1
-    return float(np.nextafter(np.asarray(value, dtype=dtype), np.asarray(np.inf, dtype=dtype)))
-
-
-def apply_valid(data: np.ndarray, valid: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Values with nodata written where ``valid`` is False, per pixel or per band.
-
-    Args:
-        data: ``(C, bw, bh)`` values of the output dtype.
-        valid: ``(bw, bh)`` (one mask for every band) or ``(C, bw, bh)`` (one per band) bool.
-        nodata: the output's nodata value, or None (values are then returned unchanged).
-
-    Returns:
-        A copy of ``data`` where each invalid value is ``nodata`` and a valid value equal to
-        ``nodata`` is moved to the neighbouring value (so nodata never hides a measurement).
-    """
-    if nodata is None:
-        return data
-    per_band = np.broadcast_to(valid, data.shape)
-    out = data.copy()
-    if not math.isnan(nodata):
-        out[(out == nodata) & per_band] = nudged(nodata, out.dtype)
-    out[~per_band] = nodata
-    return out
 
 
 def mask_of(valid: np.ndarray, nodata: float | None) -> np.ndarray:

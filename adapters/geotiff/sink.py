@@ -26,6 +26,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning
 from rasterio.transform import Affine
 
+from ...dtypes import mark_nodata
 from ...errors import ConfigError, OutputError, file_error
 from ...inference.protocols import Window
 from .blocks import check_blocks
@@ -33,7 +34,7 @@ from .cog import build_overviews, check_copy, cog_profile, copy_to_cog, overview
 from .conventions import GDAL_ERRORS, decode_nodata, normalise_window, rasterio_window, reason, transform_from_affine
 from .environment import quiet_libtiff, writing_env
 from .layout import block_sizes, check_compress, check_nodata, predictor
-from .masks import InputMask, apply_valid, integer_factors, mask_of
+from .masks import InputMask, integer_factors, mask_of
 from .tags import apply_metadata
 
 
@@ -280,7 +281,7 @@ class GeoTiffSink:
             )
         mask = self._window_mask(window, valid, data.shape)
         if valid is not None:
-            data = apply_valid(data, valid, self.nodata)
+            data = mark_nodata(data, valid, self.nodata)
         data = self._with_alpha(window, data)
         try:
             with writing_env():

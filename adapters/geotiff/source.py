@@ -281,19 +281,25 @@ class GeoTiffSource:
             ) from exc
 
     def _value_valid(self, raw: np.ndarray) -> np.ndarray:
-        """``(bh, bw)`` validity from the values alone (nodata and NaN)."""
-        valid = np.ones(raw.shape[1:], dtype=bool)
-        if self.nodata is not None and not math.isnan(self.nodata):
-            valid &= ~np.any(raw == self.nodata, axis=0)
+        """``(C, bh, bw)`` validity per band from the values alone (the band's nodata, NaN)."""
+        valid = np.ones(raw.shape, dtype=bool)
+        for i, nodata in enumerate(self.band_nodata):
+            if nodata is not None and not math.isnan(nodata):
+                valid[i] &= raw[i] != nodata
         if self.dtype.kind == "f":
-            valid &= ~np.any(np.isnan(raw), axis=0)
+            valid &= ~np.isnan(raw)
         return valid
 
     def _mask_valid(self, window: Window) -> np.ndarray | None:
-        """``(bh, bw)`` validity from GDAL mask bands, or None when no band has one."""
+        """``(C, bh, bw)`` validity per band from GDAL mask bands, or None when no band has one."""
         if not self._mask_bands:
             return None
-        return np.all(self._read_masks(window) != 0, axis=0)
+        masks = self._read_masks(window)
+        valid = np.ones((len(self.bands), *masks.shape[1:]), dtype=bool)
+        for i, band in enumerate(self.bands):
+            if band in self._mask_bands:
+                valid[i] = masks[self._mask_bands.index(band)] != 0
+        return valid
 
     def _read_masks(self, window: Window) -> np.ndarray:
         """GDAL masks ``(len(mask bands), bh, bw)`` of the bands that have one (0 = invalid)."""
@@ -320,9 +326,23 @@ class GeoTiffSource:
         """
         window = normalise_window(window, self.shape[1:], self.path, InputError)
         raw = self._read_raw(window)
-        if self._checks_values:
+        if self._checks_values:  # kept for the validity of the same window, read right after
             self._last_value_valid = (window, self._value_valid(raw))
         return np.ascontiguousarray(raw.transpose(0, 2, 1))
+
+    def _band_valid(self, window: Window) -> np.ndarray:
+        """``(C, bh, bw)`` validity per band (values and GDAL masks), reading the values only when
+        they are not the window :meth:`read` just read."""
+        valid = np.ones((len(self.bands), *window.shape[::-1]), dtype=bool)
+        if self._checks_values:
+            cached = self._last_value_valid
+            valid &= (
+                cached[1] if cached is not None and cached[0] == window else self._value_valid(self._read_raw(window))
+            )
+        masked = self._mask_valid(window)
+        if masked is not None:
+            valid &= masked
+        return valid
 
     def read_valid(self, window: Window) -> np.ndarray:
         """Valid-pixel mask of an in-bounds window.
@@ -334,16 +354,7 @@ class GeoTiffSource:
             ``(bw, bh)`` bool array; True where every selected band holds a measured value.
         """
         window = normalise_window(window, self.shape[1:], self.path, InputError)
-        bw, bh = window.shape
-        valid = np.ones((bh, bw), dtype=bool)
-        if self._checks_values:
-            cached = self._last_value_valid
-            use_cache = cached is not None and cached[0] == window
-            valid &= cached[1] if use_cache else self._value_valid(self._read_raw(window))
-        masked = self._mask_valid(window)
-        if masked is not None:
-            valid &= masked
-        return np.ascontiguousarray(valid.T)
+        return np.ascontiguousarray(self._band_valid(window).all(axis=0).T)
 
     def read_band_valid(self, window: Window) -> np.ndarray | None:
         """Per-band valid mask of an in-bounds window (for per-band nodata).
@@ -360,19 +371,7 @@ class GeoTiffSource:
         window = normalise_window(window, self.shape[1:], self.path, InputError)
         if not self.may_have_invalid:
             return None
-        raw = self._read_raw(window)
-        valid = np.ones(raw.shape, dtype=bool)
-        for i, nodata in enumerate(self.band_nodata):
-            if nodata is not None and not math.isnan(nodata):
-                valid[i] &= raw[i] != nodata
-        if self.dtype.kind == "f":
-            valid &= ~np.isnan(raw)
-        if self._mask_bands:
-            masked = self._read_masks(window)
-            for i, band in enumerate(self.bands):
-                if band in self._mask_bands:
-                    valid[i] &= masked[self._mask_bands.index(band)] != 0
-        return np.ascontiguousarray(valid.transpose(0, 2, 1))
+        return np.ascontiguousarray(self._band_valid(window).transpose(0, 2, 1))
 
     @property
     def may_have_invalid(self) -> bool:

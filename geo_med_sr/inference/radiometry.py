@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dtypes import cast_to_dtype, storage_range
+from ..dtypes import cast_to_dtype, mark_nodata
 from ..normalize import Normalizer
 from .protocols import Source, Window
 
@@ -74,19 +74,10 @@ class Radiometry:
     out_dtype: np.dtype | None = None
     nodata: float | None = None
     compute_dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
-    _nudge: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.out_dtype is not None:
             self.out_dtype = np.dtype(self.out_dtype)
-        if (
-            self.nodata is not None
-            and self.out_dtype is not None
-            and self.out_dtype.kind in "iu"
-            and np.isfinite(self.nodata)
-        ):
-            lo, hi = storage_range(self.out_dtype)
-            self._nudge = self.nodata + 1 if self.nodata < hi else self.nodata - 1
 
     def before(self, raw: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
         """``(C, *R)`` raw window -> normalised ``compute_dtype`` values, invalid pixels filled."""
@@ -105,17 +96,9 @@ class Radiometry:
         if self.out_dtype is None:
             return values
         out = cast_to_dtype(values, self.out_dtype)
-        if self.nodata is None or valid is None:
+        if valid is None:
             return out
-        invalid = np.broadcast_to(~valid, out.shape)  # valid: S-shaped, or (C, *S) per band
-        if np.isnan(self.nodata):
-            out[invalid] = np.nan
-            return out
-        if self._nudge is not None:
-            clash = (out == self.nodata) & ~invalid
-            out[clash] = self._nudge
-        out[invalid] = self.nodata
-        return out
+        return mark_nodata(out, valid, self.nodata, copy=False)  # valid: S-shaped, or (C, *S) per band
 
 
 def sample_boxes(spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0) -> list[Window]:
