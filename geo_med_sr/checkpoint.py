@@ -89,8 +89,9 @@ def checkpoint_config(model: nn.Module, extra: Mapping[str, Any] | None = None) 
     """
     from .networks import NETWORKS
     from .networks.edsr import ResidualSRNetwork
+    from .networks.guided import GuidedNet
 
-    if not isinstance(model, ResidualSRNetwork):
+    if not isinstance(model, (ResidualSRNetwork, GuidedNet)):
         raise ModelError(
             f"cannot save a {type(model).__name__}: only geo_med_sr networks (with config()) can be checkpointed"
         )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .cli_sharpen import add_sharpen, run_sharpen
 from .degrade import DEGRADATIONS
 from .errors import ConfigError, GeoMedSRError
 from .methods import METHODS
@@ -354,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_upscale(sub)
+    add_sharpen(sub)
     _add_batch(sub)
     _add_info(sub)
     _add_evaluate(sub)
@@ -530,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _run_evaluate,
         "train": _run_train,
         "demo": _run_demo,
+        "sharpen": run_sharpen,
     }
     previous = _install_signal_handlers()
     try:

@@ -130,6 +130,27 @@ def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
     return bands
 
 
+def discover_product(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    pan: str | os.PathLike | None = None,
+    guide: str | os.PathLike | None = None,
+    bands: Sequence[str] | None = None,
+    offset: float | None = None,
+) -> Any:
+    """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.s2.discover`)."""
+    from .adapters.s2 import discover
+
+    return discover([Path(p) for p in inputs], pan=pan, guide=guide, bands=bands, offset=offset)
+
+
+def open_band(path: str | os.PathLike, index: int) -> tuple[ImageSource, Any]:
+    """Band ``index`` (1-based) of a GeoTIFF/JPEG 2000 file as a windowed source, and its grid."""
+    from .adapters.bands import open_band as _open_band
+
+    return _open_band(Path(path), index)
+
+
 def open_source(
     path: str | os.PathLike, *, series: str | None = None, bands: Sequence[int] | None = None
 ) -> ImageSource:

@@ -26,14 +26,14 @@ SOURCES = {PACKAGE: REPO / "geo_med_sr", f"{PACKAGE}.adapters": REPO / "adapters
 #: lowest first; a module matches the longest prefix listed (``a.b`` covers ``a.b.c``).
 LAYERS: list[tuple[str, list[str]]] = [
     ("ground", ["", "errors", "registry", "dtypes", "digest", "optional", "weights"]),
-    ("geometry", ["geometry", "scale", "normalize", "bundled"]),
+    ("geometry", ["geometry", "multires", "scale", "normalize", "bundled"]),
     ("spatial", ["spatial"]),
-    ("models", ["degrade", "metrics", "networks", "checkpoint"]),
+    ("models", ["degrade", "metrics", "fusion_metrics", "networks", "checkpoint"]),
     ("inference", ["inference", "adapters", "io"]),
     ("training", ["training"]),
     ("methods", ["methods"]),
-    ("tools", ["config", "request", "pipeline", "evaluate", "batch_runner", "info"]),
-    ("shells", ["cli", "demo", "__main__"]),
+    ("tools", ["config", "request", "pipeline", "sharpen", "sharpen_eval", "evaluate", "batch_runner", "info"]),
+    ("shells", ["cli", "cli_sharpen", "demo", "__main__"]),
 ]
 #: what adapters may import from the project (besides other adapters).
 ADAPTER_DEPENDENCIES = {
@@ -42,6 +42,7 @@ ADAPTER_DEPENDENCIES = {
     "registry",
     "dtypes",
     "geometry",
+    "multires",
     "scale",
     "spatial",
     "inference.protocols",

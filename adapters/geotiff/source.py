@@ -48,6 +48,8 @@ from .layout import check_bands
 
 #: GDAL drivers accepted as GeoTIFF input.
 DRIVERS = ("GTiff", "COG")
+#: drivers a band of a multi-resolution product may come in (Sentinel-2 SAFE bands are JPEG 2000).
+BAND_DRIVERS = (*DRIVERS, "JP2OpenJPEG")
 
 
 def check_dtypes(path: Path, dtypes: Sequence[str]) -> None:
@@ -119,8 +121,8 @@ def mask_info(src: rasterio.io.DatasetReader, bands: Sequence[int]) -> dict[str,
     return {"kind": "mask", "alpha": None}
 
 
-def open_dataset(path: Path) -> rasterio.io.DatasetReader:
-    """Open ``path`` with rasterio, turning every failure into a one-line InputError."""
+def open_dataset(path: Path, drivers: tuple[str, ...] = DRIVERS) -> rasterio.io.DatasetReader:
+    """Open ``path`` with rasterio (one of ``drivers``), turning every failure into a one-line InputError."""
     if not path.exists():
         raise file_error(InputNotFoundError, path, "no such file")
     if path.is_file() and path.stat().st_size == 0:
@@ -135,7 +137,7 @@ def open_dataset(path: Path) -> rasterio.io.DatasetReader:
             path,
             f"not a readable GeoTIFF ({reason(exc)}); the file may be truncated or corrupt, or not a TIFF",
         ) from exc
-    if src.driver not in DRIVERS:
+    if src.driver not in drivers:
         driver = src.driver
         src.close()
         raise file_error(
@@ -177,9 +179,11 @@ class GeoTiffSource:
         ConfigError: an invalid band selection or bands of different data types.
     """
 
-    def __init__(self, path: str | os.PathLike, bands: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, bands: Sequence[int] | None = None, drivers: tuple[str, ...] = DRIVERS
+    ) -> None:
         self.path = Path(path)
-        self._src = open_dataset(self.path)
+        self._src = open_dataset(self.path, drivers)
         try:
             self._setup(bands)
         except BaseException:

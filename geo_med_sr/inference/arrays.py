@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..multires import reflect_indices
 from ..spatial import SpatialArray
-from .grid import reflect_indices
 from .protocols import Source, Window
 
 __all__ = ["ArraySink", "ArraySource", "read_reflected", "read_reflected_mask"]

@@ -89,17 +89,3 @@ class PatchGrid:
     def read_shape(self) -> tuple[int, ...]:
         """Shape of every patch as read: ``patch_size + 2*halo``."""
         return tuple(p + 2 * h for p, h in zip(self.patch_size, self.halo))
-
-
-def reflect_indices(start: int, stop: int, n: int) -> np.ndarray:
-    """Indices ``start..stop-1`` folded into ``[0, n)`` by mirror reflection without edge repeat.
-
-    Matches ``numpy.pad(mode="reflect")`` for any distance (repeated folding), and maps
-    everything to 0 when ``n == 1``.
-    """
-    idx = np.arange(start, stop)
-    if n == 1:
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    idx = np.mod(idx, period)
-    return np.where(idx >= n, period - idx, idx)

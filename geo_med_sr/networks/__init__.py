@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import ModelError
 from ..registry import Registry
 from .edsr import EDSR, EDSRBlock, ResidualSRNetwork
+from .guided import GuidedNet
 from .rcan import RCAB, RCAN, LocalChannelSELayer, ResidualGroup
 from .upsample import PerAxisSubpixelUpsample, interpolate_linear, pixel_shuffle_nd
 
@@ -24,6 +25,7 @@ __all__ = [
     "RCAB",
     "RCAN",
     "EDSRBlock",
+    "GuidedNet",
     "LocalChannelSELayer",
     "PerAxisSubpixelUpsample",
     "ResidualGroup",
@@ -36,6 +38,7 @@ __all__ = [
 NETWORKS: Registry[type[ResidualSRNetwork]] = Registry("network", ModelError)
 NETWORKS.add(EDSR.name, EDSR)
 NETWORKS.add(RCAN.name, RCAN)
+NETWORKS.add(GuidedNet.name, GuidedNet)
 
 
 def build_network(name: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> ResidualSRNetwork:

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from geo_med_sr.errors import ConfigError
 from geo_med_sr.inference.arrays import ArraySource, read_reflected
-from geo_med_sr.inference.grid import PatchGrid, reflect_indices
+from geo_med_sr.inference.grid import PatchGrid
+from geo_med_sr.multires import reflect_indices
 
 dims = st.lists(st.integers(1, 40), min_size=1, max_size=3)
 

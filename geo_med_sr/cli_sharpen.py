@@ -1,0 +1,85 @@
+"""The ``sharpen`` subcommand: a thin shell over :func:`geo_med_sr.sharpen.sharpen`."""
+
+from __future__ import annotations
+
+import argparse
+
+from .sharpen import SHARPEN_METHODS
+
+__all__ = ["add_sharpen", "run_sharpen"]
+
+
+def add_sharpen(sub: argparse._SubParsersAction) -> None:
+    """Register ``geo-med-sr sharpen`` on the subcommand parser ``sub``."""
+    p = sub.add_parser(
+        "sharpen",
+        help="sharpen coarse bands with the sensor's finer bands (Sentinel-2 20/60 m, pan-sharpening)",
+        description="Restore the coarse bands of INPUT with its finer bands and write one multiband Cloud-Optimized "
+        "GeoTIFF on the finest grid. INPUT is a Sentinel-2 folder (COG layout B02.tif ... or a SAFE product), a "
+        "STAC item JSON, band files, or a multispectral GeoTIFF with --pan/--guide. Bands of different "
+        "resolutions must share the CRS and axis-aligned pixels with an integer ratio of pixel sizes; sub-pixel "
+        "offsets between the grids (Landsat's half pan pixel) are handled exactly. Categorical bands (SCL) are "
+        "carried by nearest neighbour. --method self (default) trains a guided network on the scene's own "
+        "reduced-resolution copy within --budget seconds; glp and brovey are classical baselines.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="S2 folder, SAFE, STAC item JSON or band files")
+    p.add_argument("output", help="output .tif (on the finest grid)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--pan", default=None, help="panchromatic GeoTIFF: pan-sharpen the INPUT bands with it")
+    source.add_argument("--guide", default=None, help="any finer GeoTIFF whose bands guide the INPUT bands")
+    p.add_argument("--bands", default=None, help="band names to keep, e.g. B05,B06,B8A (default: all)")
+    p.add_argument("--method", default="self", choices=SHARPEN_METHODS, help="default self")
+    training = p.add_mutually_exclusive_group()
+    training.add_argument(
+        "--budget", type=float, default=None, help="seconds of self-training (default 240 on a CPU, 60 on a GPU)"
+    )
+    training.add_argument("--steps", type=int, default=None, help="training steps instead of a time budget")
+    p.add_argument("--model", default=None, help="guided checkpoint or bundled name for --method model (or self)")
+    p.add_argument(
+        "--offset", type=float, default=None, help="DN offset of the bands (S2 L2A >= 04.00: -1000) if not in metadata"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu, cuda, cuda:N")
+    p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    p.add_argument(
+        "--patch-size", type=int, default=512, help="output pixels per tile side (default 512; tile-invariant)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--no-cog", dest="cog", action="store_false", help="write a tiled GeoTIFF instead of a COG")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if this tool wrote it (nothing else is replaced)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run_sharpen(args: argparse.Namespace) -> None:
+    """Run ``sharpen`` from parsed arguments and print a one-line summary."""
+    from .sharpen import sharpen
+
+    result = sharpen(
+        args.inputs,
+        args.output,
+        pan=args.pan,
+        guide=args.guide,
+        bands=args.bands,
+        method=args.method,
+        budget=args.budget,
+        steps=args.steps,
+        model=args.model,
+        offset=args.offset,
+        device=args.device,
+        amp=args.amp,
+        tile=args.patch_size,
+        overwrite=args.overwrite,
+        progress=False if args.quiet else None,
+        cog=args.cog,
+        seed=args.seed,
+    )
+    if not args.quiet:
+        groups = "; ".join(
+            f"{','.join(g['bands'])} x{g['ratio'][0]}" + (f" ({g['steps']} steps)" if "steps" in g else "")
+            for g in result.provenance["groups"]
+        )
+        print(
+            f"wrote {result.output}: {result.shape[0]}x{result.shape[1]} pixels, {len(result.bands)} bands, "
+            f"method {args.method}: {groups}"
+        )
