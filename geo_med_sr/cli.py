@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .cli_sharpen import add_sharpen, run_sharpen
+from .cli_sharpen import add_sharpen, run_evaluate_sharpen, run_sharpen
 from .degrade import DEGRADATIONS
 from .errors import ConfigError, GeoMedSRError
 from .methods import METHODS
@@ -281,7 +281,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="degrade a reference image, restore it with each method and report PSNR/SSIM",
         description="Degrade REFERENCE by SCALE (block average by default: exact geometry), restore it with each "
         "--method and report PSNR and SSIM on valid pixels (border of SCALE pixels excluded, data range = "
-        "reference max - min) and the data-consistency error (re-degraded output vs the LR input).",
+        "reference max - min) and the data-consistency error (re-degraded output vs the LR input). "
+        "For guided sharpening (Sentinel-2 bands, pan-sharpening) see: geo-med-sr evaluate --sharpen --help",
     )
     p.add_argument("reference", help="reference image (.nii/.nii.gz, DICOM folder or .tif)")
     p.add_argument("--scale", required=True, help="whole factor or one per axis in index order, e.g. 2 or 1,1,4")
@@ -524,8 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     anywhere, print one line and exit 2; Ctrl-C exits 130, SIGTERM/SIGHUP 128 + the signal
     number, both after removing temporary outputs. Warnings print as one line each.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"] and "--sharpen" in argv:
+        args = argparse.Namespace(command="evaluate-sharpen", rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     handlers = {
+        "evaluate-sharpen": lambda a: run_evaluate_sharpen(a.rest),
         "upscale": _run_upscale,
         "batch": _run_batch,
         "info": _run_info,

@@ -178,14 +178,37 @@ def build_method(
 
         net, info = _load_guided(model or bundled_guided(scene, group), scene, layout, group)
         return _network_method(net, scene, layout, group, stats, resolve_device(device), amp), info
-    from .training.guided import reduced_inputs, wald_pairs
+    from .training.guided import reduced_inputs, too_small, wald_pairs
 
+    if name == "glp" and too_small(scene, layout, group):
+        gains = fm.fit_glp_full_scale(_sample_inputs(scene, layout, group, stats))
+        return fm.GLP(gains), {
+            "gains": np.round(gains, 6).tolist(),
+            "gains_from": "full-scale regression (the reduced copy is too small)",
+            "guides": _guide_names(scene, layout, group),
+        }
     pairs = wald_pairs(scene, layout, group, stats, seed=seed)
     if name == "glp":
         data = [(reduced_inputs(p, group, stats, detail=True), p.label, p.valid) for p in pairs]
         gains = fm.fit_glp(data)
-        return fm.GLP(gains), {"gains": np.round(gains, 6).tolist(), "guides": _guide_names(scene, layout, group)}
+        return fm.GLP(gains), {
+            "gains": np.round(gains, 6).tolist(),
+            "gains_from": "reduced resolution",
+            "guides": _guide_names(scene, layout, group),
+        }
     return _self_method(scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks)
+
+
+def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict], side: int = 512) -> list:
+    """GLP inputs (with detail) on a bounded, even grid of output windows (at most 9 of ``side`` pixels)."""
+    from .inference.fusion import group_inputs
+    from .inference.protocols import Window
+
+    w, h = layout.grid.shape
+    xs = sorted({int(v) for v in np.linspace(0, max(w - side, 0), 3)})
+    ys = sorted({int(v) for v in np.linspace(0, max(h - side, 0), 3)})
+    boxes = [Window(((x, min(x + side, w)), (y, min(y + side, h)))) for x in xs for y in ys]
+    return [group_inputs(scene, layout, group, box, stats, detail=True) for box in boxes]
 
 
 def _self_method(scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks):

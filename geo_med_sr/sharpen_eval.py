@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, InputError, ModelError
 from .inference.fusion import Scene, band_stats, group_inputs, plan
 from .inference.protocols import Window
 from .sharpen import SHARPEN_METHODS, build_method, open_scene
@@ -80,7 +80,6 @@ def evaluate_sharpening(
         raise ConfigError(f"unknown sharpening method(s) {unknown}; choose from {', '.join(SHARPEN_METHODS)}")
     paths = [Path(p) for p in inputs]
     result: dict[str, Any] = {
-        "tool": "geo_med_sr",
         "version": __version__,
         "protocol": "Wald (every band reduced by the group's ratio: block average / exact area average)",
         "inputs": [str(p) for p in paths] + [str(p) for p in (pan, guide) if p is not None],
@@ -108,18 +107,22 @@ def evaluate_sharpening(
             arrays: dict[str, Any] = {"truth": pair.label, "outputs": {}}
             for name in methods:
                 start = time.monotonic()
-                method, info = build_method(
-                    name,
-                    small,
-                    small_layout,
-                    gs,
-                    small_stats,
-                    budget=budget,
-                    steps=steps,
-                    model=model,
-                    device=device,
-                    seed=seed,
-                )
+                try:
+                    method, info = build_method(
+                        name,
+                        small,
+                        small_layout,
+                        gs,
+                        small_stats,
+                        budget=budget,
+                        steps=steps,
+                        model=model,
+                        device=device,
+                        seed=seed,
+                    )
+                except (InputError, ModelError) as exc:  # this method cannot run here: say why, score the others
+                    entry["methods"][name] = {"error": str(exc)}
+                    continue
                 estimate, valid = _run(method, small, small_layout, small_layout.groups[gs], small_stats)
                 valid = np.all(valid & pair.valid, axis=0)
                 score = fusion_report(pair.label, estimate, group.ratio[0], valid)
@@ -167,6 +170,9 @@ def format_sharpen_table(result: dict[str, Any]) -> str:
         )
         lines.append(head)
         for method, s in entry["methods"].items():
+            if "error" in s:
+                lines.append(f"{method:10s} not run: {s['error']}")
+                continue
             per_band = " ".join(f"{b['psnr']:6.2f}" for b in s["bands"])
             lines.append(
                 f"{method:10s} {s['psnr_mean']:7.2f} {s['ssim_mean']:6.3f} {s['ergas']:6.3f} {s['sam']:6.3f} "

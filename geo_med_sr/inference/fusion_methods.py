@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from .fusion import GroupInputs
 
-__all__ = ["GLP", "Bicubic", "Brovey", "NetworkMethod", "fit_glp"]
+__all__ = ["GLP", "Bicubic", "Brovey", "NetworkMethod", "fit_glp", "fit_glp_full_scale"]
 
 #: ridge regularisation of the GLP gains, relative to the mean detail energy.
 GLP_RIDGE = 1e-3
@@ -101,6 +101,30 @@ def fit_glp(pairs: Sequence[tuple[GroupInputs, np.ndarray, np.ndarray]]) -> np.n
             raise InputError("no valid pixel to fit the GLP gains on at the reduced resolution")
         ridge = GLP_RIDGE * max(float(np.trace(a)) / g, 1e-12)
         gains[b] = np.linalg.solve(a + ridge * np.eye(g), y)
+    return gains
+
+
+def fit_glp_full_scale(samples: Sequence[GroupInputs]) -> np.ndarray:
+    """Gains ``(T, G)`` when no reduced copy can be made: the regression of each upsampled band on the
+    guides' low-pass (``guides - detail``) at the scene's own resolution (centred, ridge :data:`GLP_RIDGE`).
+
+    Raises:
+        InputError: no valid pixel.
+    """
+    t, g = samples[0].up.shape[0], samples[0].guides.shape[0]
+    gains = np.zeros((t, g))
+    for b in range(t):
+        rows, values = [], []
+        for s in samples:
+            keep = s.valid[b]
+            rows.append((s.guides - s.detail)[:, keep].T)
+            values.append(s.up[b][keep])
+        x, y = np.concatenate(rows), np.concatenate(values)
+        if len(y) == 0:
+            raise InputError("no valid pixel to fit the GLP gains on")
+        x, y = x - x.mean(0), y - y.mean()
+        a = x.T @ x
+        gains[b] = np.linalg.solve(a + GLP_RIDGE * max(float(np.trace(a)) / g, 1e-12) * np.eye(g), x.T @ y)
     return gains
 
 

@@ -37,6 +37,18 @@ BATCH = 8
 LEARNING_RATE = 1e-3
 
 
+def _available(scene: Scene, layout: Layout, group: Group) -> tuple[list[int], list[int], tuple]:
+    steps = [math.lcm(group.ratio[a], *[layout.relations[i].ratio[a] for i in group.between]) for a in range(2)]
+    ranges = label_range(scene, layout, group)
+    return [max(0, (hi - lo) // s * s) for (lo, hi), s in zip(ranges, steps)], steps, ranges
+
+
+def too_small(scene: Scene, layout: Layout, group: Group) -> bool:
+    """Whether ``group``'s reduced-resolution copy would have fewer than 4 pixels per axis."""
+    avail, _, _ = _available(scene, layout, group)
+    return min(a // r for a, r in zip(avail, group.ratio)) < 4
+
+
 def wald_pairs(
     scene: Scene, layout: Layout, group: Group, stats: list[dict], max_pixels: int = MAX_LABEL_PIXELS, seed: int = 0
 ) -> list[ReducedPair]:
@@ -46,14 +58,12 @@ def wald_pairs(
     Raises:
         InputError: the scene is too small for one reduced pair.
     """
-    steps = [math.lcm(group.ratio[a], *[layout.relations[i].ratio[a] for i in group.between]) for a in range(2)]
-    ranges = label_range(scene, layout, group)
-    avail = [max(0, (hi - lo) // s * s) for (lo, hi), s in zip(ranges, steps)]
-    if min(a // r for a, r in zip(avail, group.ratio)) < 4:
+    avail, steps, ranges = _available(scene, layout, group)
+    if too_small(scene, layout, group):
         names = ", ".join(scene.bands[i].name for i in group.targets)
         raise InputError(
             f"bands {names} are too small for a reduced-resolution copy ({avail} pixels after reduction by "
-            f"{list(group.ratio)} leave fewer than 4 per axis); use --method bicubic, glp or model"
+            f"{list(group.ratio)} leave fewer than 4 per axis); use --method bicubic, glp or model, or a larger area"
         )
     if avail[0] * avail[1] <= max_pixels:
         return [reduce_group(scene, layout, group, (ranges[0][0], ranges[1][0]), tuple(avail), stats)]
