@@ -1,0 +1,296 @@
+"""``geo-med-sr sharpen`` end to end: real files in, one COG out, on the exact guide grid."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import Affine
+
+from geo_med_sr.cli import main
+from geo_med_sr.errors import InputError, OutputError
+from geo_med_sr.sharpen import sharpen
+
+CRS = "EPSG:32749"
+S2_10 = ("B02", "B03", "B04", "B08")
+S2_20 = ("B05", "B06", "B07", "B8A", "B11", "B12")
+
+
+def write_band(path: Path, data: np.ndarray, transform: Affine, crs: str = CRS, nodata=0, driver="GTiff") -> Path:
+    """A single-band file; ``data`` is ``(rows, cols)``."""
+    profile = {
+        "driver": driver,
+        "width": data.shape[1],
+        "height": data.shape[0],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if driver == "JP2OpenJPEG":  # lossless, as ESA's products
+        profile.update(QUALITY="100", REVERSIBLE="YES")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return path
+
+
+def scene_arrays(n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
+    """Reflectance x1e4 (rows, cols) of 10 m, 20 m and 60 m bands with shared structure."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    base = gaussian_filter(rng.random((n, n)), 2.0)
+    base = (base - base.min()) / np.ptp(base)
+    out = {}
+    for k, name in enumerate(S2_10):
+        out[name] = 500 + 2000 * base + 300 * k + 50 * gaussian_filter(rng.random((n, n)), 1.0)
+    fine20 = {name: 800 + 2500 * base + 200 * k for k, name in enumerate(S2_20)}
+    out.update({k: v.reshape(n // 2, 2, n // 2, 2).mean((1, 3)) for k, v in fine20.items()})
+    out["B01"] = (400 + 1000 * base).reshape(n // 6, 6, n // 6, 6).mean((1, 3)) if n % 6 == 0 else None
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def s2_folder(root: Path, n: int = 48, scl: bool = True, seed: int = 0) -> Path:
+    """A Sentinel-2 COG-layout folder (B02.tif ...) with 10/20/60 m grids sharing the upper-left corner."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in scene_arrays(n, seed).items():
+        step = 10 * n / data.shape[0]
+        write_band(root / f"{name}.tif", np.round(data).astype(np.uint16), Affine(step, 0, 600000, 0, -step, 7100000))
+    if scl:
+        classes = (np.arange((n // 2) ** 2).reshape(n // 2, n // 2) % 11 + 1).astype(np.uint8)
+        write_band(root / "SCL.tif", classes, Affine(20, 0, 600000, 0, -20, 7100000))
+    return root
+
+
+def read(path: Path) -> tuple[np.ndarray, dict]:
+    with rasterio.open(path) as src:
+        return src.read(), {
+            "transform": src.transform,
+            "crs": src.crs.to_string(),
+            "descriptions": src.descriptions,
+            "tags": [src.tags(i) for i in range(1, src.count + 1)],
+            "scales": src.scales,
+            "offsets": src.offsets,
+            "nodata": src.nodata,
+            "dtypes": src.dtypes,
+            "meta": src.tags(),
+        }
+
+
+def test_s2_folder_output_is_on_the_10m_grid_with_names_wavelengths_and_scl(tmp_path):
+    folder = s2_folder(tmp_path / "S2X_TEST")
+    out = tmp_path / "sharp.tif"
+    result = sharpen(folder, out, method="glp", progress=False)
+    values, info = read(out)
+    with rasterio.open(folder / "B02.tif") as ref:
+        assert info["transform"] == ref.transform and values.shape[1:] == (ref.height, ref.width)
+    names = ["B01", *S2_10[:3], "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL"]
+    assert list(info["descriptions"]) == names == result.bands
+    assert info["tags"][4]["WAVELENGTH"] == "705" and info["tags"][4]["WAVELENGTH_UNITS"] == "nm"
+    assert info["tags"][-1]["CATEGORICAL"] == "YES"
+    with rasterio.open(folder / "B03.tif") as b03, rasterio.open(folder / "SCL.tif") as scl:
+        np.testing.assert_array_equal(values[2], b03.read(1))  # 10 m bands copied exactly
+        np.testing.assert_array_equal(values[-1], np.repeat(np.repeat(scl.read(1), 2, 0), 2, 1))  # nearest
+    provenance = json.loads(info["meta"]["GEO_MED_SR_GROUPS"])
+    assert [g["ratio"] for g in provenance] == [[2, 2], [6, 6]]
+    assert provenance[0]["guides"] == list(S2_10)
+
+
+def test_landsat_half_pixel_pair_output_on_pan_grid_without_shift(tmp_path):
+    """MS = pan-grid truth block-averaged on a grid 7.5 m east and north (USGS): bicubic must not shift it."""
+    n = 40
+    x = np.arange(2 * n + 1)
+    rows, cols = np.meshgrid(x, x, indexing="ij")
+    fine = 1000 + 3.0 * cols + 2.0 * rows  # linear on the 15 m half-grid: block means = centre values
+    pan_t = Affine(15, 0, 389992.5, 0, -15, 5689207.5)
+    pan = fine[1 : 2 * n + 1, : 2 * n].astype(np.int16)  # pan pixel (r, c) = half-grid (r + 1, c)
+    ms = fine[:-1, 1:].reshape(n, 2, n, 2).mean((1, 3)).astype(np.int16)
+    write_band(tmp_path / "pan.tif", pan, pan_t, crs="EPSG:32632", nodata=None)
+    write_band(
+        tmp_path / "ms.tif", ms, pan_t * Affine.translation(0.5, -0.5) * Affine.scale(2), crs="EPSG:32632", nodata=None
+    )
+    out = tmp_path / "ps.tif"
+    sharpen(tmp_path / "ms.tif", out, pan=tmp_path / "pan.tif", method="bicubic", progress=False)
+    values, info = read(out)
+    assert info["transform"] == pan_t and values.shape == (1, 2 * n, 2 * n)
+    truth = 1000 + 3.0 * (np.arange(2 * n)[None, :] + 0.5) + 2.0 * (np.arange(2 * n)[:, None] + 0.5)
+    # with the half-pixel offset honoured, a linear field comes back at the pan centres (to DN rounding)
+    assert np.abs(values[0, 4:-4, 4:-4] - truth[4:-4, 4:-4]).max() <= 1.0
+
+
+def test_grids_that_do_not_nest_are_refused_with_numbers(tmp_path):
+    write_band(tmp_path / "pan.tif", np.ones((30, 30), np.uint16), Affine(10, 0, 0, 0, -10, 300))
+    write_band(tmp_path / "ms.tif", np.ones((12, 12), np.uint16), Affine(25, 0, 0, 0, -25, 300))
+    with pytest.raises(InputError, match="2.5 times"):
+        sharpen(tmp_path / "ms.tif", tmp_path / "o.tif", pan=tmp_path / "pan.tif", method="bicubic")
+    write_band(tmp_path / "ms2.tif", np.ones((15, 15), np.uint16), Affine(20, 0, 0, 0, -20, 300), crs="EPSG:32633")
+    with pytest.raises(InputError, match="EPSG:32633"):
+        sharpen(tmp_path / "ms2.tif", tmp_path / "o.tif", pan=tmp_path / "pan.tif", method="bicubic")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def l2a_safe(root: Path, baseline: str, offsets: bool, n: int = 48) -> Path:
+    """A SAFE L2A tree (JPEG 2000 bands in R10m/R20m, MTD with baseline and BOA offsets) whose DN are
+    reflectance x1e4 + 1000 for baseline >= 04.00."""
+    safe = root / f"S2B_MSIL2A_20220101T000000_N{baseline.replace('.', '')}_R001_T49JGM_20220101T000000.SAFE"
+    img = safe / "GRANULE" / "L2A_T49JGM_A000001_20220101T000000" / "IMG_DATA"
+    add = 1000 if baseline >= "04.00" else 0
+    for name, data in scene_arrays(n).items():
+        res = 10 * n // data.shape[0]
+        folder = img / f"R{res}m"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_band(
+            folder / f"T49JGM_20220101T000000_{name}_{res}m.jp2",
+            np.round(data + add).astype(np.uint16),
+            Affine(res, 0, 600000, 0, -res, 7100000),
+            driver="JP2OpenJPEG",
+        )
+    lists = "".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i in range(13)) if offsets else ""
+    (safe / "MTD_MSIL2A.xml").write_text(
+        '<?xml version="1.0"?><n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/x">'
+        f"<General_Info><Product_Info><PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE></Product_Info>"
+        "<Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>"
+        "<BOA_QUANTIFICATION_VALUE>10000</BOA_QUANTIFICATION_VALUE></QUANTIFICATION_VALUES_LIST>"
+        f"<BOA_ADD_OFFSET_VALUES_LIST>{lists}</BOA_ADD_OFFSET_VALUES_LIST>"
+        "</Product_Image_Characteristics></General_Info></n1:Level-2A_User_Product>"
+    )
+    return safe
+
+
+def test_l2a_offset_is_applied_before_sharpening_and_kept_in_the_output(tmp_path):
+    new = l2a_safe(tmp_path / "a", "04.00", offsets=True)
+    old = l2a_safe(tmp_path / "b", "02.14", offsets=False)
+    out_new, out_old, out_wrong = tmp_path / "new.tif", tmp_path / "old.tif", tmp_path / "wrong.tif"
+    bands = "B02,B03,B04,B08,B05,B06"  # two coarse bands: Brovey of one band is the pan itself
+    sharpen(new, out_new, method="brovey", bands=bands, progress=False)
+    sharpen(old, out_old, method="brovey", bands=bands, progress=False)
+    sharpen(new, out_wrong, method="brovey", bands=bands, offset=0, progress=False)  # pretending no offset
+    v_new, i_new = read(out_new)
+    v_old, i_old = read(out_old)
+    v_wrong, _ = read(out_wrong)
+    assert i_new["scales"][0] == pytest.approx(1e-4) and i_new["offsets"][0] == pytest.approx(-0.1)
+    assert json.loads(i_new["meta"]["GEO_MED_SR_PRODUCT"])["offset_source"] == "metadata"
+    # Brovey is multiplicative: only with the offset removed first does the new product match the old one
+    np.testing.assert_allclose(v_new.astype(float) - 1000, v_old, atol=1.0)
+    assert np.abs(v_wrong[3].astype(float) - 1000 - v_old[3]).max() > 2  # B05, the sharpened band
+
+
+def test_stac_item_with_remote_hrefs_reads_the_files_beside_it(tmp_path):
+    folder = s2_folder(tmp_path / "item", scl=False)
+    assets = {
+        key: {
+            "href": f"https://example.com/x/{band}.tif",
+            "roles": ["data"],
+            "eo:bands": [{"name": band}],
+            "raster:bands": [{"scale": 0.0001, "offset": 0}],
+        }
+        for key, band in [("blue", "B02"), ("green", "B03"), ("red", "B04"), ("nir", "B08"), ("rededge1", "B05")]
+    }
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "S2X",
+        "properties": {
+            "platform": "sentinel-2b",
+            "s2:processing_baseline": "03.01",
+            "datetime": "2020-01-01T00:00:00Z",
+        },
+        "assets": assets,
+        "geometry": None,
+        "links": [],
+    }
+    (folder / "item.json").write_text(json.dumps(item))
+    out = tmp_path / "o.tif"
+    result = sharpen(folder / "item.json", out, method="bicubic", progress=False)
+    assert result.bands == ["B02", "B03", "B04", "B05", "B08"]
+    assert result.provenance["product"]["kind"] == "stac"
+
+
+def test_self_stays_within_its_budget_and_steps_are_reproducible(tmp_path):
+    folder = s2_folder(tmp_path / "S2X", n=48, scl=False)
+    start = time.monotonic()
+    out = tmp_path / "self.tif"
+    result = sharpen(
+        folder, out, method="self", budget=4.0, bands="B02,B03,B04,B08,B05,B06", device="cpu", progress=False
+    )
+    elapsed = time.monotonic() - start
+    group = result.provenance["groups"][0]
+    assert group["train_seconds"] <= 4.0 + 1.0 and group["steps"] > 0
+    assert elapsed < 4.0 + 30
+    runs = []
+    for k in range(2):
+        path = tmp_path / f"steps{k}.tif"
+        sharpen(folder, path, method="self", steps=6, bands="B02,B03,B04,B08,B05", device="cpu", progress=False)
+        runs.append(read(path)[0])
+        assert read(path)[1]["meta"]["GEO_MED_SR_GROUPS"].count('"steps": 6') == 1
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_output_is_a_valid_cog_and_overwrite_only_replaces_ours(tmp_path):
+    folder = s2_folder(tmp_path / "S2X", scl=False)
+    out = tmp_path / "o.tif"
+    sharpen(folder, out, method="bicubic", progress=False)
+    with pytest.raises(OutputError, match="--overwrite"):
+        sharpen(folder, out, method="bicubic", progress=False)
+    sharpen(folder, out, method="bicubic", overwrite=True, progress=False)
+    user = tmp_path / "user.tif"
+    shutil.copy(folder / "B02.tif", user)
+    with pytest.raises(OutputError):
+        sharpen(folder, user, method="bicubic", overwrite=True, progress=False)
+    np.testing.assert_array_equal(read(user)[0], read(folder / "B02.tif")[0])
+    from rio_cogeo.cogeo import cog_validate
+
+    valid, errors, _ = cog_validate(str(out))
+    assert valid, errors
+    if shutil.which("gdalinfo"):
+        info = json.loads(subprocess.run(["gdalinfo", "-json", str(out)], capture_output=True, check=True).stdout)
+        assert info["geoTransform"] == [600000.0, 10.0, 0.0, 7100000.0, 0.0, -10.0]
+        assert [b["description"] for b in info["bands"]][:2] == ["B01", "B02"]
+
+
+def test_cli_sharpen_and_its_one_line_errors(tmp_path, capsys):
+    folder = s2_folder(tmp_path / "S2X", scl=False)
+    out = tmp_path / "o.tif"
+    assert main(["sharpen", str(folder), str(out), "--method", "glp", "--quiet"]) == 0
+    assert out.exists()
+    assert main(["sharpen", str(tmp_path / "missing"), str(tmp_path / "p.tif"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing" in err[0]
+    assert main(["sharpen", str(folder), str(tmp_path / "q.tif"), "--bands", "B99", "--quiet"]) == 2
+    assert "B99" in capsys.readouterr().err
+
+
+def test_evaluate_sharpen_reports_every_metric(tmp_path, capsys):
+    folder = s2_folder(tmp_path / "S2X", n=96, scl=False)
+    report = tmp_path / "r.json"
+    status = main(
+        [
+            "evaluate",
+            "--sharpen",
+            str(folder),
+            "--method",
+            "bicubic",
+            "--method",
+            "glp",
+            "--ratio",
+            "2",
+            "--json",
+            str(report),
+        ]
+    )
+    assert status == 0
+    result = json.loads(report.read_text())
+    scores = result["groups"][0]["methods"]
+    for name in ("bicubic", "glp"):
+        assert {"ergas", "sam", "q2n", "psnr_mean", "ssim_mean"} <= set(scores[name])
+        assert len(scores[name]["bands"]) == 6 and "uiqi" in scores[name]["bands"][0]
+    assert scores["glp"]["psnr_mean"] > scores["bicubic"]["psnr_mean"]
+    assert "glp" in capsys.readouterr().out
