@@ -473,6 +473,16 @@ def _run_train(args: argparse.Namespace) -> None:
             raise file_error(
                 OutputError, out, "exists and is not a geo_med_sr checkpoint, so --overwrite does not replace it"
             ) from None
+    from .sharpen_train import is_sharpen_config
+
+    if is_sharpen_config(args.config):  # a guided sharpening network (task: sharpen)
+        from .sharpen_train import load_guided_config, train_sharpen
+
+        guided = load_guided_config(args.config, steps=args.steps, seed=args.seed, device=args.device)
+        command = "geo-med-sr train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
+        summary = train_sharpen(guided, args.data, out, command=command)
+        print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f} s ({summary['pairs']} pairs)")
+        return
     config = load_train_config(args.config, steps=args.steps, seed=args.seed, device=args.device)
     summary = train(config, args.data, out, val=args.val, resume=args.resume)
     print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f} s (last loss {summary['loss']:.5f})")

@@ -187,6 +187,8 @@ def build_method(
             "gains_from": "full-scale regression (the reduced copy is too small)",
             "guides": _guide_names(scene, layout, group),
         }
+    if name == "self" and not model and too_small(scene, layout, group):
+        return _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks)
     pairs = wald_pairs(scene, layout, group, stats, seed=seed)
     if name == "glp":
         data = [(reduced_inputs(p, group, stats, detail=True), p.label, p.valid) for p in pairs]
@@ -197,6 +199,59 @@ def build_method(
             "guides": _guide_names(scene, layout, group),
         }
     return _self_method(scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks)
+
+
+def _train_report(net, arrays, group, stats, budget, steps, dev, seed) -> dict[str, Any]:
+    from .training.guided import DEFAULT_BUDGET_CPU, DEFAULT_BUDGET_GPU, SPECTRAL_WEIGHT, train_guided
+
+    if steps is None and budget is None:
+        budget = DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU
+    spectral = (np.array([stats[i]["mean"] for i in group.targets]), np.array([stats[i]["std"] for i in group.targets]))
+    report = train_guided(
+        net,
+        arrays,
+        budget=budget,
+        steps=steps,
+        device=dev,
+        seed=seed,
+        spectral=spectral,
+        spectral_weight=SPECTRAL_WEIGHT,
+    )
+    return {
+        "budget_s": budget,
+        "steps": report["steps"],
+        "train_seconds": report["seconds"],
+        "train_loss": round(report["loss"], 6),
+        "network": net.config(),
+        "seed": seed,
+    }
+
+
+def _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks):
+    """``self`` for a group too small for its own reduced copy (S2 60 m bands of a small area): a band-wise
+    guided network learns the group's ratio on the finer coarse bands (the 20 m bands reduced by 6, with the
+    10 m bands as guides), then restores the group's bands one by one with the same guides."""
+    from .inference.device import resolve_device
+    from .inference.fusion_methods import NetworkMethod
+    from .networks.guided import GuidedNet
+    from .training.guided import training_arrays, wald_pairs
+
+    donors = [g for g in layout.groups if g.ratio[0] < group.ratio[0]]
+    if not donors:
+        raise InputError(
+            f"bands {', '.join(scene.bands[i].name for i in group.targets)} are too small for a reduced-resolution "
+            "copy and no finer coarse bands can stand in; use --method glp or model"
+        )
+    proxy = Group(donors[0].targets, group.ratio, ())
+    dev = resolve_device(device)
+    net = GuidedNet(1, len(layout.guides), list(group.ratio), features, blocks, bandwise=True)
+    guide_stats = _stats_of(stats, layout.guides)
+    trainer = NetworkMethod(net, _stats_of(stats, proxy.targets), guide_stats, use_between=False)
+    pairs = wald_pairs(scene, layout, proxy, stats, seed=seed, factor=group.ratio[0])
+    arrays = training_arrays(pairs, proxy, stats, trainer.normalised)
+    info = _train_report(net, arrays, proxy, stats, budget, steps, dev, seed)
+    method = NetworkMethod(net.eval(), _stats_of(stats, group.targets), guide_stats, dev, amp, use_between=False)
+    return method, {**info, "reduced_pairs": len(pairs), "trained_on": [scene.bands[i].name for i in proxy.targets]}
 
 
 def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict], side: int = 512) -> list:
@@ -214,7 +269,7 @@ def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict]
 def _self_method(scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks):
     from .inference.device import resolve_device
     from .networks.guided import GuidedNet
-    from .training.guided import DEFAULT_BUDGET_CPU, DEFAULT_BUDGET_GPU, train_guided, training_arrays
+    from .training.guided import training_arrays
 
     dev = resolve_device(device)
     info: dict[str, Any] = {}
@@ -226,22 +281,9 @@ def _self_method(scene, layout, group, stats, pairs, budget, steps, model, devic
         )
     method = _network_method(net, scene, layout, group, stats, dev, amp)
     arrays = training_arrays(pairs, group, stats, method.normalised)
-    if steps is None and budget is None:
-        budget = DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU
-    report = train_guided(net, arrays, budget=budget, steps=steps, device=dev, seed=seed)
+    info.update(_train_report(net, arrays, group, stats, budget, steps, dev, seed))
     method.model = net.eval()
-    info.update(
-        {
-            "budget_s": budget,
-            "steps": report["steps"],
-            "train_seconds": report["seconds"],
-            "train_loss": round(report["loss"], 6),
-            "network": net.config(),
-            "reduced_pairs": len(pairs),
-            "seed": seed,
-        }
-    )
-    return method, info
+    return method, {**info, "reduced_pairs": len(pairs)}
 
 
 def _band_meta(scene: Scene, layout: Layout, spec) -> dict[str, Any]:
@@ -403,10 +445,3 @@ def sharpen(
         finally:
             bar.close()
     return SharpenResult(out, tuple(layout.grid.shape), names, provenance)
-
-
-def check_inputs_exist(paths: Sequence[Path]) -> None:
-    """Refuse a missing input before any work (one line naming it)."""
-    for p in paths:
-        if not p.exists():
-            raise file_error(InputError, p, "does not exist")

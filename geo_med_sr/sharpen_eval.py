@@ -57,6 +57,7 @@ def evaluate_sharpening(
     seed: int = 0,
     qnr: bool = False,
     keep_arrays: bool = False,
+    region: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Score sharpening ``methods`` on ``inputs`` by the reduced-resolution protocol.
 
@@ -67,6 +68,7 @@ def evaluate_sharpening(
         budget, steps, model, device, seed: for ``self`` and ``model``.
         qnr: also run each method at full resolution and report QNR, D_lambda and D_s.
         keep_arrays: keep truth, input and outputs under ``"_arrays"`` (for :func:`save_sharpen_plot`).
+        region: score only this fraction ``(start, stop)`` of the columns (a held-out part of a scene).
 
     Returns:
         ``{"inputs", "groups": [{"bands", "ratio", "methods": {name: {"bands": [...], "ergas", "sam",
@@ -91,7 +93,7 @@ def evaluate_sharpening(
         for g, group in enumerate(layout.groups):
             if ratios and group.ratio[0] not in ratios:
                 continue
-            (pair,) = wald_pairs(scene, layout, group, stats, max_pixels=1 << 62)
+            (pair,) = wald_pairs(scene, layout, group, stats, max_pixels=1 << 62, region=region)
             small = pair.scene
             small_layout = plan(small, write_guides=False)
             small_stats = [stats[i] for i in pair.index]

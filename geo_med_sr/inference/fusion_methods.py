@@ -136,6 +136,7 @@ class NetworkMethod:
         target_stats: ``{"mean", "std"}`` per target band.
         guide_stats: ``{"mean", "std"}`` per guide band, then per in-between band.
         device: torch device; ``amp``: autocast on CUDA.
+        use_between: feed the in-between bands too (``guide_stats`` then covers them); False: guides only.
     """
 
     name = "network"
@@ -148,6 +149,7 @@ class NetworkMethod:
         guide_stats: Sequence[dict[str, float]],
         device: Any = "cpu",
         amp: bool = False,
+        use_between: bool = True,
     ) -> None:
         import torch
 
@@ -157,11 +159,13 @@ class NetworkMethod:
         self.radius = int(model.receptive_radius)
         self.t_mean, self.t_std = _moments(target_stats)
         self.g_mean, self.g_std = _moments(guide_stats)
+        self.use_between = bool(use_between)
 
     def normalised(self, inputs: GroupInputs) -> tuple[np.ndarray, np.ndarray]:
         """``(T, W, H)`` and ``(G + I, W, H)`` float32 network inputs."""
         up = (inputs.up - self.t_mean) / self.t_std
-        guides = (np.concatenate([inputs.guides, inputs.between]) - self.g_mean) / self.g_std
+        stack = np.concatenate([inputs.guides, inputs.between]) if self.use_between else inputs.guides
+        guides = (stack - self.g_mean) / self.g_std
         return up.astype(np.float32), guides.astype(np.float32)
 
     def __call__(self, inputs: GroupInputs) -> np.ndarray:

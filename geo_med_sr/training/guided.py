@@ -35,10 +35,13 @@ LABEL_WINDOW = 192
 PATCH = 48
 BATCH = 8
 LEARNING_RATE = 1e-3
+#: weight of the spectral-angle term (radians) next to the L1 of normalised values.
+SPECTRAL_WEIGHT = 0.0
 
 
-def _available(scene: Scene, layout: Layout, group: Group) -> tuple[list[int], list[int], tuple]:
-    steps = [math.lcm(group.ratio[a], *[layout.relations[i].ratio[a] for i in group.between]) for a in range(2)]
+def _available(scene: Scene, layout: Layout, group: Group, factor: int | None = None) -> tuple[list, list, tuple]:
+    ratio = group.ratio if factor is None else (factor, factor)
+    steps = [math.lcm(ratio[a], *[layout.relations[i].ratio[a] for i in group.between]) for a in range(2)]
     ranges = label_range(scene, layout, group)
     return [max(0, (hi - lo) // s * s) for (lo, hi), s in zip(ranges, steps)], steps, ranges
 
@@ -50,30 +53,49 @@ def too_small(scene: Scene, layout: Layout, group: Group) -> bool:
 
 
 def wald_pairs(
-    scene: Scene, layout: Layout, group: Group, stats: list[dict], max_pixels: int = MAX_LABEL_PIXELS, seed: int = 0
+    scene: Scene,
+    layout: Layout,
+    group: Group,
+    stats: list[dict],
+    max_pixels: int = MAX_LABEL_PIXELS,
+    seed: int = 0,
+    region: tuple[float, float] | None = None,
+    factor: int | None = None,
 ) -> list[ReducedPair]:
     """Reduced-resolution pairs of ``group``: the whole covered target grid when it is small, else seeded
     random label windows holding about ``max_pixels`` target pixels.
 
+    Args:
+        region: only this fraction ``(start, stop)`` of the covered columns (a spatial train/test split).
+        factor: reduce the targets by this factor instead of their ratio (see
+            :func:`~geo_med_sr.inference.wald.reduce_group`).
+
     Raises:
         InputError: the scene is too small for one reduced pair.
     """
-    avail, steps, ranges = _available(scene, layout, group)
-    if too_small(scene, layout, group):
+    avail, steps, ranges = _available(scene, layout, group, factor)
+    if region is not None:
+        (lo, hi), step = ranges[0], steps[0]
+        a = lo + int(round((hi - lo) * region[0]))
+        b = lo + int(round((hi - lo) * region[1]))
+        ranges = ((a, b), ranges[1])
+        avail = [max(0, (b - a) // step * step), avail[1]]
+    ratio = group.ratio if factor is None else (factor, factor)
+    if min(a // r for a, r in zip(avail, ratio)) < 4:
         names = ", ".join(scene.bands[i].name for i in group.targets)
         raise InputError(
             f"bands {names} are too small for a reduced-resolution copy ({avail} pixels after reduction by "
             f"{list(group.ratio)} leave fewer than 4 per axis); use --method bicubic, glp or model, or a larger area"
         )
     if avail[0] * avail[1] <= max_pixels:
-        return [reduce_group(scene, layout, group, (ranges[0][0], ranges[1][0]), tuple(avail), stats)]
+        return [reduce_group(scene, layout, group, (ranges[0][0], ranges[1][0]), tuple(avail), stats, factor)]
     size = [min(a, max(s, LABEL_WINDOW // s * s)) for a, s in zip(avail, steps)]
     count = max(1, max_pixels // (size[0] * size[1]))
     rng = np.random.default_rng(seed)
     pairs = []
     for _ in range(count):
         start = [int(lo + rng.integers(0, hi - lo - n + 1)) for (lo, hi), n in zip(ranges, size)]
-        pairs.append(reduce_group(scene, layout, group, tuple(start), tuple(size), stats))
+        pairs.append(reduce_group(scene, layout, group, tuple(start), tuple(size), stats, factor))
     return pairs
 
 
@@ -135,6 +157,18 @@ def _patches(arrays: Sequence[TrainArrays], rng: np.random.Generator, patch: int
     return [np.stack(s) for s in (ups, guides, labels, masks)]
 
 
+def _angle(out: Any, label: Any, mask: Any, moments: tuple) -> Any:
+    """Mean spectral angle (radians) between ``out`` and ``label`` ``(B, T, W, H)`` in physical units."""
+    import torch
+
+    mean, std = moments
+    p, q = out * std + mean, label * std + mean
+    cos = (p * q).sum(1) / (p.norm(dim=1) * q.norm(dim=1)).clamp(min=1e-8)
+    angle = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+    m = mask[:, 0]
+    return (angle * m).sum() / m.sum().clamp(min=1.0)
+
+
 def train_guided(
     model: Any,
     arrays: Sequence[TrainArrays],
@@ -146,11 +180,16 @@ def train_guided(
     patch: int = PATCH,
     batch: int = BATCH,
     progress: Any = None,
+    spectral: tuple[np.ndarray, np.ndarray] | None = None,
+    spectral_weight: float = SPECTRAL_WEIGHT,
 ) -> dict[str, Any]:
     """Train ``model`` with L1 on valid pixels until ``steps`` are done or ``budget`` seconds have passed.
 
     The learning rate follows a cosine from ``lr`` to zero over the steps (or the time budget).
     With ``steps`` given the result is reproducible bit for bit on the CPU (seeded sampling).
+    With ``spectral`` (the targets' mean and std, ``(T,)`` each) and two or more targets, the mean
+    spectral angle (radians) of the physical values, times ``spectral_weight``, is added to the loss,
+    so training keeps the spectra's shape (SAM) as well as their values.
 
     Returns:
         ``{"steps", "seconds", "loss"}`` (the mean L1 of the last 50 steps, normalised units).
@@ -163,6 +202,9 @@ def train_guided(
     rng = np.random.default_rng(seed)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    moments = None
+    if spectral is not None:
+        moments = tuple(torch.as_tensor(np.asarray(v, np.float32)).view(1, -1, 1, 1).to(device) for v in spectral)
     start = time.monotonic()
     done = 0
     losses: list[float] = []
@@ -177,6 +219,8 @@ def train_guided(
         mask = mask.float()
         out = model(up, guides)
         loss = ((out - label).abs() * mask).sum() / (mask.sum() * out.shape[1]).clamp(min=1.0)
+        if spectral is not None and out.shape[1] > 1 and spectral_weight > 0:
+            loss = loss + spectral_weight * _angle(out, label, mask, moments)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
