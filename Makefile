@@ -87,3 +87,17 @@ card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4: card
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
+
+# Bundled guided sharpening weights (issue 14): trained by `geo-med-sr train` with task: sharpen configs.
+S2_SCENES = $(SHARED)/s2/S2B_MSIL1C_20171022_T49JGM $(SHARED)/s2/S2A_29RKH_20200219_0_L2A/S2A_29RKH_20200219_0_L2A.json
+FUSEBOX = $(foreach ms,$(wildcard $(SHARED)/pansharpen/landsat7_fusebox/*_ms.tif),$(ms)::$(ms:_ms.tif=_pan.tif))
+
+weights-sharpen: weights-s2-guided-x2 weights-s2-guided-x6 weights-pan-guided-x2 weights-pan-guided-x4
+
+weights-s2-guided-x2 weights-s2-guided-x6: weights-s2-guided-%: $(STAMP)
+	$(GMS) train --config configs/train/s2_guided_$*.yaml --data $(S2_SCENES) --out geo_med_sr/weights/s2_guided_$*.safetensors --overwrite
+	$(PY) -m geo_med_sr.sharpen_train card geo_med_sr/weights/s2_guided_$*.safetensors
+
+weights-pan-guided-x2 weights-pan-guided-x4: weights-pan-guided-%: $(STAMP)
+	$(GMS) train --config configs/train/pan_guided_$*.yaml --data $(FUSEBOX) --out geo_med_sr/weights/pan_guided_$*.safetensors --overwrite
+	$(PY) -m geo_med_sr.sharpen_train card geo_med_sr/weights/pan_guided_$*.safetensors

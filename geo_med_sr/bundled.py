@@ -65,6 +65,34 @@ CATALOGUE = (
         "mri_throughplane_x4.safetensors",
         "2D through-plane EDSR x4, applied across the thick axis in two plane orientations",
     ),
+    BundledModel(
+        "s2-guided-x2",
+        "sharpen",
+        (2, 2),
+        "s2_guided_x2.safetensors",
+        "guided net: Sentinel-2 20 m bands (B05 B06 B07 B8A B11 B12) x2 with the 10 m bands (sharpen --method model)",
+    ),
+    BundledModel(
+        "s2-guided-x6",
+        "sharpen",
+        (6, 6),
+        "s2_guided_x6.safetensors",
+        "guided net, band by band: Sentinel-2 60 m bands x6 with the 10 m bands (sharpen --method model)",
+    ),
+    BundledModel(
+        "pan-guided-x2",
+        "sharpen",
+        (2, 2),
+        "pan_guided_x2.safetensors",
+        "guided net, band by band: pan-sharpening x2, any multispectral bands (sharpen --pan --method model)",
+    ),
+    BundledModel(
+        "pan-guided-x4",
+        "sharpen",
+        (4, 4),
+        "pan_guided_x4.safetensors",
+        "guided net, band by band: pan-sharpening x4, any multispectral bands (sharpen --pan --method model)",
+    ),
 )
 
 

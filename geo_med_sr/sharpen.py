@@ -92,14 +92,14 @@ def _stats_of(stats: list[dict], indices: Sequence[int]) -> list[dict]:
 
 
 def _network_method(model: Any, scene: Scene, layout: Layout, group: Group, stats: list[dict], device, amp):
+    """A network on the group: guides and in-between bands as inputs, or the guides only when the network
+    takes exactly that many (a band-wise model learned without in-between bands)."""
     from .inference.fusion_methods import NetworkMethod
 
+    between = model.guide_channels != len(layout.guides) or not group.between
+    guides = (*layout.guides, *group.between) if between else layout.guides
     return NetworkMethod(
-        model,
-        _stats_of(stats, group.targets),
-        _stats_of(stats, (*layout.guides, *group.between)),
-        device=device,
-        amp=amp,
+        model, _stats_of(stats, group.targets), _stats_of(stats, guides), device=device, amp=amp, use_between=between
     )
 
 
@@ -129,7 +129,8 @@ def _load_guided(model: str, scene: Scene, layout: Layout, group: Group) -> tupl
     targets = [scene.bands[i].name for i in group.targets]
     if list(net.scale) != list(group.ratio):
         raise file_error(ModelError, path, f"was trained for x{net.scale[0]}, these bands need x{group.ratio[0]}")
-    if net.guide_channels != len(guides) or (not net.bandwise and net.target_channels != len(targets)):
+    fits = net.guide_channels == len(guides) or (net.bandwise and net.guide_channels == len(layout.guides))
+    if not fits or (not net.bandwise and net.target_channels != len(targets)):
         raise file_error(
             ModelError,
             path,

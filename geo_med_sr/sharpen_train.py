@@ -179,3 +179,83 @@ def _probe(item: str, config: GuidedTrainConfig) -> tuple[None, dict[str, Any]]:
             "targets": [scene.bands[i].name for i in group.targets],
             "guides": [scene.bands[i].name for i in (*layout.guides, *group.between)],
         }
+
+
+def guided_card(checkpoint: Path, bench: Path | None = None) -> str:
+    """The Markdown model card of a guided checkpoint (from its JSON sidecar; scores from ``bench``)."""
+    import json
+    import platform
+
+    from .checkpoint import sidecar_path
+
+    info = json.loads(sidecar_path(checkpoint).read_text())
+    extra = info.get("extra", {})
+    config = extra.get("train_config", {})
+    lines = [
+        f"# {checkpoint.stem}",
+        "",
+        f"- Guided sharpening network `{info['network']['name']}` {json.dumps(info['network']['params'])}: residual "
+        "over the cubic-upsampled bands, zero-initialised last layer (MONAI Convolution/ResidualUnit blocks).",
+        f"- Ratio x{extra.get('ratio')}; targets {extra.get('targets') or 'any band (band-wise)'}; guides "
+        f"{extra.get('guides')}.",
+        f"- Trained by this project's own `geo-med-sr train` (task: sharpen), {extra.get('steps')} steps, last L1 "
+        f"{extra.get('loss', 0):.4f} (normalised units), on {platform.machine()} CPU:",
+        "",
+        "```bash",
+        extra.get("command", ""),
+        "```",
+        "",
+        f"- Training config: `{json.dumps(config)}`",
+        "- Protocol: reduced-resolution (Wald) pairs of each scene, every band reduced by the ratio (block average, "
+        "exact area averages where grids are offset); per-scene band statistics for normalisation.",
+    ]
+    if config.get("region"):
+        lines.append(
+            f"- Only the columns {config['region']} (fractions) of each scene were used; the rest is held out."
+        )
+    if bench and bench.is_file():
+        rows = _bench_rows(json.loads(bench.read_text()), checkpoint.stem)
+        if rows:
+            lines += ["", f"## Scores (`benchmarks/bench_sharpen.py`, {bench.name}; mean PSNR dB)", "", *rows]
+    lines += ["", "## Training data (SHA-256)", "", "| file | sha256 |", "|---|---|"]
+    lines += [
+        f"| {Path(f).parent.name}/{Path(f).name} | `{h}` |" for f, h in sorted(extra.get("files_sha256", {}).items())
+    ]
+    lines += ["", "Sources and licences of these files: `../shared/data/README.md` of the project workspace."]
+    return "\n".join(lines) + "\n"
+
+
+def _bench_rows(report: dict, stem: str) -> list[str]:
+    ratio = {"s2_guided_x2": 2, "s2_guided_x6": 6, "pan_guided_x2": 2}.get(stem)
+    rows = ["| scene | ratio | bicubic | glp | model | model - bicubic |", "|---|---|---|---|---|---|"]
+    for run in report.get("runs", []):
+        for group in run.get("groups", []):
+            m = group["methods"]
+            if group["ratio"][0] != ratio or "psnr_mean" not in m.get("model", {}):
+                continue
+            if stem.startswith("s2") != run["scene"].startswith("S2"):
+                continue
+            b, g, k = (
+                m["bicubic"]["psnr_mean"],
+                m.get("glp", {}).get("psnr_mean", float("nan")),
+                m["model"]["psnr_mean"],
+            )
+            rows.append(f"| {run['scene']} | x{ratio} | {b:.2f} | {g:.2f} | {k:.2f} | {k - b:+.2f} |")
+    return rows if len(rows) > 2 else []
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m geo_med_sr.sharpen_train card MODEL.safetensors [--bench JSON]``: write MODEL.md."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write the model card of a guided checkpoint")
+    parser.add_argument("action", choices=["card"])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--bench", default="benchmarks/results/bench_sharpen.json")
+    args = parser.parse_args(argv)
+    path = Path(args.checkpoint)
+    path.with_suffix(".md").write_text(guided_card(path, Path(args.bench)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Small real samples shipped for the demo (see each folder's ATTRIBUTION.md)."""
