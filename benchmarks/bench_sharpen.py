@@ -104,6 +104,30 @@ def run_scene(scene: dict, args) -> list[dict]:
     return out
 
 
+def markdown(report: dict) -> str:
+    """README rows: scene, ratio, method, mean PSNR, gain over bicubic, worst band gain, SAM, ERGAS, Q2n, seconds."""
+    lines = [
+        "| scene | bands | method | PSNR dB | vs bicubic | worst band vs bicubic | SAM deg | ERGAS | Q2n | s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in report["runs"]:
+        for group in run["groups"]:
+            methods = group["methods"]
+            base = methods.get("bicubic", {})
+            for name, m in methods.items():
+                if "error" in m:
+                    lines.append(f"| {run['scene']} | x{group['ratio'][0]} | {name} | not run: {m['error'][:80]} |")
+                    continue
+                gain = m["psnr_mean"] - base.get("psnr_mean", float("nan"))
+                worst = min(b["psnr"] - c["psnr"] for b, c in zip(m["bands"], base.get("bands", m["bands"])))
+                lines.append(
+                    f"| {run['scene']} | {','.join(group['bands'])} x{group['ratio'][0]} | {name} | "
+                    f"{m['psnr_mean']:.2f} | {gain:+.2f} | {worst:+.2f} | {m['sam']:.3f} | {m['ergas']:.3f} | "
+                    f"{m['q2n']:.3f} | {m.get('seconds', 0):.0f} |"
+                )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "bench_sharpen.json"))
@@ -111,7 +135,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None, help="self-training seconds (default: the tool's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", default=None, help="run the scenes whose name contains this")
+    parser.add_argument("--markdown", default=None, help="print the README table of this JSON and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
     args.methods = args.methods or ALL
     if not DATA.is_dir():
         sys.exit(f"needs the shared data at {DATA}")

@@ -158,6 +158,7 @@ def build_method(
     seed: int = 0,
     features: int = 64,
     blocks: int = 6,
+    progress: bool | None = False,
 ) -> tuple[Any, dict[str, Any]]:
     """The method that sharpens group ``g`` and what it records in the provenance.
 
@@ -189,7 +190,7 @@ def build_method(
             "guides": _guide_names(scene, layout, group),
         }
     if name == "self" and not model and too_small(scene, layout, group):
-        return _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks)
+        return _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks, progress)
     pairs = wald_pairs(scene, layout, group, stats, seed=seed)
     if name == "glp":
         data = [(reduced_inputs(p, group, stats, detail=True), p.label, p.valid) for p in pairs]
@@ -199,25 +200,44 @@ def build_method(
             "gains_from": "reduced resolution",
             "guides": _guide_names(scene, layout, group),
         }
-    return _self_method(scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks)
+    return _self_method(
+        scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks, progress
+    )
 
 
-def _train_report(net, arrays, group, stats, budget, steps, dev, seed) -> dict[str, Any]:
+def _train_report(net, arrays, group, stats, budget, steps, dev, seed, progress=False) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     from .training.guided import DEFAULT_BUDGET_CPU, DEFAULT_BUDGET_GPU, SPECTRAL_WEIGHT, train_guided
 
     if steps is None and budget is None:
         budget = DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU
     spectral = (np.array([stats[i]["mean"] for i in group.targets]), np.array([stats[i]["std"] for i in group.targets]))
-    report = train_guided(
-        net,
-        arrays,
-        budget=budget,
-        steps=steps,
-        device=dev,
-        seed=seed,
-        spectral=spectral,
-        spectral_weight=SPECTRAL_WEIGHT,
+    bar = tqdm(
+        total=100,
+        desc=f"self-training ({len(group.targets)} bands)",
+        unit="%",
+        leave=False,
+        disable=None if progress is None else not progress,
     )
+
+    def tick(fraction: float) -> None:
+        bar.update(int(100 * min(fraction, 1.0)) - bar.n)
+
+    try:
+        report = train_guided(
+            net,
+            arrays,
+            budget=budget,
+            steps=steps,
+            device=dev,
+            seed=seed,
+            spectral=spectral,
+            spectral_weight=SPECTRAL_WEIGHT,
+            progress=tick,
+        )
+    finally:
+        bar.close()
     return {
         "budget_s": budget,
         "steps": report["steps"],
@@ -228,7 +248,7 @@ def _train_report(net, arrays, group, stats, budget, steps, dev, seed) -> dict[s
     }
 
 
-def _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks):
+def _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks, progress=False):
     """``self`` for a group too small for its own reduced copy (S2 60 m bands of a small area): a band-wise
     guided network learns the group's ratio on the finer coarse bands (the 20 m bands reduced by 6, with the
     10 m bands as guides), then restores the group's bands one by one with the same guides."""
@@ -250,7 +270,7 @@ def _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, f
     trainer = NetworkMethod(net, _stats_of(stats, proxy.targets), guide_stats, use_between=False)
     pairs = wald_pairs(scene, layout, proxy, stats, seed=seed, factor=group.ratio[0])
     arrays = training_arrays(pairs, proxy, stats, trainer.normalised)
-    info = _train_report(net, arrays, proxy, stats, budget, steps, dev, seed)
+    info = _train_report(net, arrays, proxy, stats, budget, steps, dev, seed, progress)
     method = NetworkMethod(net.eval(), _stats_of(stats, group.targets), guide_stats, dev, amp, use_between=False)
     return method, {**info, "reduced_pairs": len(pairs), "trained_on": [scene.bands[i].name for i in proxy.targets]}
 
@@ -267,7 +287,9 @@ def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict]
     return [group_inputs(scene, layout, group, box, stats, detail=True) for box in boxes]
 
 
-def _self_method(scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks):
+def _self_method(
+    scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks, progress=False
+):
     from .inference.device import resolve_device
     from .networks.guided import GuidedNet
     from .training.guided import training_arrays
@@ -282,7 +304,7 @@ def _self_method(scene, layout, group, stats, pairs, budget, steps, model, devic
         )
     method = _network_method(net, scene, layout, group, stats, dev, amp)
     arrays = training_arrays(pairs, group, stats, method.normalised)
-    info.update(_train_report(net, arrays, group, stats, budget, steps, dev, seed))
+    info.update(_train_report(net, arrays, group, stats, budget, steps, dev, seed, progress))
     method.model = net.eval()
     return method, {**info, "reduced_pairs": len(pairs)}
 
@@ -399,6 +421,7 @@ def sharpen(
                     device=device,
                     amp=amp,
                     seed=seed,
+                    progress=progress,
                 )
             methods[g] = m
             group = layout.groups[g]

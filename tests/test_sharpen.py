@@ -294,3 +294,21 @@ def test_evaluate_sharpen_reports_every_metric(tmp_path, capsys):
         assert len(scores[name]["bands"]) == 6 and "uiqi" in scores[name]["bands"][0]
     assert scores["glp"]["psnr_mean"] > scores["bicubic"]["psnr_mean"]
     assert "glp" in capsys.readouterr().out
+
+
+def test_bundled_s2_model_sharpens_the_shipped_crop_and_refuses_other_bands(tmp_path):
+    from geo_med_sr.bundled import find
+    from geo_med_sr.demo import sample_s2
+    from geo_med_sr.errors import ModelError
+
+    if find("s2-guided-x2") is None:
+        pytest.skip("bundled guided weights not installed (make weights-sharpen)")
+    out = tmp_path / "m.tif"
+    result = sharpen(sample_s2(), out, method="model", bands="B02,B03,B04,B08,B05,B06,B07,B8A,B11,B12", progress=False)
+    group = result.provenance["groups"][0]
+    assert group["model"] == "s2-guided-x2" and len(group["model_sha256"]) == 64
+    values, info = read(out)
+    assert values.shape == (10, 192, 192) and info["transform"].a == 10.0
+    with pytest.raises(ModelError, match="4 guides and 6 bands"):
+        sharpen(sample_s2(), tmp_path / "n.tif", method="model", bands="B02,B03,B04,B08,B05", progress=False)
+    assert not (tmp_path / "n.tif").exists()
