@@ -79,7 +79,7 @@ def native_check(ms_path: Path, pan_path: Path) -> dict:
 
 def run_scene(scene: dict, args) -> list[dict]:
     out = []
-    groups = [2, 6] if scene.get("s2") else [2]
+    groups = [r for r in ([2, 6] if scene.get("s2") else [2]) if not args.ratios or r in args.ratios]
     for ratio in groups:
         start = time.monotonic()
         result = evaluate_sharpening(
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None, help="self-training seconds (default: the tool's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", default=None, help="run the scenes whose name contains this")
+    parser.add_argument("--ratios", type=int, nargs="+", default=None, help="only these S2 groups (2, 6)")
     parser.add_argument("--markdown", default=None, help="print the README table of this JSON and exit")
     args = parser.parse_args()
     if args.markdown:

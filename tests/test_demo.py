@@ -72,3 +72,21 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     with pytest.raises(OutputError, match="not made by the demo"):
         run_demo(tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "keep me"
+
+
+def test_demo_sharpens_the_shipped_sentinel2_crop(demo):
+    """The sharpening example: the shipped S2 crop to one 10 m COG, and guided methods beating bicubic."""
+    from rio_cogeo.cogeo import cog_validate
+
+    from geo_med_sr.demo import sample_s2
+
+    out, scores, printed = demo
+    sharp = out / "s2_sharpened_10m.tif"
+    assert cog_validate(str(sharp))[0]
+    with rasterio.open(sharp) as dst, rasterio.open(sample_s2() / "B02.tif") as ref:
+        assert dst.transform == ref.transform and dst.shape == ref.shape and dst.count == 12
+    assert scores["sharpen_glp"] > scores["sharpen_bicubic"] + 1.0
+    assert scores["sharpen_self"] > scores["sharpen_bicubic"] + 1.0
+    assert (out / "side_by_side_sharpen.png").stat().st_size > 10_000
+    assert "reduced-resolution protocol" in printed
+    assert sum(p.stat().st_size for p in sample_s2().iterdir()) < 1_000_000  # the shipped crop stays small

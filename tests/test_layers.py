@@ -32,7 +32,20 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("inference", ["inference", "adapters", "io"]),
     ("training", ["training"]),
     ("methods", ["methods"]),
-    ("tools", ["config", "request", "pipeline", "sharpen", "sharpen_eval", "sharpen_train", "evaluate", "batch_runner", "info"]),
+    (
+        "tools",
+        [
+            "config",
+            "request",
+            "pipeline",
+            "sharpen",
+            "sharpen_eval",
+            "sharpen_train",
+            "evaluate",
+            "batch_runner",
+            "info",
+        ],
+    ),
     ("shells", ["cli", "cli_sharpen", "demo", "__main__"]),
 ]
 #: what adapters may import from the project (besides other adapters).

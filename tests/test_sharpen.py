@@ -312,3 +312,14 @@ def test_bundled_s2_model_sharpens_the_shipped_crop_and_refuses_other_bands(tmp_
     with pytest.raises(ModelError, match="4 guides and 6 bands"):
         sharpen(sample_s2(), tmp_path / "n.tif", method="model", bands="B02,B03,B04,B08,B05", progress=False)
     assert not (tmp_path / "n.tif").exists()
+
+
+def test_evaluate_sharpen_qnr_at_full_resolution(tmp_path):
+    from geo_med_sr.sharpen_eval import evaluate_sharpening
+
+    folder = s2_folder(tmp_path / "S2X", n=96, scl=False)
+    result = evaluate_sharpening([folder], methods=["bicubic", "glp"], ratios=[2], qnr=True)
+    for name in ("bicubic", "glp"):
+        m = result["groups"][0]["methods"][name]
+        assert 0.0 <= m["qnr"] <= 1.0 and m["qnr_d_lambda"] >= 0.0 and m["qnr_d_s"] >= 0.0
+        assert m["qnr"] == pytest.approx((1 - m["qnr_d_lambda"]) * (1 - m["qnr_d_s"]), abs=1e-9)

@@ -46,10 +46,14 @@ def _available(scene: Scene, layout: Layout, group: Group, factor: int | None = 
     return [max(0, (hi - lo) // s * s) for (lo, hi), s in zip(ranges, steps)], steps, ranges
 
 
-def too_small(scene: Scene, layout: Layout, group: Group) -> bool:
-    """Whether ``group``'s reduced-resolution copy would have fewer than 4 pixels per axis."""
+#: fewer reduced pixels per axis than this and ``self``/``glp`` learn elsewhere (see ``sharpen.build_method``).
+MIN_REDUCED_PIXELS = 16
+
+
+def too_small(scene: Scene, layout: Layout, group: Group, minimum: int = MIN_REDUCED_PIXELS) -> bool:
+    """Whether ``group``'s reduced-resolution copy would have fewer than ``minimum`` pixels per axis."""
     avail, _, _ = _available(scene, layout, group)
-    return min(a // r for a, r in zip(avail, group.ratio)) < 4
+    return min(a // r for a, r in zip(avail, group.ratio)) < minimum
 
 
 def wald_pairs(
