@@ -194,7 +194,7 @@ def build_method(
         return _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks, progress)
     pairs = wald_pairs(scene, layout, group, stats, seed=seed)
     if name == "glp":
-        data = [(reduced_inputs(p, group, stats, detail=True), p.label, p.valid) for p in pairs]
+        data = ((reduced_inputs(p, group, stats, detail=True), p.label, p.valid) for p in pairs)  # one at a time
         gains = fm.fit_glp(data)
         return fm.GLP(gains), {
             "gains": np.round(gains, 6).tolist(),
@@ -206,7 +206,7 @@ def build_method(
     )
 
 
-def _train_report(net, arrays, group, stats, budget, steps, dev, seed, progress=False, lr=None) -> dict[str, Any]:
+def _train_report(net, arrays, group, stats, budget, steps, dev, seed, progress=False) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from .training.guided import DEFAULT_BUDGET_CPU, DEFAULT_BUDGET_GPU, SPECTRAL_WEIGHT, train_guided
@@ -236,7 +236,6 @@ def _train_report(net, arrays, group, stats, budget, steps, dev, seed, progress=
             spectral=spectral,
             spectral_weight=SPECTRAL_WEIGHT,
             progress=tick,
-            **({"lr": lr} if lr else {}),
         )
     finally:
         bar.close()
@@ -253,8 +252,8 @@ def _train_report(net, arrays, group, stats, budget, steps, dev, seed, progress=
 def _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, features, blocks, progress=False):
     """``self`` for a group too small for its own reduced copy (S2 60 m bands of a small area): a band-wise
     guided network learns the group's ratio on the finer coarse bands (the 20 m bands reduced by 6, with the
-    10 m bands as guides), then restores the group's bands one by one with the same guides. It starts from
-    the bundled band-wise model for that ratio when one is installed (fine-tuned), else from scratch."""
+    10 m bands as guides), then restores the group's bands one by one with the same guides (from scratch:
+    fine-tuning the bundled band-wise model instead measured worse, see the README's performance notes)."""
     from .inference.device import resolve_device
     from .inference.fusion_methods import NetworkMethod
     from .networks.guided import GuidedNet
@@ -267,41 +266,19 @@ def _proxy_self(scene, layout, group, stats, budget, steps, device, amp, seed, f
             "copy and no finer coarse bands can stand in; use --method glp or model"
         )
     proxy = Group(donors[0].targets, group.ratio, ())
-    dev = resolve_device(device)
-    start = _bundled_start(scene, group, len(layout.guides))
-    if start is not None:
-        from .checkpoint import load_checkpoint, model_path
+    import torch
 
-        net, _ = load_checkpoint(model_path(start))
-    else:
-        net = GuidedNet(1, len(layout.guides), list(group.ratio), features, blocks, bandwise=True)
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    net = GuidedNet(1, len(layout.guides), list(group.ratio), features, blocks, bandwise=True)
     guide_stats = _stats_of(stats, layout.guides)
     trainer = NetworkMethod(net, _stats_of(stats, proxy.targets), guide_stats, use_between=False)
     pairs = wald_pairs(scene, layout, proxy, stats, seed=seed, factor=group.ratio[0])
     arrays = training_arrays(pairs, proxy, stats, trainer.normalised)
-    lr = FINE_TUNE_LR if start is not None else None
-    info = _train_report(net, arrays, proxy, stats, budget, steps, dev, seed, progress, lr=lr)
+    info = _train_report(net, arrays, proxy, stats, budget, steps, dev, seed, progress)
     method = NetworkMethod(net.eval(), _stats_of(stats, group.targets), guide_stats, dev, amp, use_between=False)
     names = [scene.bands[i].name for i in proxy.targets]
-    return method, {**info, "reduced_pairs": len(pairs), "trained_on": names, "started_from": start}
-
-
-#: Adam learning rate when ``self`` fine-tunes a bundled guided model.
-FINE_TUNE_LR = 2e-4
-
-
-def _bundled_start(scene: Scene, group: Group, guides: int) -> str | None:
-    """The bundled band-wise guided model ``self`` may start from for ``group`` (same ratio and guide count)."""
-    from .bundled import find
-
-    try:
-        name = bundled_guided(scene, group)
-    except ModelError:
-        return None
-    from .checkpoint import read_config
-
-    config = read_config(find(name).path)["network"]["params"]
-    return name if config.get("bandwise") and config.get("guide_channels") == guides else None
+    return method, {**info, "reduced_pairs": len(pairs), "trained_on": names}
 
 
 def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict], side: int = 512) -> list:
@@ -319,12 +296,15 @@ def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict]
 def _self_method(
     scene, layout, group, stats, pairs, budget, steps, model, device, amp, seed, features, blocks, progress=False
 ):
+    import torch
+
     from .inference.device import resolve_device
     from .networks.guided import GuidedNet
     from .training.guided import training_arrays
 
     dev = resolve_device(device)
     info: dict[str, Any] = {}
+    torch.manual_seed(seed)  # the initial weights too, so --steps gives the same result every time
     if model:
         net, info = _load_guided(model, scene, layout, group)
     else:

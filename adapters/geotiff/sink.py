@@ -38,6 +38,12 @@ from .masks import InputMask, integer_factors, mask_of
 from .tags import apply_metadata
 
 
+def _apply(transform: Affine, x: float, y: float) -> tuple[float, float]:
+    """``transform`` applied to the point ``(x, y)`` (what ``transform * (x, y)`` did before affine 3 deprecated it)."""
+    a, b, c, d, e, f = tuple(transform)[:6]
+    return a * x + b * y + c, d * x + e * y + f
+
+
 def exact_transform(affine: np.ndarray, info: dict[str, Any], factors: Sequence[int] | None) -> Affine:
     """The output's rasterio transform, exact when it is the input's scaled by integer ``factors``.
 
@@ -58,7 +64,7 @@ def exact_transform(affine: np.ndarray, info: dict[str, Any], factors: Sequence[
     except TransformNotInvertibleError:  # a degenerate input transform: keep the computed one
         return transform
     corners = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]
-    error = max(abs(u - x) + abs(v - y) for x, y in corners for u, v in [inverse * (transform * (x, y))])
+    error = max(abs(u - x) + abs(v - y) for x, y in corners for u, v in [_apply(inverse, *_apply(transform, x, y))])
     return exact if error <= 1e-9 else transform
 
 
@@ -78,7 +84,7 @@ def scaled_gcps(gcps: Sequence[Sequence[Any]], factors: Sequence[int] | None, af
     inverse = ~transform_from_affine(affine)
     out = []
     for col, row, x, y, z, ident, info in gcps:
-        new_col, new_row = (col * factors[0], row * factors[1]) if factors else inverse * (col, row)
+        new_col, new_row = (col * factors[0], row * factors[1]) if factors else _apply(inverse, col, row)
         out.append(GroundControlPoint(row=new_row, col=new_col, x=x, y=y, z=z, id=ident, info=info))
     return out
 

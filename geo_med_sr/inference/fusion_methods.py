@@ -15,7 +15,7 @@ halo) and says whether it uses the guides' MTF-GLP detail.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,33 +74,35 @@ class GLP:
         return inputs.up + np.einsum("tg,gxy->txy", self.gains, inputs.detail)
 
 
-def fit_glp(pairs: Sequence[tuple[GroupInputs, np.ndarray, np.ndarray]]) -> np.ndarray:
+def fit_glp(pairs: Iterable[tuple[GroupInputs, np.ndarray, np.ndarray]]) -> np.ndarray:
     """Least-squares gains ``(T, G)`` from reduced-resolution pairs ``(inputs, label, valid)``.
 
     For band ``b``: minimise ``|label_b - up_b - D g_b|^2`` over valid pixels (ridge
-    :data:`GLP_RIDGE`), where ``D`` holds the guides' detail.
+    :data:`GLP_RIDGE`), where ``D`` holds the guides' detail. ``pairs`` may be a generator: the
+    normal equations are accumulated pair by pair, so only one pair is in memory at a time.
 
     Raises:
         InputError: no valid pixel to fit on.
     """
-    t = pairs[0][0].up.shape[0]
-    g = pairs[0][0].detail.shape[0]
-    gains = np.zeros((t, g))
-    for b in range(t):
-        a = np.zeros((g, g))
-        y = np.zeros(g)
-        count = 0
-        for inputs, label, valid in pairs:
+    a = y = None
+    count = None
+    for inputs, label, valid in pairs:
+        t, g = inputs.up.shape[0], inputs.detail.shape[0]
+        if a is None:
+            a, y, count = np.zeros((t, g, g)), np.zeros((t, g)), np.zeros(t, dtype=np.int64)
+        for b in range(t):
             keep = valid[b] & inputs.valid[b]
             d = inputs.detail[:, keep].T
-            r = (label[b] - inputs.up[b])[keep]
-            a += d.T @ d
-            y += d.T @ r
-            count += int(keep.sum())
-        if count == 0:
-            raise InputError("no valid pixel to fit the GLP gains on at the reduced resolution")
-        ridge = GLP_RIDGE * max(float(np.trace(a)) / g, 1e-12)
-        gains[b] = np.linalg.solve(a + ridge * np.eye(g), y)
+            a[b] += d.T @ d
+            y[b] += d.T @ (label[b] - inputs.up[b])[keep]
+            count[b] += int(keep.sum())
+    if a is None or np.any(count == 0):
+        raise InputError("no valid pixel to fit the GLP gains on at the reduced resolution")
+    g = a.shape[1]
+    gains = np.zeros(y.shape)
+    for b in range(len(gains)):
+        ridge = GLP_RIDGE * max(float(np.trace(a[b])) / g, 1e-12)
+        gains[b] = np.linalg.solve(a[b] + ridge * np.eye(g), y[b])
     return gains
 
 

@@ -47,7 +47,7 @@ def _available(scene: Scene, layout: Layout, group: Group, factor: int | None = 
 
 
 #: fewer reduced pixels per axis than this and ``self``/``glp`` learn elsewhere (see ``sharpen.build_method``).
-MIN_REDUCED_PIXELS = 16
+MIN_REDUCED_PIXELS = 4
 
 
 def too_small(scene: Scene, layout: Layout, group: Group, minimum: int = MIN_REDUCED_PIXELS) -> bool:
@@ -70,6 +70,8 @@ def wald_pairs(
     random label windows holding about ``max_pixels`` target pixels.
 
     Args:
+        max_pixels: label pixels of a x2 group (scaled by ``4 / ratio**2`` for other ratios, so that the
+            guide pixels read stay the same).
         region: only this fraction ``(start, stop)`` of the covered columns (a spatial train/test split).
         factor: reduce the targets by this factor instead of their ratio (see
             :func:`~geo_med_sr.inference.wald.reduce_group`).
@@ -91,6 +93,9 @@ def wald_pairs(
             f"bands {names} are too small for a reduced-resolution copy ({avail} pixels after reduction by "
             f"{list(group.ratio)} leave fewer than 4 per axis); use --method bicubic, glp or model, or a larger area"
         )
+    # the cap counts guide pixels as a x2 group reads them (4 per label pixel): a x6 group's guides are 36 per
+    # label pixel, so it gets 4/36 of the label pixels, and memory stays bounded for every ratio
+    max_pixels = max(1, max_pixels * 4 // (ratio[0] * ratio[1]))
     if avail[0] * avail[1] <= max_pixels:
         return [reduce_group(scene, layout, group, (ranges[0][0], ranges[1][0]), tuple(avail), stats, factor)]
     size = [min(a, max(s, LABEL_WINDOW // s * s)) for a, s in zip(avail, steps)]
