@@ -25,7 +25,7 @@ SOURCES = {PACKAGE: REPO / "geo_med_sr", f"{PACKAGE}.adapters": REPO / "adapters
 
 #: lowest first; a module matches the longest prefix listed (``a.b`` covers ``a.b.c``).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("ground", ["", "errors", "registry", "dtypes", "digest", "optional", "weights"]),
+    ("ground", ["", "errors", "registry", "dtypes", "digest", "optional", "weights", "samples"]),
     ("geometry", ["geometry", "multires", "scale", "normalize", "bundled"]),
     ("spatial", ["spatial"]),
     ("models", ["degrade", "metrics", "fusion_metrics", "networks", "checkpoint"]),
