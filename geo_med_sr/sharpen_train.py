@@ -45,7 +45,6 @@ class GuidedTrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     patch_size: int = Field(48, ge=8)
     lr: float = Field(1e-3, gt=0)
-    spectral_weight: float = Field(0.0, ge=0)
     seed: int = 0
     device: str = "auto"
 
