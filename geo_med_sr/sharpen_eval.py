@@ -21,7 +21,8 @@ import numpy as np
 
 from . import __version__
 from .errors import ConfigError, InputError, ModelError
-from .inference.fusion import Scene, band_stats, group_inputs, plan
+from .inference.fusion import band_stats, group_inputs, plan
+from .inference.fusion_engine import run_method
 from .inference.protocols import Window
 from .sharpen import SHARPEN_METHODS, build_method, open_scene
 from .training.guided import wald_pairs
@@ -30,15 +31,6 @@ __all__ = ["evaluate_sharpening", "format_sharpen_table", "save_sharpen_plot"]
 
 #: methods scored by default.
 DEFAULT_METHODS = ("bicubic", "brovey", "glp", "self")
-
-
-def _run(method: Any, scene: Scene, layout, group, stats) -> tuple[np.ndarray, np.ndarray]:
-    """``method`` on the whole output grid of ``scene`` (in memory): ``(T, W, H)`` values and validity."""
-    r = int(method.radius)
-    window = Window.from_shape(layout.grid.shape).grown((r, r))
-    inputs = group_inputs(scene, layout, group, window, stats, detail=method.needs_detail)
-    crop = (slice(None), slice(r, r + layout.grid.shape[0]), slice(r, r + layout.grid.shape[1]))
-    return method(inputs)[crop], inputs.valid[crop]
 
 
 def evaluate_sharpening(
@@ -125,7 +117,14 @@ def evaluate_sharpening(
                 except (InputError, ModelError) as exc:  # this method cannot run here: say why, score the others
                     entry["methods"][name] = {"error": str(exc)}
                     continue
-                estimate, valid = _run(method, small, small_layout, small_layout.groups[gs], small_stats)
+                estimate, valid = run_method(
+                    method,
+                    small,
+                    small_layout,
+                    small_layout.groups[gs],
+                    Window.from_shape(small_layout.grid.shape),
+                    small_stats,
+                )
                 valid = np.all(valid & pair.valid, axis=0)
                 score = fusion_report(pair.label, estimate, group.ratio[0], valid)
                 score["seconds"] = round(time.monotonic() - start, 2)
@@ -148,7 +147,7 @@ def _qnr(name, scene, layout, g, stats, budget, steps, model, device, seed, scor
     method, _ = build_method(
         name, scene, layout, g, stats, budget=budget, steps=steps, model=model, device=device, seed=seed
     )
-    fused, _ = _run(method, scene, layout, group, stats)
+    fused, _ = run_method(method, scene, layout, group, Window.from_shape(layout.grid.shape), stats)
     inputs = group_inputs(scene, layout, group, Window.from_shape(layout.grid.shape), stats)
     ms = []
     for i in group.targets:

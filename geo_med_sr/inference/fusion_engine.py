@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dtypes import cast_to_dtype, mark_nodata
-from .fusion import Layout, Scene, group_inputs, nearest, on_grid
+from .fusion import Group, Layout, Scene, group_inputs, nearest, on_grid
 from .protocols import Sink, Window
 
-__all__ = ["OutputSpec", "output_spec", "sharpen_scene", "tiles"]
+__all__ = ["OutputSpec", "output_spec", "run_method", "sharpen_scene", "tiles"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,18 @@ def tiles(shape: Sequence[int], tile: int) -> list[Window]:
     ]
 
 
+def run_method(
+    method: Callable, scene: Scene, layout: Layout, group: Group, window: Window, stats: Sequence[dict]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``method`` on ``window`` of the output grid: its inputs read with the method's halo, the result cropped
+    back to ``window``. Returns physical values and validity, ``(T, *window.shape)`` each."""
+    r = int(method.radius)
+    inputs = group_inputs(scene, layout, group, Window(window).grown((r, r)), stats, detail=method.needs_detail)
+    shape = Window(window).shape
+    crop = (slice(None), slice(r, r + shape[0]), slice(r, r + shape[1]))
+    return method(inputs)[crop], inputs.valid[crop]
+
+
 def sharpen_tile(
     scene: Scene,
     layout: Layout,
@@ -76,12 +88,7 @@ def sharpen_tile(
     for g, group in enumerate(layout.groups):
         if not any(t in slot for t in group.targets):
             continue
-        method = methods[g]
-        r = int(method.radius)
-        inputs = group_inputs(scene, layout, group, window.grown((r, r)), stats, detail=method.needs_detail)
-        result = method(inputs)
-        crop = (slice(None), slice(r, r + shape[0]), slice(r, r + shape[1]))
-        result, ok = result[crop], inputs.valid[crop]
+        result, ok = run_method(methods[g], scene, layout, group, window, stats)
         for k, band in enumerate(group.targets):
             if band in slot:
                 out[slot[band]] = bands[band].stored(result[k])
