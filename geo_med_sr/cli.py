@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .cli_common import add_progress_options, progress_mode
 from .cli_sharpen import add_sharpen, run_evaluate_sharpen, run_sharpen
 from .degrade import DEGRADATIONS
 from .errors import ConfigError, GeoMedSRError
@@ -157,7 +158,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace OUTPUT if this tool wrote it (anything else at OUTPUT is never replaced)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_progress_options(p)
 
 
 def _add_dicom_output_options(p: argparse.ArgumentParser) -> None:
@@ -243,7 +244,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace outputs made from other inputs or settings (not needed to resume)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    add_progress_options(p, "no progress bar or summary table")
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -376,7 +377,7 @@ def _run_upscale(args: argparse.Namespace) -> None:
         series=args.series,
         bands=args.bands,
         overwrite=args.overwrite,
-        progress=False if args.quiet else None,
+        progress=progress_mode(args),
         cog=args.cog,
         write_options=_write_options(args),
     )
@@ -405,7 +406,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         cog=args.cog,
         overwrite=args.overwrite,
         vrt=args.vrt,
-        progress=False if args.quiet else None,
+        progress=progress_mode(args),
     )
     if not args.quiet:
         print(report.table())

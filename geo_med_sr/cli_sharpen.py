@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .cli_common import add_progress_options, progress_mode
 from .sharpen import SHARPEN_METHODS
 
 __all__ = ["add_sharpen", "run_sharpen"]
@@ -48,7 +49,7 @@ def add_sharpen(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace OUTPUT if this tool wrote it (nothing else is replaced)"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_progress_options(p)
 
 
 def run_sharpen(args: argparse.Namespace) -> None:
@@ -70,7 +71,7 @@ def run_sharpen(args: argparse.Namespace) -> None:
         amp=args.amp,
         tile=args.patch_size,
         overwrite=args.overwrite,
-        progress=False if args.quiet else None,
+        progress=progress_mode(args),
         cog=args.cog,
         seed=args.seed,
     )

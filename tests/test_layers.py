@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "info",
         ],
     ),
-    ("shells", ["cli", "cli_sharpen", "demo", "__main__"]),
+    ("shells", ["cli", "cli_common", "cli_sharpen", "demo", "__main__"]),
 ]
 #: what adapters may import from the project (besides other adapters).
 ADAPTER_DEPENDENCIES = {
