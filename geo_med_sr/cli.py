@@ -16,6 +16,8 @@ from typing import Any
 
 from . import __version__
 from .cli_common import add_progress_options, progress_mode
+from .cli_dicom import add_dicom_node, add_pacs_options, check_upscale_push, push_upscale_result, run_dicom_node
+from .cli_dicom import upscale_input as _upscale_input
 from .cli_sharpen import add_sharpen, run_evaluate_sharpen, run_sharpen
 from .degrade import DEGRADATIONS
 from .errors import ConfigError, GeoMedSRError
@@ -140,7 +142,11 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         "(.nii/.nii.gz file, a folder name for a DICOM series, or a .tif Cloud-Optimized GeoTIFF). "
         "GeoTIFF scenes are streamed window by window, so any scene size works.",
     )
-    p.add_argument("input", help="input .nii/.nii.gz file, DICOM series folder or .tif GeoTIFF")
+    p.add_argument(
+        "input",
+        nargs="?",
+        help="input .nii/.nii.gz file, DICOM series folder, .tif GeoTIFF or dicomweb:// series URL (or --from)",
+    )
     p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
     p.add_argument(
         "--scale",
@@ -158,6 +164,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace OUTPUT if this tool wrote it (anything else at OUTPUT is never replaced)",
     )
+    add_pacs_options(p)
     add_progress_options(p)
 
 
@@ -363,29 +370,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_train(sub)
     _add_demo(sub)
+    add_dicom_node(sub)
     return parser
 
 
 def _run_upscale(args: argparse.Namespace) -> None:
     from . import super_resolve
 
-    result = super_resolve(
-        args.input,
-        args.output,
-        args.scale,
-        _sr_config(args),
-        series=args.series,
-        bands=args.bands,
-        overwrite=args.overwrite,
-        progress=progress_mode(args),
-        cog=args.cog,
-        write_options=_write_options(args),
-    )
+    check_upscale_push(args)  # --send/--stow need a DICOM series output: refused before any work
+    with _upscale_input(args) as source:  # a PACS series is fetched into a temporary folder, removed afterwards
+        result = super_resolve(
+            source,
+            args.output,
+            args.scale,
+            _sr_config(args),
+            series=args.series,
+            bands=args.bands,
+            overwrite=args.overwrite,
+            progress=progress_mode(args),
+            cog=args.cog,
+            write_options=_write_options(args),
+        )
     if not args.quiet:
         print(
             f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method "
             f"{result.provenance['method']}, scale {tuple(result.provenance['scale'])}"
         )
+    push_upscale_result(args, result.output)
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -550,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _run_train,
         "demo": _run_demo,
         "sharpen": run_sharpen,
+        "dicom-node": run_dicom_node,
     }
     previous = _install_signal_handlers()
     try:

@@ -44,9 +44,11 @@ LAYERS: list[tuple[str, list[str]]] = [
             "evaluate",
             "batch_runner",
             "info",
+            "dicom_node",
+            "pacs",
         ],
     ),
-    ("shells", ["cli", "cli_common", "cli_sharpen", "demo", "__main__"]),
+    ("shells", ["cli", "cli_common", "cli_sharpen", "cli_dicom", "demo", "__main__"]),
 ]
 #: what adapters may import from the project (besides other adapters).
 ADAPTER_DEPENDENCIES = {
@@ -62,7 +64,7 @@ ADAPTER_DEPENDENCIES = {
     "inference.arrays",
 }
 #: I/O libraries only adapters may import.
-IO_LIBRARIES = {"rasterio", "rio_cogeo", "nibabel", "pydicom", "SimpleITK"}
+IO_LIBRARIES = {"rasterio", "rio_cogeo", "nibabel", "pydicom", "SimpleITK", "pynetdicom", "dicomweb_client"}
 
 
 def _modules() -> dict[str, Path]:
