@@ -18,7 +18,7 @@ GMS := $(VENV)/bin/geo-med-sr
 # Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
 QUALITY = benchmarks/results/quality
 
-.PHONY: demo test lint install clean bench figures weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
+.PHONY: demo test lint install clean bench figures qgis-plugin weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/geo-med-sr demo --out demo_output
+
+# the QGIS Processing provider as an installable zip: dist/geo_med_sr_qgis-<version>.zip (README "In QGIS")
+qgis-plugin: $(STAMP)
+	$(VENV)/bin/python integrations/qgis/build.py
 
 # ruff (configured in pyproject.toml) on the whole tree, then the test suite
 lint: $(STAMP)
