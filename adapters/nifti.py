@@ -46,7 +46,7 @@ import numpy as np
 from ..dtypes import cast_to_dtype
 from ..errors import InputError, OutputError, file_error
 from ..spatial import SpatialArray
-from .base import ADAPTERS, Adapter, provenance_from_text
+from .base import ADAPTERS, Adapter, MemorySink, provenance_from_text
 
 SUFFIXES = (".nii", ".nii.gz")
 #: NIfTI header extension code of the provenance JSON (nibabel's name for code 6).
@@ -293,6 +293,31 @@ def _storage_scaling(meta: dict[str, Any], info: dict[str, Any], dtype: np.dtype
     return 1.0, 0.0
 
 
+def _storage(meta: dict[str, Any], spatial_dims: int, path: Path) -> tuple[np.dtype, float, float]:
+    """``(dtype, scl_slope, scl_inter)`` an output with ``meta`` is stored with (refusals name ``path``)."""
+    if spatial_dims != 3:
+        raise file_error(OutputError, path, f"NIfTI output needs 3 spatial axes, got {spatial_dims}")
+    dtype = np.dtype(meta.get("dtype", "float32"))
+    if dtype.kind not in "iuf":
+        raise file_error(OutputError, path, f"NIfTI output of dtype {dtype} is not supported")
+    return (dtype, *_storage_scaling(meta, meta.get("nifti") or {}, dtype))
+
+
+class _StoredSink(MemorySink):
+    """:class:`MemorySink` whose buffer is the storage dtype: windows cast on arrival (half or a quarter of
+    the float buffer, and no whole-image cast at the end)."""
+
+    def _buffer_dtype(self) -> np.dtype:
+        self.storage = _storage(self.meta, len(self.shape) - 1, self.path)
+        return self.storage[0]
+
+    def _stored(self, data: np.ndarray) -> np.ndarray:
+        return cast_to_dtype(data, *self.storage)
+
+    def _finish(self, array: np.ndarray) -> None:
+        self.adapter.write_stored(array, self.affine, self.meta, self.path, **self.options)
+
+
 class NiftiAdapter(Adapter):
     """``.nii`` / ``.nii.gz`` files, 2D to 4D."""
 
@@ -351,26 +376,45 @@ class NiftiAdapter(Adapter):
         to the dtype (0 stays 0 when inter is 0); other integer storage is rounded and clipped;
         float storage is unscaled. The header is the source's one on the new grid (module doc).
         """
-        if image.spatial_dims != 3:
-            raise file_error(OutputError, path, f"NIfTI output needs 3 spatial axes, got {image.spatial_dims}")
-        info = image.meta.get("nifti") or {}
-        dtype = np.dtype(image.meta.get("dtype", "float32"))
-        if dtype.kind not in "iuf":
-            raise file_error(OutputError, path, f"NIfTI output of dtype {dtype} is not supported")
-        slope, inter = _storage_scaling(image.meta, info, dtype)
+        dtype, slope, inter = _storage(image.meta, image.spatial_dims, path)
         unchanged = image.array.dtype == dtype and (slope, inter) == (1.0, 0.0)  # e.g. int64 beyond 2**53: no cast
         raw = image.array if unchanged else cast_to_dtype(image.array, dtype, slope, inter)
+        cls.write_stored(raw, image.affine, image.meta, path, **options)
+
+    @classmethod
+    def open_sink(
+        cls,
+        path: Path,
+        shape: tuple[int, ...],
+        affine: np.ndarray,
+        meta: dict[str, Any],
+        dtype: np.dtype | str,
+        *,
+        name: str | Path | None = None,
+        **options: Any,
+    ) -> MemorySink:
+        """A sink that holds the output once, in its storage dtype: each window is cast as it arrives
+        (the storage scaling depends on the metadata only), then the file is written when it closes."""
+        return _StoredSink(cls, Path(path), tuple(shape), affine, meta, **options)
+
+    @classmethod
+    def write_stored(
+        cls, raw: np.ndarray, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
+    ) -> None:
+        """Write stored values ``raw`` ``(T, X, Y, Z)`` (already in the storage dtype of :func:`_storage`)."""
+        dtype, slope, inter = _storage(meta, raw.ndim - 1, path)
+        info = meta.get("nifti") or {}
         data = raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3)
         nifti2 = info.get("version") == 2 or max(data.shape) > 32767
         image_class = nib.Nifti2Image if nifti2 else nib.Nifti1Image
         header = image_class.header_class()
         header.set_data_dtype(dtype)
         header.set_data_shape(data.shape)
-        description = options.get("description") or info.get("descrip") or image.meta.get("description", "")
-        _set_header(header, info, image.affine, description)
+        description = options.get("description") or info.get("descrip") or meta.get("description", "")
+        _set_header(header, info, affine, description)
         img = image_class(data, header.get_best_affine(), header=header)
         img.header.set_slope_inter(slope, inter)  # after construction: nibabel resets the scaling of a new image
-        provenance = image.meta.get("provenance")
+        provenance = meta.get("provenance")
         if provenance is not None:
             payload = json.dumps(provenance, sort_keys=True).encode()
             img.header.extensions.append(nib.nifti1.Nifti1Extension(PROVENANCE_ECODE, payload))

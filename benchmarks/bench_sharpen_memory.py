@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _peak import peak_run  # noqa: E402
+
 GMS = REPO / ".venv" / "bin" / "geo-med-sr"
 
 
@@ -77,14 +80,7 @@ def run(folder: Path, out: Path, method: str, budget: float) -> dict:
     cmd = [str(GMS), "sharpen", str(folder), str(out), "--method", method, "--quiet", "--overwrite"]
     if method == "self":
         cmd += ["--budget", str(budget)]
-    probe = (
-        "import json, resource, subprocess, sys, time; t = time.monotonic(); "
-        "subprocess.run(sys.argv[1:], check=True); "
-        "print(json.dumps([time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
-    seconds, peak_kb = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1)}
+    return peak_run(cmd)
 
 
 def main() -> None:

@@ -252,6 +252,7 @@ def run_job(job: Job, settings: Settings) -> Outcome:
 def _exclusive(out_dir: Path) -> Iterator[None]:
     """Hold a lock file in ``out_dir`` so two batches never write the same folder at once."""
     handle = open(out_dir / LOCK_NAME, "w")
+    held = False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -261,8 +262,11 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
                 out_dir,
                 "another geo-med-sr batch is writing to this folder; wait for it or choose another --out-dir",
             ) from None
+        held = True
         yield
     finally:
+        if held:  # removed while still held: nobody else can have taken it
+            (out_dir / LOCK_NAME).unlink(missing_ok=True)
         handle.close()
 
 
@@ -438,8 +442,16 @@ def batch(
     )
     with _exclusive(out_dir):
         remove_leftovers(jobs)
-        with _client(n_workers, scheduler) as client:
-            outcomes = _run_all(client, jobs, settings, progress)
+        try:
+            with _client(n_workers, scheduler) as client:
+                outcomes = _run_all(client, jobs, settings, progress)
+        except BaseException:
+            # interrupted (Ctrl-C, SIGTERM) or the cluster failed: the local workers stopped with the cluster, so
+            # the temporaries they were writing are removed here (only ours: .NAME.partial-*). Tasks already sent to
+            # a remote --scheduler may still be running there, so their temporaries are left to the next run.
+            if not scheduler:
+                remove_leftovers(jobs)
+            raise
         report = BatchReport(outcomes, 0.0)
         if vrt is not None:
             try:

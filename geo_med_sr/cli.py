@@ -46,6 +46,12 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         help="seconds of self-supervised training for --method self (default 180 on CPU, 60 on GPU)",
     )
     p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="--method self: train for this many steps instead of a time budget (the same output on a busy machine)",
+    )
+    p.add_argument(
         "--consistency",
         action="store_true",
         default=None,
@@ -121,6 +127,7 @@ def _sr_config(args: argparse.Namespace) -> Any:
             "ensemble": args.ensemble,
             "degradation": args.degrade,
             "budget": args.budget,
+            "steps": args.steps,
             "fast": args.fast,
         },
         inference={
@@ -150,11 +157,27 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="output .nii/.nii.gz file, folder (DICOM series) or .tif (GeoTIFF input)")
     p.add_argument(
         "--scale",
-        required=True,
+        default=None,
         help=(
             "whole factor, or one per pixel axis in index order, fastest first (NIfTI i,j,k; DICOM "
-            "column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4"
+            "column,row,slice; GeoTIFF column,row), e.g. 2 or 1,1,4 (this or --target-spacing is required)"
         ),
+    )
+    p.add_argument(
+        "--slice-thickness",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="--method self on thick slices: the slice thickness (default: DICOM SliceThickness, else estimated "
+        "from the data); recorded in the provenance",
+    )
+    p.add_argument(
+        "--target-spacing",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="NIfTI/DICOM: instead of --scale, the whole factor per axis that brings the voxel spacing closest to "
+        "MM (1.02 x 1.02 x 4.8 mm with 1 -> 1,1,5); the choice is printed and recorded",
     )
     _add_method_options(p)
     p.add_argument("--series", default=None, help="SeriesInstanceUID to read from a DICOM folder with several series")
@@ -302,6 +325,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="repeat for several (default: bicubic, bspline, bspline-ibp)",
     )
     p.add_argument("--budget", type=float, default=None, help="seconds of self-supervised training for --method self")
+    p.add_argument("--steps", type=int, default=None, help="--method self: training steps instead of --budget")
     p.add_argument("--model", default=None, help="checkpoint for --method model")
     p.add_argument(
         "--fast", action="store_true", help="--method model uses the small bundled network (what upscale --fast runs)"
@@ -390,6 +414,15 @@ def _run_upscale(args: argparse.Namespace) -> None:
             progress=progress_mode(args),
             cog=args.cog,
             write_options=_write_options(args),
+            target_spacing=args.target_spacing,
+            slice_thickness=args.slice_thickness,
+        )
+    chosen = result.provenance.get("target_spacing")
+    if chosen and not args.quiet:
+        mm = " x ".join
+        print(
+            f"target spacing {chosen['target_mm']:g} mm: {mm(f'{v:g}' for v in chosen['input_mm'])} mm -> scale "
+            f"{','.join(map(str, chosen['scale']))} ({mm(f'{v:g}' for v in chosen['output_mm'])} mm)"
         )
     if not args.quiet:
         print(
@@ -442,7 +475,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
     config = config.updated(
-        model={"budget": args.budget, "fast": args.fast or None}, inference={"patch_size": args.patch_size}
+        model={"budget": args.budget, "steps": args.steps, "fast": args.fast or None},
+        inference={"patch_size": args.patch_size},
     )
     result = evaluate(
         args.reference,

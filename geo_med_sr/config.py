@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .degrade import DEGRADATIONS
 from .errors import ConfigError, file_error
@@ -48,22 +48,29 @@ class ModelConfig(_Strict):
     """Which upsampler to use.
 
     ``method``: ``model`` (with ``name``: a checkpoint path), ``self`` (trained on the input
-    itself for ``budget`` seconds), or a classical method; ``bspline-ibp``
-    is cubic B-spline plus back-projection onto the block average. ``consistency`` adds the same
-    back-projection after any method, with the ``degradation`` model (``blockavg``, ``gaussian``,
-    ``slice``), so the output re-degraded equals the input. ``ensemble`` averages the method
-    over flips (and the 2D transpose): 8 times the compute, usually 0.1-0.2 dB more. ``fast``
-    picks the small bundled network where one exists (large scenes; its quality cost is in the
-    README).
+    itself for ``budget`` seconds, or for ``steps`` optimisation steps: reproducible), or a
+    classical method; ``bspline-ibp`` is cubic B-spline plus back-projection onto the block
+    average. ``consistency`` adds the same back-projection after any method, with the
+    ``degradation`` model (``blockavg``, ``gaussian``, ``slice``), so the output re-degraded
+    equals the input. ``ensemble`` averages the method over flips (and the 2D transpose): 8
+    times the compute, usually 0.1-0.2 dB more. ``fast`` picks the small bundled network where
+    one exists (large scenes; its quality cost is in the README).
     """
 
     method: MethodName = "model"
     name: str | None = None
     budget: float | None = Field(None, gt=0)
+    steps: int | None = Field(None, gt=0)
     consistency: bool = False
     ensemble: bool = False
     fast: bool = False
     degradation: DegradationName = "blockavg"
+
+    @model_validator(mode="after")
+    def _budget_or_steps(self) -> ModelConfig:
+        if self.budget is not None and self.steps is not None:
+            raise ValueError("give a training budget (seconds) or a number of steps, not both")
+        return self
 
 
 class NormalizeConfig(_Strict):

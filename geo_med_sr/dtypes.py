@@ -33,6 +33,10 @@ def storage_range(dtype: np.dtype | str) -> tuple[float, float]:
     return float(info.min), float(info.max)
 
 
+#: values cast per chunk by :func:`cast_to_dtype` (8 MB of float64 temporaries each).
+CAST_CHUNK = 1 << 20
+
+
 def cast_to_dtype(values: np.ndarray, dtype: np.dtype | str, slope: float = 1.0, inter: float = 0.0) -> np.ndarray:
     """Stored values ``raw`` such that ``raw * slope + inter`` approximates ``values``.
 
@@ -49,13 +53,18 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype | str, slope: float = 1.0,
         array of ``dtype``, same shape as ``values``.
     """
     dtype = np.dtype(dtype)
-    raw = np.asarray(values, dtype=np.float64)
-    if slope != 1.0 or inter != 0.0:
-        raw = (raw - inter) / slope
+    values = np.asarray(values)
+    out = np.empty(values.shape, dtype)
+    flat, dest = values.reshape(-1), out.reshape(-1)
     lo, hi = storage_range(dtype)
-    if dtype.kind in "iub":
-        raw = np.nan_to_num(np.rint(raw), nan=0.0, posinf=hi, neginf=lo)
-    return np.clip(raw, lo, hi).astype(dtype)
+    for start in range(0, flat.size, CAST_CHUNK):  # in chunks: float64 temporaries stay small for any volume
+        raw = flat[start : start + CAST_CHUNK].astype(np.float64)
+        if slope != 1.0 or inter != 0.0:
+            raw = (raw - inter) / slope
+        if dtype.kind in "iub":
+            raw = np.nan_to_num(np.rint(raw), nan=0.0, posinf=hi, neginf=lo)
+        dest[start : start + CAST_CHUNK] = np.clip(raw, lo, hi)
+    return out
 
 
 def rescale_for(values: np.ndarray, dtype: np.dtype | str) -> tuple[float, float]:

@@ -108,6 +108,7 @@ class Method:
         through_plane_axis: a 2D ``(s, 1)`` network runs across this axis of a 3D volume in the
             two-orientation plane ensemble (None: the network runs as it is).
         budget: ``self``: training seconds (None: the default for the device).
+        steps: ``self``: training steps instead of a time budget (reproducible; None: use the budget).
         protocol: ``self``: ``"through-plane"`` or ``"zero-shot"``.
         start: ``self``: the bundled model fine-tuned (None: random initialisation).
         ensemble: average over the geometric self-ensemble.
@@ -128,6 +129,7 @@ class Method:
     in_channels: int | None = None
     through_plane_axis: int | None = None
     budget: float | None = None
+    steps: int | None = None
     protocol: str | None = None
     start: str | None = None
     ensemble: bool = False
@@ -170,7 +172,11 @@ def resolve_method(
         return Method(**common)
     configured = {"name": config.normalize.name, "params": dict(config.normalize.params)}
     if spec.kind == SELF:
-        return Method(**common, normalize=configured, **_self_training(common["scale"], domain, config.model.budget))
+        return Method(
+            **common,
+            normalize=configured,
+            **_self_training(common["scale"], domain, config.model.budget, config.model.steps),
+        )
     return Method(**common, **_checkpoint(config, domain, common["scale"], configured))
 
 
@@ -215,7 +221,7 @@ def _through_plane_axis(scale: tuple[int, ...], net_scale: tuple[int, ...], net_
     return None
 
 
-def _self_training(scale: tuple[int, ...], domain: str, budget: float | None) -> dict[str, Any]:
+def _self_training(scale: tuple[int, ...], domain: str, budget: float | None, steps: int | None) -> dict[str, Any]:
     """``self``: the protocol, the network trained and where it starts from."""
     thick = [a for a, s in enumerate(scale) if s > 1]
     if len(scale) == 3 and len(thick) == 1:
@@ -229,6 +235,7 @@ def _self_training(scale: tuple[int, ...], domain: str, budget: float | None) ->
             "in_channels": 1,
             "through_plane_axis": thick[0],
             "budget": budget,
+            "steps": steps,
         }
     start = bundled.start_for(domain, scale)
     if start is not None:
@@ -243,6 +250,7 @@ def _self_training(scale: tuple[int, ...], domain: str, budget: float | None) ->
         "weights": weights,
         "start": None if start is None else start.name,
         "budget": budget,
+        "steps": steps,
     }
 
 
@@ -303,6 +311,7 @@ def _base_upsampler(
             start_weights=method.weights,
             start=method.start,
             budget=method.budget,
+            steps=method.steps,
             device=device,
             slice_thickness=slice_thickness,
         )

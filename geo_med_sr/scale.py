@@ -152,3 +152,33 @@ def for_shape(scale: Sequence[int], given: Sequence[int], shape: Sequence[int], 
     if all(f == 1 for f in out) and any(f > 1 for f in scale):
         raise file_error(ScaleError, path, f"the input of shape {tuple(shape)} has no axis that can be upscaled")
     return tuple(out)
+
+
+def factors_for_spacing(spacing: Sequence[float], target: float) -> tuple[int, ...]:
+    """The whole factor per axis that brings the voxel spacing closest to ``target``.
+
+    For each axis the factor ``k >= 1`` minimising ``|spacing / k - target|`` (a tie goes to the
+    smaller factor), e.g. spacing ``(1.02, 1.02, 4.8)`` mm and target 1 mm -> ``(1, 1, 5)``.
+
+    Args:
+        spacing: voxel size per spatial axis (mm), index order.
+        target: the wanted spacing (mm), > 0.
+
+    Raises:
+        ScaleError: a target or spacing that is not a positive finite number, or a factor above
+            :data:`MAX_FACTOR`.
+    """
+    if not (isinstance(target, Real) and math.isfinite(target) and target > 0):
+        raise ScaleError(f"--target-spacing must be a positive number of mm, got {target!r}")
+    factors = []
+    for d in spacing:
+        if not (math.isfinite(d) and d > 0):
+            raise ScaleError(f"the input's voxel spacing {tuple(spacing)} is not positive and finite")
+        low = max(1, math.floor(d / target))
+        k = min((low, low + 1), key=lambda c: (abs(d / c - target), c))
+        if k > MAX_FACTOR:
+            raise ScaleError(
+                f"--target-spacing {target:g} mm needs a factor of {k} on a {d:g} mm axis; at most {MAX_FACTOR}"
+            )
+        factors.append(int(k))
+    return tuple(factors)

@@ -248,9 +248,42 @@ def test_planning_errors_come_before_any_work(tmp_path):
         batch([tmp_path / "a" / "x.tif"], tmp_path / "file", 2)
     out = tmp_path / "busy"
     out.mkdir()
-    with _exclusive(out), pytest.raises(OutputError, match="another geo-med-sr batch"):
-        batch([tmp_path / "a" / "x.tif"], out, 2)
-    assert (out / LOCK_NAME).exists() and not (out / "x.tif").exists()
+    with _exclusive(out):
+        with pytest.raises(OutputError, match="another geo-med-sr batch"):
+            batch([tmp_path / "a" / "x.tif"], out, 2)
+        assert (out / LOCK_NAME).exists()  # the refused batch leaves the holder's lock alone
+    assert not (out / LOCK_NAME).exists() and not (out / "x.tif").exists()  # the holder removes it when done
+
+
+def test_interrupted_batch_leaves_no_temporary_and_no_lock(tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a batch on a LocalCluster: the workers' half-written temporaries and the
+    lock are removed, finished outputs and a file of the user's in the folder stay."""
+    (tmp_path / "in").mkdir()
+    inputs = [
+        make_geotiff(tmp_path / "in" / f"tile{i}.tif", width=320, height=320, count=4, nodata_region=False)[0]
+        for i in range(6)
+    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    command = [sys.executable, "-m", "geo_med_sr", "batch", *map(str, inputs), "--out-dir", str(out)]
+    command += ["--scale", "2", "--workers", "2", "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not list(out.glob(".tile*.partial-*")):
+            time.sleep(0.1)
+        assert list(out.glob(".tile*.partial-*")), "the batch should be interrupted while writing"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0 and b"interrupted" in err
+    left = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert left == [], left
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_request_names_what_changes_the_output_and_nothing_else(tmp_path):

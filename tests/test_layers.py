@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("ground", ["", "errors", "registry", "dtypes", "digest", "optional", "weights", "samples"]),
     ("geometry", ["geometry", "multires", "scale", "normalize", "bundled"]),
     ("spatial", ["spatial"]),
-    ("models", ["degrade", "metrics", "fusion_metrics", "networks", "checkpoint"]),
+    ("models", ["degrade", "slice_profile", "metrics", "fusion_metrics", "networks", "checkpoint"]),
     ("inference", ["inference", "adapters", "io"]),
     ("training", ["training"]),
     ("methods", ["methods"]),

@@ -82,3 +82,22 @@ def test_fixed_scale_maps_reflectance():
     norm = build_normalizer("fixed", scale=1e-4, offset=0.0)
     x = np.array([[[0.0, 10000.0]]], np.float32)
     np.testing.assert_allclose(norm.forward(x, norm.fit(x)), [[[0.0, 1.0]]], atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype,slope,inter", [("int16", 1.0, 0.0), ("uint8", 0.5, -3.0), ("float32", 1.0, 0.0)])
+def test_cast_in_chunks_equals_one_pass(monkeypatch, dtype, slope, inter):
+    """Casting in bounded chunks (any volume size) gives exactly the values of one whole-array pass."""
+    from geo_med_sr import dtypes
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 400, size=(1, 13, 7, 5)).astype(np.float32)
+    values[0, 3, 2, 1], values[0, 4, 0, 0] = np.nan, 1e9
+    lo, hi = dtypes.storage_range(dtype)
+    raw = (values.astype(np.float64) - inter) / slope
+    if np.dtype(dtype).kind in "iu":
+        raw = np.nan_to_num(np.rint(raw), nan=0.0, posinf=hi, neginf=lo)
+    expected = np.clip(raw, lo, hi).astype(dtype)
+    monkeypatch.setattr(dtypes, "CAST_CHUNK", 37)  # not a divisor of the size: a short last chunk
+    out = dtypes.cast_to_dtype(values, dtype, slope, inter)
+    assert out.dtype == np.dtype(dtype) and out.shape == values.shape
+    np.testing.assert_array_equal(out, expected)

@@ -69,12 +69,21 @@ class SelfEnsemble(nn.Module):
         return total / len(self.members)
 
 
+#: output pixels of one batch of planes through the 2D network of :class:`PlaneEnsemble` (bounds its feature maps:
+#: about 64 feature channels x 4 bytes x a few live maps per pixel, a few hundred MB).
+PLANE_CHUNK_PIXELS = 1 << 18
+
+
 class PlaneEnsemble(nn.Module):
     """Apply a 2D through-plane network to a 3D volume in two plane orientations and average.
 
     Args:
         net2d: 2D network with scale ``(s, 1)``: it upsamples axis 0 of an image, keeps axis 1.
         thick_axis: the 3D spatial axis (0, 1 or 2) to upsample by ``s``.
+
+    The planes go through the 2D network in chunks of at most :data:`PLANE_CHUNK_PIXELS` output pixels, so
+    memory does not grow with the tile (each plane is computed on its own, so the result does not depend on
+    the chunking).
 
     Shapes: ``(B, C, X, Y, Z) -> (B, C, X', Y', Z')`` with only ``thick_axis`` scaled.
     """
@@ -93,7 +102,17 @@ class PlaneEnsemble(nn.Module):
         a, p, q = self.thick_axis + 2, in_plane + 2, stacked + 2
         planes = x.permute(0, 1, q, a, p)  # (B, C, Q, A, P)
         b, c, nq, na, npl = planes.shape
-        out = self.net2d(planes.reshape(b * c * nq, 1, na, npl))
+        flat = planes.reshape(b * c * nq, 1, na, npl)
+        s = self.scale[self.thick_axis]
+        # planes are independent: run them in chunks of at most PLANE_CHUNK_PIXELS output pixels, so the
+        # network's feature maps stay bounded whatever the tile (one chunk = one batch of the 2D network)
+        chunk = max(1, PLANE_CHUNK_PIXELS // max(1, na * s * npl))
+        out = None
+        for start in range(0, flat.shape[0], chunk):
+            part = self.net2d(flat[start : start + chunk])
+            if out is None:
+                out = part.new_empty((flat.shape[0], *part.shape[1:]))
+            out[start : start + len(part)] = part
         out = out.reshape(b, c, nq, out.shape[-2], npl)
         order = [0, 1, 0, 0, 0]
         order[q], order[a], order[p] = 2, 3, 4

@@ -10,7 +10,9 @@ picks the network and its starting weights; this module trains what it is given)
 * **Everything else** (2D scenes, isotropic 3D; Wald / zero-shot protocol): the network learns
   to undo the block average of the image's own downscaled copy, then upscales the image.
 
-Training stops at the time ``budget`` (seconds). The values are those the engine feeds the
+Training stops at the time ``budget`` (seconds), or after ``steps`` optimisation steps (then the
+result is the same bit for bit on the CPU however busy the machine is: seeded initial weights,
+patches and hold-out checks at fixed steps). The values are those the engine feeds the
 network (the pipeline's normaliser and statistics); patches touching invalid pixels are never
 used. The result is an ordinary upsampler with a finite ``receptive_radius``, so it runs in the
 streaming, tile-invariant engine like any other.
@@ -144,14 +146,16 @@ def _fit(
     model: nn.Module,
     images: list[TrainImage],
     degradation: nn.Module,
-    budget: float,
+    budget: float | None,
     device: torch.device,
     seed: int,
     log: Any,
     base_lr: float = SCRATCH_LR,
     holdout: list[TrainImage] | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` on ``images`` until ``budget`` seconds have passed (cosine LR over time).
+    """Train ``model`` on ``images`` until ``budget`` seconds have passed or ``steps`` are done (cosine LR
+    over the time or the steps).
 
     With ``holdout`` images, the L1 on a fixed batch of hold-out pairs is checked before training
     and ``HOLDOUT_CHECKS`` times during it, and the weights with the lowest hold-out L1 are kept
@@ -179,14 +183,19 @@ def _fit(
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     batch = 4 if model.spatial_dims == 3 else 16
     start = time.perf_counter()
-    steps, loss, next_check = 0, float("nan"), budget / HOLDOUT_CHECKS
-    while (elapsed := time.perf_counter() - start) < budget:
+    total = steps
+    steps, loss, next_check = 0, float("nan"), 1.0 / HOLDOUT_CHECKS
+
+    def progress() -> float:
+        return steps / total if total is not None else (time.perf_counter() - start) / budget
+
+    while (fraction := progress()) < 1.0:
         for group in optimizer.param_groups:
-            group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+            group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction)))
         loss = optimization_step(model, optimizer, scaler, sampler.batch(batch), "l1", device)
         steps += 1
-        if best is not None and (time.perf_counter() - start >= next_check):
-            next_check += budget / HOLDOUT_CHECKS
+        if best is not None and progress() >= next_check:
+            next_check += 1.0 / HOLDOUT_CHECKS
             value = _holdout_l1(model, held_batch, device)
             if value < best["l1"]:
                 best = {"l1": value, "seconds": time.perf_counter() - start, "state": copy.deepcopy(model.state_dict())}
@@ -221,6 +230,7 @@ def self_supervised_upsampler(
     start_weights: str | os.PathLike | None = None,
     start: str | None = None,
     budget: float | None = None,
+    steps: int | None = None,
     device: str = "auto",
     seed: int = 0,
     slice_thickness: float | None = None,
@@ -239,7 +249,8 @@ def self_supervised_upsampler(
         through_plane_axis: the thick axis (through-plane protocol).
         start_weights: checkpoint to fine-tune (at a lower learning rate); None: random init.
         start: the name of that checkpoint, for the provenance.
-        budget: training seconds (default 180 on CPU, 60 on CUDA).
+        budget: training seconds (default 180 on CPU, 60 on CUDA; not used when ``steps`` is given).
+        steps: training steps instead of a time budget (reproducible).
         device: training device.
         seed: random seed.
         slice_thickness: through-plane slice thickness in HR pixels (default: the factor ``s``).
@@ -248,14 +259,20 @@ def self_supervised_upsampler(
         ``(upsampler, info)`` where info describes the protocol for provenance.
     """
     dev = resolve_device(device)
-    budget = float(budget if budget is not None else (DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU))
+    if steps is not None:
+        budget = None
+    else:
+        budget = float(
+            budget if budget is not None else (DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU)
+        )
+    torch.manual_seed(seed)  # the initial weights too: with ``steps`` the output is reproducible
     scale = tuple(int(s) for s in scale)
     arrays = _training_arrays(source, normalizer, stats, seed)
     if protocol == "through-plane":
         s = scale[through_plane_axis]
         net = build_network(**network)
         degradation = SliceProfile((s, 1), 2, thickness=slice_thickness)
-        info = _fit(net, _in_plane_slices(arrays, through_plane_axis), degradation, budget, dev, seed, log)
+        info = _fit(net, _in_plane_slices(arrays, through_plane_axis), degradation, budget, dev, seed, log, steps=steps)
         protocol_text = "through-plane (in-plane slices, slice profile)"
         ensemble = PlaneEnsemble(net, through_plane_axis)
         return ensemble, {"protocol": protocol_text, "budget_s": budget, "start": "random init", **info}
@@ -271,6 +288,7 @@ def self_supervised_upsampler(
         log,
         base_lr=FINE_TUNE_LR if start_weights is not None else SCRATCH_LR,
         holdout=held,
+        steps=steps,
     )
     return net, {
         "protocol": "zero-shot (the image's own block-averaged copy)",

@@ -12,6 +12,7 @@ from conftest import oblique_affine, shared_path, smooth_volume, write_nifti
 from geo_med_sr import io
 from geo_med_sr.adapters.nifti import NiftiAdapter
 from geo_med_sr.errors import InputError
+from geo_med_sr.spatial import SpatialArray
 
 
 def test_read_keeps_index_order_values_and_affine(tmp_path):
@@ -155,3 +156,27 @@ def test_adapter_write_puts_the_sidecar_beside_the_path_it_is_given(tmp_path):
     assert sidecar["Description"] == "Super-resolved by geo_med_sr 0.1.0 (method edsr, scale 2x2x1)"
     ext = nib.load(str(tmp_path / "direct.nii.gz")).header.extensions
     assert [e.get_code() for e in ext] == [6] and json.loads(ext[0].get_content()) == EXPECTED
+
+
+@pytest.mark.parametrize("slope", [None, 0.25])
+def test_sink_in_storage_dtype_writes_what_the_whole_image_writer_writes(tmp_path, slope):
+    """The NIfTI sink holds the output in its storage dtype (windows cast on arrival): the file equals the one
+    the whole-image writer makes from the float values, voxel for voxel, with the same scaling and header."""
+    from geo_med_sr.inference.protocols import Window
+
+    src = write_nifti(tmp_path / "s.nii.gz", smooth_volume((9, 7, 5)), oblique_affine(), slope=slope, inter=slope)
+    image = io.read(src)
+    values = np.random.default_rng(0).normal(300, 200, size=(1, 18, 14, 5))
+    meta = {**image.meta, "provenance": {"tool": "test"}}
+    affine = oblique_affine(spacing=(0.5, 0.5, 1.0))
+    NiftiAdapter.write(SpatialArray(values, affine, meta), tmp_path / "whole.nii.gz")
+    sink = NiftiAdapter.open_sink(tmp_path / "sink.nii.gz", values.shape, affine, meta, None)
+    assert sink.array.dtype == np.dtype(image.meta["dtype"])  # not a float buffer
+    for box in [((0, 10), (0, 14), (0, 5)), ((10, 18), (0, 6), (0, 5)), ((10, 18), (6, 14), (0, 5))]:
+        sink.write(Window(box), values[(slice(None), *[slice(a, b) for a, b in box])])
+    sink.close()
+    whole, windows = nib.load(tmp_path / "whole.nii.gz"), nib.load(tmp_path / "sink.nii.gz")
+    np.testing.assert_array_equal(np.asanyarray(windows.dataobj.get_unscaled()), whole.dataobj.get_unscaled())
+    assert windows.header.get_slope_inter() == whole.header.get_slope_inter()
+    assert windows.header.binaryblock == whole.header.binaryblock
+    np.testing.assert_array_equal(windows.affine, whole.affine)
