@@ -24,6 +24,7 @@ def main(argv: list[str]) -> int:
         print("usage: screenshot.py OUT.png", file=sys.stderr)
         return 2
     out = os.path.abspath(argv[0])
+    os.environ["GDAL_PAM_ENABLED"] = "NO"  # no .aux.xml beside the package's sample band
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 
     QgsApplication.setPrefixPath("/usr", True)

@@ -369,6 +369,22 @@ def test_provider_loads_in_qgis_process(qgis):
     assert ids == {"geo_med_sr:upscale", "geo_med_sr:sharpen", "geo_med_sr:batch", "geo_med_sr:info"}, listing
 
 
+def test_real_scene_layer_equals_the_cli_output(qgis, tmp_path):
+    """A real Sentinel-2 band (the CC BY 4.0 T49JGM crop shipped in the package, EPSG:32749): QGIS's upscaled layer
+    has the extent, CRS, pixel size and pixels of the CLI's output."""
+    import geo_med_sr
+
+    source = Path(geo_med_sr.__file__).parent / "samples" / "s2_T49JGM_crop" / "B04.tif"
+    copy = tmp_path / "B04.tif"  # QGIS writes .aux.xml beside its inputs: never into the package
+    copy.write_bytes(source.read_bytes())
+    results(qgis_run(qgis, "upscale", INPUT=copy, SCALE=2, METHOD=method_index("bicubic"), OUTPUT=tmp_path / "q.tif"))
+    run_cli("upscale", str(copy), str(tmp_path / "cli.tif"), "--scale", "2", "--method", "bicubic")
+    expected = geometry(tmp_path / "cli.tif")
+    assert geometry(tmp_path / "q.tif") == expected and expected["crs"] == 32749
+    assert expected["bounds"] == geometry(copy)["bounds"] and expected["res"] == (5.0, 5.0)
+    np.testing.assert_array_equal(pixels(tmp_path / "q.tif"), pixels(tmp_path / "cli.tif"))
+
+
 def test_upscale_layer_equals_the_cli_output(qgis, tmp_path):
     """Extent, CRS, pixel size and pixels of QGIS's layer are those of the CLI's output (bands 1 and 3)."""
     source = write_geotiff(tmp_path / "scene.tif", 64, 64, 3, pixel=10.0)
@@ -553,3 +569,5 @@ def test_screenshot_script_saves_the_dialog(qgis, tmp_path):
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert width >= 600 and height >= 400
+    samples = REPO / "geo_med_sr" / "samples" / "s2_T49JGM_crop"
+    assert not list(samples.glob("*.aux.xml"))  # the sample band it shows is left as shipped
