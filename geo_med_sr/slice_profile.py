@@ -137,6 +137,8 @@ def estimate_thickness(
     # the ratios rise as the profile widens: the candidate closest to the measured ratios (relative squared
     # error over the lags), refined by a parabola through it and its neighbours
     cost = np.sum(((stats - target) / target) ** 2, axis=1)
+    if not np.isfinite(cost).any():  # too few slices or lines for any candidate
+        return float("nan")
     k = int(np.nanargmin(cost))
     fraction = float(CANDIDATES[k])
     if 0 < k < len(CANDIDATES) - 1:

@@ -57,8 +57,10 @@ def test_estimate_along_another_axis_and_spacing():
     assert abs(estimate - 2.4) <= 0.24, estimate
 
 
-def test_no_structure_gives_nan():
+def test_no_structure_or_too_small_gives_nan():
     assert np.isnan(estimate_thickness(np.zeros((16, 16, 8)), 2, (1.0, 1.0, 4.0)))
+    tiny = _thick(_isotropic((16, 16, 60), seed=4), 4, 8.0)  # 16-pixel lines: too short for an 8 mm box every 4 mm
+    assert np.isnan(estimate_thickness(tiny, 2, (1.0, 1.0, 4.0)))
 
 
 def _volume(tmp_path, thickness=4.0):
