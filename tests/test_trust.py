@@ -286,11 +286,11 @@ def test_disk_full_while_writing_is_one_line_naming_the_output(tmp_path, capsys,
 
     from geo_med_sr.adapters.nifti import NiftiAdapter
 
-    def full(cls, image, path, **options):
+    def full(cls, raw, affine, meta, path, **options):
         Path(path).write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(NiftiAdapter, "write", classmethod(full))
+    monkeypatch.setattr(NiftiAdapter, "write_stored", classmethod(full))  # the last step of every NIfTI output
     src = small_nifti(tmp_path / "in.nii.gz")
     code, _, err = run(capsys, "upscale", src, tmp_path / "out.nii.gz", "--scale", "2", "--method", "linear")
     one_line_error(code, err, str(tmp_path / "out.nii.gz"), "No space left on device")
