@@ -268,8 +268,11 @@ def eclare_cpu(python: Path, case: dict, target_s: float, patches: int | None, p
     runs = [run_eclare(python, case, f"cal{b1}", b1 * ECLARE_BATCH, False, profile)]
     runs.append(run_eclare(python, case, f"cal{b2}", b2 * ECLARE_BATCH, False, profile))
     calibration = {"by": "calibration", "batch_size": ECLARE_BATCH, "target_s": target_s}
-    per_batch = max((runs[1]["seconds"] - runs[0]["seconds"]) / (b2 - b1), 1e-3)
-    fixed = runs[0]["seconds"] - per_batch * b1
+    # its own training-loop time (tqdm) gives the cost per batch: the totals differ by less than their noise
+    # (the whole-volume inference dominates them)
+    loop = runs[1].get("train_loop_s")
+    per_batch = loop / b2 if loop else max((runs[1]["seconds"] - runs[0]["seconds"]) / (b2 - b1), 1e-3)
+    fixed = runs[1]["seconds"] - per_batch * b2
     if fixed < target_s:  # its whole run fits our wall time: as many batches as fill it
         batches = max(b1, int(round((target_s - fixed) / per_batch)))
     else:  # start-up + inference alone exceed our whole run: give its training our whole wall time

@@ -221,3 +221,18 @@ def test_ensemble_and_consistency_are_recorded(oblique_nifti, tmp_path, capsys):
     prov = json.loads(nib.load(str(out)).header.extensions[0].get_content())
     assert prov["method"] == "bspline" and prov["ensemble"] == 8
     assert prov["consistency"]["degradation"] == "blockavg"
+
+
+def test_progress_flag_shows_bars_off_a_terminal(tmp_path):
+    """--progress keeps tqdm's bars on stderr when it is a pipe (what the QGIS plugin reads); without it a pipe
+    gets no bar; --quiet and --progress together are refused."""
+    src = write_nifti(tmp_path / "v.nii.gz", smooth_volume((12, 10, 8)), oblique_affine())
+
+    def run(*flags: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "geo_med_sr", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--scale", "2"]
+        return subprocess.run([*cmd, "--method", "linear", "--overwrite", *flags], capture_output=True, text=True)
+
+    shown, hidden, both = run("--progress"), run(), run("--progress", "--quiet")
+    assert shown.returncode == 0 and "super-resolving:" in shown.stderr and "%|" in shown.stderr
+    assert hidden.returncode == 0 and "%|" not in hidden.stderr
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
