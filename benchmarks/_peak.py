@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 
-__all__ = ["peak_run"]
+__all__ = ["peak_run", "save_report"]
 
 
 def peak_run(cmd: list[str]) -> dict:
@@ -23,3 +26,14 @@ def peak_run(cmd: list[str]) -> dict:
     done = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
     seconds, peak_kb = json.loads(done.stdout.strip().splitlines()[-1])
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1)}
+
+
+def save_report(path: str | Path, **fields) -> None:
+    """Write ``{"machine", "command", **fields}`` as JSON to ``path`` (folders made) and say so."""
+    report = {
+        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cpus",
+        "command": " ".join(sys.argv),
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({**report, **fields}, indent=1))
+    print(f"wrote {path}")

@@ -12,8 +12,6 @@ memory means the peak does not grow with SIZE.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peak import peak_run  # noqa: E402
+from _peak import peak_run, save_report  # noqa: E402
 
 GMS = REPO / ".venv" / "bin" / "geo-med-sr"
 
@@ -114,14 +112,7 @@ def main() -> None:
         print(
             f"{r['method']:8s} {r['size']:>6d}^2     {r['seconds']:8.1f} {r['s_per_mpx']:7.2f} {r['peak_rss_mb']:12.0f}"
         )
-    report = {
-        "machine": f"{platform.machine()} {platform.processor()}, {__import__('os').cpu_count()} cpus",
-        "command": " ".join(sys.argv),
-        "rows": rows,
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    save_report(args.json, rows=rows)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,6 @@ issue's targets: peak <= 2 GB at 512 x 512 x 40 and within 1.3x of the peak at 1
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peak import peak_run  # noqa: E402
+from _peak import peak_run, save_report  # noqa: E402
 
 GMS = REPO / ".venv" / "bin" / "geo-med-sr"
 
@@ -68,15 +65,7 @@ def main() -> None:
         ratio = r["peak_rss_mb"] / base
         print(f"{shape:>14s} {r['seconds']:8.1f} {r['s_per_mvox']:7.2f} {r['peak_rss_mb']:12.0f} {ratio:10.2f}x")
         r["peak_vs_smallest"] = round(ratio, 3)
-    report = {
-        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cpus",
-        "command": " ".join(sys.argv),
-        "steps": args.steps,
-        "rows": rows,
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    save_report(args.json, steps=args.steps, rows=rows)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,18 @@ from geo_med_sr.networks import build_network
 from geo_med_sr.pipeline import super_resolve
 
 
-def test_plane_ensemble_shapes_and_tile_invariance():
-    torch.manual_seed(0)
+def _plane_ensemble(seed: int) -> PlaneEnsemble:
+    """A small randomised x4 through-plane EDSR in the plane ensemble (thick axis 2)."""
+    torch.manual_seed(seed)
     net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(4, 1), features=6, num_blocks=1)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    model = PlaneEnsemble(net, thick_axis=2).eval()
+    return PlaneEnsemble(net, thick_axis=2).eval()
+
+
+def test_plane_ensemble_shapes_and_tile_invariance():
+    model = _plane_ensemble(seed=0)
     assert model.scale == (1, 1, 4)
     x = np.random.default_rng(0).normal(size=(1, 9, 8, 5)).astype(np.float32)
     tiled = SuperResolver(model, (1, 1, 4), patch_size=4, device="cpu", progress=False)(x)
@@ -148,12 +153,8 @@ def test_plane_ensemble_in_bounded_chunks_equals_one_batch(monkeypatch):
     """Memory-bounded inference (planes through the 2D network a few at a time) equals the whole tile at once."""
     from geo_med_sr.inference import ensemble
 
-    torch.manual_seed(1)
-    net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(4, 1), features=6, num_blocks=1)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    model = PlaneEnsemble(net, thick_axis=2).eval()
+    model = _plane_ensemble(seed=1)
+    net = model.net2d
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(1, 1, 11, 9, 6)).astype(np.float32))
     with torch.no_grad():
         monkeypatch.setattr(ensemble, "PLANE_CHUNK_PIXELS", 1 << 30)
