@@ -26,6 +26,7 @@ from .config import SRConfig, as_config
 from .dtypes import compute_dtype
 from .errors import ConfigError, InputError, OutputError, ScaleError, file_error
 from .geometry import scale_affine, scaled_shape
+from .geometry import spacing as voxel_spacing
 from .inference.arrays import ArraySink, ArraySource
 from .inference.memory import available_bytes
 from .inference.protocols import ImageSink, ImageSource, Window
@@ -102,9 +103,10 @@ def slice_profile(source: ImageSource, method: Method, given_mm: float | None = 
             raise ConfigError("--slice-thickness applies to --method self with one thick axis (e.g. --scale 1,1,4)")
         return None, None
     axis, s = method.through_plane_axis, method.scale[method.through_plane_axis]
-    spacing = [float(v) for v in np.linalg.norm(np.asarray(source.affine)[:3, :3], axis=0)]
+    spacing = [float(v) for v in voxel_spacing(np.asarray(source.affine))]
     dicom = source.meta.get("dicom") if isinstance(source.meta.get("dicom"), dict) else {}
     step = float(dicom.get("slice_spacing") or spacing[axis])
+    extra: dict[str, Any] = {}
     if given_mm is not None:
         if not (np.isfinite(given_mm) and given_mm > 0):
             raise ConfigError(f"--slice-thickness must be a positive number of mm, got {given_mm!r}")
@@ -131,10 +133,9 @@ def slice_profile(source: ImageSource, method: Method, given_mm: float | None = 
             )
         else:
             thickness, how = estimate, "estimated"
-        extra = {"estimated_mm": round(float(estimate), 4)} if np.isfinite(estimate) else {}
-    info = {"thickness_mm": round(thickness, 4), "slice_spacing_mm": round(step, 4), "source": how}
-    if given_mm is None and not (dicom.get("slice_thickness") and dicom.get("slice_spacing")):
-        info.update(extra)
+        if np.isfinite(estimate):
+            extra["estimated_mm"] = round(float(estimate), 4)
+    info = {"thickness_mm": round(thickness, 4), "slice_spacing_mm": round(step, 4), "source": how, **extra}
     return thickness / (step / s), {**info, "thickness_hr_px": round(thickness / (step / s), 4)}
 
 
@@ -371,7 +372,7 @@ def super_resolve(
 def _spacing_choice(affine: np.ndarray, target: float, path: Path) -> dict[str, Any]:
     """``{"target_mm", "input_mm", "scale", "output_mm"}``: the factors that bring the spacing of the
     grid ``affine`` (voxel sizes = column norms) closest to ``target`` mm."""
-    spacing = [float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)]
+    spacing = [float(v) for v in voxel_spacing(np.asarray(affine))]
     try:
         factors = factors_for_spacing(spacing, target)
     except ScaleError as exc:
