@@ -104,7 +104,8 @@ def add_dicom_node(sub: argparse._SubParsersAction) -> None:
 
 def run_dicom_node(args: argparse.Namespace) -> int:
     """Run the node until Ctrl-C (exit 0); SIGTERM unwinds the same way (the caller's exit status)."""
-    from .dicom_node import DicomNode, load_rules
+    from .dicom_node import DicomNode
+    from .dicom_rules import load_rules
 
     if not 0 < args.port < 65536:
         from .errors import ConfigError

@@ -20,7 +20,8 @@ from orthanc_server import free_port
 from test_cli import run_cli
 
 from geo_med_sr.adapters.dicom import net
-from geo_med_sr.dicom_node import DicomNode, Rule, Rules, load_rules
+from geo_med_sr.dicom_node import DicomNode
+from geo_med_sr.dicom_rules import Rule, Rules, load_rules
 from geo_med_sr.errors import ConfigError, InputError, OutputError, file_error
 from geo_med_sr.pacs import parse_dicomweb
 from geo_med_sr.pipeline import super_resolve

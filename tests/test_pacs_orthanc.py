@@ -27,7 +27,8 @@ from orthanc_server import free_port, orthanc_binary, start_orthanc
 from test_cli import run_cli
 
 from geo_med_sr.adapters.dicom import net
-from geo_med_sr.dicom_node import DicomNode, Rule, Rules
+from geo_med_sr.dicom_node import DicomNode
+from geo_med_sr.dicom_rules import Rule, Rules
 from geo_med_sr.errors import InputError
 
 NODE_AE, KILLED_AE, OUR_AE = "SRNODE", "SRNODE2", "GEO_MED_SR"

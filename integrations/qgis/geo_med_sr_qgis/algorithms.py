@@ -171,6 +171,17 @@ class GeoMedSRAlgorithm(QgsProcessingAlgorithm):
                 feedback.pushInfo(line)
         return result
 
+    def run_to_file(self, arguments: list[str], output: str, feedback) -> dict:
+        """Run a command that writes the one raster ``output``; returns the algorithm's results.
+
+        QGIS has already asked before replacing an existing ``output``, so ``--overwrite`` is passed
+        then; the CLI still replaces only a file it wrote itself.
+        """
+        if os.path.exists(output):
+            arguments = [*arguments, "--overwrite"]
+        self.run_cli(arguments, feedback, outputs=[output])
+        return {"OUTPUT": output}
+
 
 def _upscale_parameters(algorithm: QgsProcessingAlgorithm) -> None:
     """The parameters upscale and batch share (after INPUT): scale, method, model and options."""
@@ -283,10 +294,7 @@ class UpscaleAlgorithm(GeoMedSRAlgorithm):
         bands = self.parameterAsInts(parameters, "BANDS", context)
         if bands:
             arguments += ["--bands", ",".join(str(b) for b in bands)]
-        if os.path.exists(output):
-            arguments.append("--overwrite")  # QGIS asked; the CLI still replaces only files it wrote
-        self.run_cli(arguments, feedback, outputs=[output])
-        return {"OUTPUT": output}
+        return self.run_to_file(arguments, output, feedback)
 
 
 class SharpenAlgorithm(GeoMedSRAlgorithm):
@@ -418,10 +426,7 @@ class SharpenAlgorithm(GeoMedSRAlgorithm):
         arguments += ["--seed", str(self.parameterAsInt(parameters, "SEED", context))]
         if self.parameterAsBool(parameters, "NO_COG", context):
             arguments.append("--no-cog")
-        if os.path.exists(output):
-            arguments.append("--overwrite")  # QGIS asked; the CLI still replaces only files it wrote
-        self.run_cli(arguments, feedback, outputs=[output])
-        return {"OUTPUT": output}
+        return self.run_to_file(arguments, output, feedback)
 
 
 class BatchAlgorithm(GeoMedSRAlgorithm):
