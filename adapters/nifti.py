@@ -37,6 +37,7 @@ import gzip
 import json
 import math
 import zlib
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -307,18 +308,10 @@ class _StoredSink(MemorySink):
     """:class:`MemorySink` whose buffer is the storage dtype: windows cast on arrival (half or a quarter of
     the float buffer, and no whole-image cast at the end)."""
 
-    def __init__(
-        self,
-        adapter: type[Adapter],
-        path: Path,
-        shape: tuple[int, ...],
-        affine: np.ndarray,
-        meta: dict[str, Any],
-        **options: Any,
-    ) -> None:
-        #: ``(dtype, slope, inter)`` the file stores (:func:`_storage`), fixed before the buffer is made
-        self.storage = _storage(meta, len(shape) - 1, Path(path))
-        super().__init__(adapter, path, shape, affine, meta, **options)
+    @cached_property
+    def storage(self) -> tuple[np.dtype, float, float]:
+        """``(dtype, slope, inter)`` the file stores (:func:`_storage`)."""
+        return _storage(self.meta, len(self.shape) - 1, self.path)
 
     def _buffer_dtype(self) -> np.dtype:
         return self.storage[0]
