@@ -189,31 +189,20 @@ class MemorySink:
         self.adapter, self.path, self.affine, self.meta, self.options = adapter, Path(path), affine, meta, options
         self.shape = tuple(int(v) for v in shape)
         self.block = (1,) * (len(self.shape) - 1)
-        #: float values, in float64 when the stored dtype is wide (geo_med_sr.dtypes.compute_dtype); a
-        #: subclass may hold them in another type (``_buffer_dtype``, ``_stored``)
-        self.array: np.ndarray | None = np.zeros(self.shape, self._buffer_dtype())
-
-    def _buffer_dtype(self) -> np.dtype:
-        return compute_dtype(self.meta.get("dtype"))
-
-    def _stored(self, data: np.ndarray) -> np.ndarray:
-        """What a window's values become in the buffer (here: themselves)."""
-        return data
-
-    def _finish(self, array: np.ndarray) -> None:
-        self.adapter.write(SpatialArray(array, self.affine, self.meta), self.path, **self.options)
+        #: float values, in float64 when the stored dtype is wide (geo_med_sr.dtypes.compute_dtype)
+        self.array: np.ndarray | None = np.zeros(self.shape, compute_dtype(self.meta.get("dtype")))
 
     def write(self, window: Window, data: np.ndarray) -> None:
         if self.array is None:
             raise file_error(OutputError, self.path, "the sink is already closed; open a new sink")
-        self.array[Window(window).channel_slices()] = self._stored(data)
+        self.array[Window(window).channel_slices()] = data
 
     def close(self) -> None:
         """Write the collected image with the adapter (once; later calls do nothing)."""
         if self.array is None:
             return
         array, self.array = self.array, None
-        self._finish(array)
+        self.adapter.write(SpatialArray(array, self.affine, self.meta), self.path, **self.options)
 
     def abort(self) -> None:
         """Drop the collected image without writing anything."""

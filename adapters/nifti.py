@@ -21,6 +21,11 @@ dropped       slice timing of a scaled slice axis (written 0), the source's head
               (ours holds the new provenance), glmin/glmax and the Analyze legacy fields
 ============  =====================================================================================
 
+The engine's output (:meth:`NiftiAdapter.open_sink`) is streamed: each window is cast to the
+storage dtype and written to disk as it is finished, then the header is put in front of it when
+the run ends, so the output never sits in memory whole; the file is byte for byte what
+:meth:`NiftiAdapter.write` writes for the same values.
+
 Float storage is written unscaled (slope 1, inter 0). The output is NIfTI-2 when the source was,
 or when a dimension exceeds NIfTI-1's 32767.
 
@@ -36,18 +41,22 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
+import tempfile
 import zlib
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.openers import Opener
+from nibabel.volumeutils import seek_tell
 
 from ..dtypes import cast_to_dtype
 from ..errors import InputError, OutputError, file_error
+from ..inference.protocols import Window
 from ..spatial import SpatialArray
-from .base import ADAPTERS, Adapter, MemorySink, provenance_from_text
+from .base import ADAPTERS, Adapter, provenance_from_text
 
 SUFFIXES = (".nii", ".nii.gz")
 #: NIfTI header extension code of the provenance JSON (nibabel's name for code 6).
@@ -304,23 +313,108 @@ def _storage(meta: dict[str, Any], spatial_dims: int, path: Path) -> tuple[np.dt
     return (dtype, *_storage_scaling(meta, meta.get("nifti") or {}, dtype))
 
 
-class _StoredSink(MemorySink):
-    """:class:`MemorySink` whose buffer is the storage dtype: windows cast on arrival (half or a quarter of
-    the float buffer, and no whole-image cast at the end)."""
+#: bytes per read when :class:`_StreamedSink` copies its finished data block into the file.
+COPY_CHUNK = 1 << 24
 
-    @cached_property
-    def storage(self) -> tuple[np.dtype, float, float]:
-        """``(dtype, slope, inter)`` the file stores (:func:`_storage`)."""
-        return _storage(self.meta, len(self.shape) - 1, self.path)
 
-    def _buffer_dtype(self) -> np.dtype:
-        return self.storage[0]
+def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
+    """Write the bytes of the C-contiguous ``data`` at byte ``offset`` of ``fd`` (short writes continued)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
-    def _stored(self, data: np.ndarray) -> np.ndarray:
-        return cast_to_dtype(data, *self.storage)
 
-    def _finish(self, array: np.ndarray) -> None:
-        self.adapter.write_stored(array, self.affine, self.meta, self.path, **self.options)
+class _StreamedSink:
+    """An :class:`~geo_med_sr.inference.protocols.ImageSink` that never holds the whole output.
+
+    Each window is cast to the storage dtype (:func:`_storage`) as it arrives and written with
+    ``os.pwrite`` into a scratch file beside ``path`` laid out as the NIfTI data block (``X``
+    fastest, then ``Y``, ``Z``, ``T``); :meth:`close` writes the header (built as
+    :meth:`NiftiAdapter.write_stored` builds it, with the metadata as it is then) and copies the block
+    behind it, ``.nii.gz`` compressed on the way, :data:`COPY_CHUNK` bytes at a time. Memory: one
+    window and one chunk. Voxels no window covers are 0, as in a fresh array. The scratch file is
+    removed on :meth:`close` and :meth:`abort` (and lies in the I/O layer's temporary folder).
+
+    Args:
+        adapter: :class:`NiftiAdapter` (its ``finish_streamed`` writes the file).
+        path: the file to write. shape: ``(T, X, Y, Z)``. affine: ``(4, 4)`` output grid.
+        meta: the output's metadata. **options: as for :meth:`NiftiAdapter.write`.
+    """
+
+    dtype = None  # windows arrive as float32 and are cast here
+    nodata = None
+
+    def __init__(
+        self,
+        adapter: type[NiftiAdapter],
+        path: Path,
+        shape: tuple[int, ...],
+        affine: np.ndarray,
+        meta: dict[str, Any],
+        **options: Any,
+    ) -> None:
+        self.adapter, self.path, self.affine, self.meta, self.options = adapter, Path(path), affine, meta, options
+        self.shape = tuple(int(v) for v in shape)
+        self.block = (1,) * (len(self.shape) - 1)
+        #: ``(dtype, slope, inter)`` the file stores; the dtype in native byte order, as nibabel writes it
+        dtype, slope, inter = _storage(meta, len(self.shape) - 1, self.path)
+        self.storage = (dtype.newbyteorder("="), slope, inter)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".data")
+        self._fd: int | None = fd
+        self._scratch = Path(name)
+        try:
+            os.ftruncate(fd, math.prod(self.shape) * self.storage[0].itemsize)  # sparse: unwritten voxels are 0
+        except OSError as exc:
+            self.abort()
+            raise file_error(OutputError, self.path, f"could not make the scratch file ({exc})") from exc
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        """Cast ``data`` ``(T, *window.shape)`` and write it at ``window`` of the data block."""
+        if self._fd is None:
+            raise file_error(OutputError, self.path, "the sink is already closed; open a new sink")
+        (x0, x1), (y0, y1), (z0, z1) = Window(window)
+        _, nx, ny, nz = self.shape
+        stored = cast_to_dtype(data, *self.storage)
+        item = self.storage[0].itemsize
+        for t, volume in enumerate(stored):
+            rows = np.ascontiguousarray(volume.transpose(2, 1, 0))  # (z, y, x): x runs are contiguous
+            base = t * nz + z0
+            if x1 - x0 == nx and y1 - y0 == ny:  # whole slices: one run
+                _pwrite_all(self._fd, rows, base * ny * nx * item)
+            elif x1 - x0 == nx:  # whole rows: one run per slice
+                for k, plane in enumerate(rows):
+                    _pwrite_all(self._fd, plane, ((base + k) * ny + y0) * nx * item)
+            else:
+                for k, plane in enumerate(rows):
+                    for j, row in enumerate(plane):
+                        _pwrite_all(self._fd, row, (((base + k) * ny + y0 + j) * nx + x0) * item)
+
+    def close(self) -> None:
+        """Write the file from the data block (once; later calls do nothing)."""
+        if self._fd is None:
+            return
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            self.adapter.finish_streamed(self._fd, self.shape, self.affine, self.meta, self.path, **self.options)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the output: the scratch file is removed, nothing is written."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        self._scratch.unlink(missing_ok=True)
+
+    def __enter__(self) -> _StreamedSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class NiftiAdapter(Adapter):
@@ -397,19 +491,16 @@ class NiftiAdapter(Adapter):
         *,
         name: str | Path | None = None,
         **options: Any,
-    ) -> MemorySink:
-        """A sink that holds the output once, in its storage dtype: each window is cast as it arrives
-        (the storage scaling depends on the metadata only), then the file is written when it closes."""
-        return _StoredSink(cls, Path(path), tuple(shape), affine, meta, **options)
+    ) -> _StreamedSink:
+        """A sink that writes each window to disk as it arrives, cast to the storage dtype (the storage
+        scaling depends on the metadata only); the header is written when it closes (:class:`_StreamedSink`)."""
+        return _StreamedSink(cls, Path(path), tuple(shape), affine, meta, **options)
 
     @classmethod
-    def write_stored(
-        cls, raw: np.ndarray, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
-    ) -> None:
-        """Write stored values ``raw`` ``(T, X, Y, Z)`` (already in the storage dtype of :func:`_storage`)."""
-        dtype, slope, inter = _storage(meta, raw.ndim - 1, path)
+    def _image(cls, data: Any, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any) -> nib.Nifti1Image:
+        """The nibabel image of stored values ``data`` ``(X, Y, Z[, T])``, header and provenance extension set."""
+        dtype, slope, inter = _storage(meta, 3, path)
         info = meta.get("nifti") or {}
-        data = raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3)
         nifti2 = info.get("version") == 2 or max(data.shape) > 32767
         image_class = nib.Nifti2Image if nifti2 else nib.Nifti1Image
         header = image_class.header_class()
@@ -423,11 +514,51 @@ class NiftiAdapter(Adapter):
         if provenance is not None:
             payload = json.dumps(provenance, sort_keys=True).encode()
             img.header.extensions.append(nib.nifti1.Nifti1Extension(PROVENANCE_ECODE, payload))
+        return img
+
+    @classmethod
+    def _write_sidecar(cls, meta: dict[str, Any], path: Path) -> None:
+        provenance = meta.get("provenance")
+        if provenance is not None:
+            text = json.dumps(sidecar_content(provenance), indent=2, sort_keys=True)
+            sidecar_path(path).write_text(text + "\n", encoding="utf-8")
+
+    @classmethod
+    def write_stored(
+        cls, raw: np.ndarray, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
+    ) -> None:
+        """Write stored values ``raw`` ``(T, X, Y, Z)`` (already in the storage dtype of :func:`_storage`)."""
+        _storage(meta, raw.ndim - 1, path)  # refuses other than 3 spatial axes
+        img = cls._image(raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3), affine, meta, path, **options)
         try:
             nib.save(img, str(path))
-            if provenance is not None:
-                text = json.dumps(sidecar_content(provenance), indent=2, sort_keys=True)
-                sidecar_path(path).write_text(text + "\n", encoding="utf-8")
+            cls._write_sidecar(meta, path)
+        except OSError as exc:
+            raise file_error(OutputError, path, f"could not write NIfTI ({exc})") from exc
+
+    @classmethod
+    def finish_streamed(
+        cls, fd: int, shape: tuple[int, ...], affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
+    ) -> None:
+        """Write ``path`` from a data block already on disk: ``fd`` positioned at its start, holding the stored
+        values of a ``(T, X, Y, Z)`` output in file order (:class:`_StreamedSink`).
+
+        The header is what :meth:`write_stored` writes for the same values (nibabel's own ``update_header``
+        and ``write_to``, on a zero-stride placeholder array); the block is copied behind it in chunks.
+        """
+        t, nx, ny, nz = shape
+        file_shape = (nx, ny, nz) if t == 1 else (nx, ny, nz, t)
+        placeholder = np.broadcast_to(np.zeros((), _storage(meta, 3, path)[0]), file_shape)
+        img = cls._image(placeholder, affine, meta, path, **options)
+        img.update_header()  # as nibabel's to_file_map does before writing
+        header = img.header
+        try:
+            with Opener(str(path), "wb") as handle:
+                header.write_to(handle)
+                seek_tell(handle, header.get_data_offset(), write0=True)
+                while chunk := os.read(fd, COPY_CHUNK):
+                    handle.write(chunk)
+            cls._write_sidecar(meta, path)
         except OSError as exc:
             raise file_error(OutputError, path, f"could not write NIfTI ({exc})") from exc
 

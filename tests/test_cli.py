@@ -141,11 +141,13 @@ def test_failed_write_leaves_no_output(oblique_nifti, capsys, monkeypatch):
     """A crash inside the writer (disk full, kill) must not leave a partial file at OUTPUT."""
     from geo_med_sr.adapters import nifti
 
-    def crash(raw, affine, meta, path, **options):
-        Path(path).write_bytes(b"half a file")
+    def crash(*args, **options):
+        Path(args[-1]).write_bytes(b"half a file")  # the path is the last argument of both writers
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(nifti.NiftiAdapter, "write_stored", crash)  # the last step of every NIfTI output
+    # the last step of every NIfTI output: whole images and streamed ones
+    monkeypatch.setattr(nifti.NiftiAdapter, "write_stored", crash)
+    monkeypatch.setattr(nifti.NiftiAdapter, "finish_streamed", crash)
     out = oblique_nifti.parent / "out.nii.gz"
     assert main(["upscale", str(oblique_nifti), str(out), "--scale", "2", "--method", "linear"]) == 2
     err = capsys.readouterr().err

@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "batch_runner",
             "info",
             "dicom_node",
+            "dicom_rules",
             "pacs",
         ],
     ),

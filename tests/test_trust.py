@@ -286,11 +286,13 @@ def test_disk_full_while_writing_is_one_line_naming_the_output(tmp_path, capsys,
 
     from geo_med_sr.adapters.nifti import NiftiAdapter
 
-    def full(cls, raw, affine, meta, path, **options):
-        Path(path).write_bytes(b"half")
+    def full(cls, *args, **options):
+        Path(args[-1]).write_bytes(b"half")  # the path is the last argument of both writers
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(NiftiAdapter, "write_stored", classmethod(full))  # the last step of every NIfTI output
+    # the last step of every NIfTI output: whole images and streamed ones
+    monkeypatch.setattr(NiftiAdapter, "write_stored", classmethod(full))
+    monkeypatch.setattr(NiftiAdapter, "finish_streamed", classmethod(full))
     src = small_nifti(tmp_path / "in.nii.gz")
     code, _, err = run(capsys, "upscale", src, tmp_path / "out.nii.gz", "--scale", "2", "--method", "linear")
     one_line_error(code, err, str(tmp_path / "out.nii.gz"), "No space left on device")

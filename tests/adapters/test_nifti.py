@@ -8,6 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import oblique_affine, shared_path, smooth_volume, write_nifti
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geo_med_sr import io
 from geo_med_sr.adapters.nifti import NiftiAdapter
@@ -158,25 +160,77 @@ def test_adapter_write_puts_the_sidecar_beside_the_path_it_is_given(tmp_path):
     assert [e.get_code() for e in ext] == [6] and json.loads(ext[0].get_content()) == EXPECTED
 
 
-@pytest.mark.parametrize("slope", [None, 0.25])
-def test_sink_in_storage_dtype_writes_what_the_whole_image_writer_writes(tmp_path, slope):
-    """The NIfTI sink holds the output in its storage dtype (windows cast on arrival): the file equals the one
-    the whole-image writer makes from the float values, voxel for voxel, with the same scaling and header."""
+def _file_bytes(path):
+    import gzip
+
+    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "slope, channels, suffix", [(None, 1, ".nii.gz"), (0.25, 1, ".nii.gz"), (None, 3, ".nii"), (0.25, 2, ".nii")]
+)
+def test_streamed_sink_writes_what_the_whole_image_writer_writes(tmp_path, slope, channels, suffix):
+    """The NIfTI sink writes each window to disk as it arrives (cast to the storage dtype): the file equals
+    the one the whole-image writer makes from the float values, byte for byte (header, extension, voxels),
+    for windows of every kind (whole slices, whole rows, partial rows; 3D and 4D)."""
     from geo_med_sr.inference.protocols import Window
 
     src = write_nifti(tmp_path / "s.nii.gz", smooth_volume((9, 7, 5)), oblique_affine(), slope=slope, inter=slope)
     image = io.read(src)
-    values = np.random.default_rng(0).normal(300, 200, size=(1, 18, 14, 5))
+    values = np.random.default_rng(0).normal(300, 200, size=(channels, 18, 14, 5))
     meta = {**image.meta, "provenance": {"tool": "test"}}
     affine = oblique_affine(spacing=(0.5, 0.5, 1.0))
-    NiftiAdapter.write(SpatialArray(values, affine, meta), tmp_path / "whole.nii.gz")
-    sink = NiftiAdapter.open_sink(tmp_path / "sink.nii.gz", values.shape, affine, meta, None)
-    assert sink.array.dtype == np.dtype(image.meta["dtype"])  # not a float buffer
-    for box in [((0, 10), (0, 14), (0, 5)), ((10, 18), (0, 6), (0, 5)), ((10, 18), (6, 14), (0, 5))]:
-        sink.write(Window(box), values[(slice(None), *[slice(a, b) for a, b in box])])
-    sink.close()
-    whole, windows = nib.load(tmp_path / "whole.nii.gz"), nib.load(tmp_path / "sink.nii.gz")
-    np.testing.assert_array_equal(np.asanyarray(windows.dataobj.get_unscaled()), whole.dataobj.get_unscaled())
-    assert windows.header.get_slope_inter() == whole.header.get_slope_inter()
-    assert windows.header.binaryblock == whole.header.binaryblock
-    np.testing.assert_array_equal(windows.affine, whole.affine)
+    NiftiAdapter.write(SpatialArray(values, affine, meta), tmp_path / f"whole{suffix}")
+    boxes = [
+        ((0, 18), (0, 14), (0, 2)),
+        ((0, 18), (0, 6), (2, 5)),
+        ((0, 10), (6, 14), (2, 5)),
+        ((10, 18), (6, 14), (2, 5)),
+    ]
+    with NiftiAdapter.open_sink(tmp_path / f"sink{suffix}", values.shape, affine, meta, None) as sink:
+        assert not hasattr(sink, "array")  # nothing image-sized is held
+        for box in boxes:
+            sink.write(Window(box), values[(slice(None), *[slice(a, b) for a, b in box])])
+    assert _file_bytes(tmp_path / f"sink{suffix}") == _file_bytes(tmp_path / f"whole{suffix}")
+    assert (tmp_path / "sink.json").read_text() == (tmp_path / "whole.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["s.nii.gz", f"sink{suffix}", "sink.json", f"whole{suffix}", "whole.json"]
+    )  # the scratch data file is gone
+
+
+@settings(max_examples=25, deadline=None)
+@given(cuts=st.tuples(*[st.lists(st.integers(1, n - 1), max_size=3, unique=True) for n in (11, 6, 4)]))
+def test_streamed_sink_any_tiling_equals_one_window(tmp_path_factory, cuts):
+    """Property: cutting the output into any grid of windows, written in any order, gives the same file."""
+    from geo_med_sr.inference.protocols import Window
+
+    folder = tmp_path_factory.mktemp("tiling")
+    values = np.random.default_rng(1).normal(0, 1000, size=(1, 11, 6, 4)).astype(np.float32)
+    meta = {"format": "nifti", "dtype": "int16", "nifti": {}}
+    affine = oblique_affine()
+    edges = [sorted({0, n, *c}) for n, c in zip((11, 6, 4), cuts)]
+    boxes = [
+        ((x0, x1), (y0, y1), (z0, z1))
+        for x0, x1 in zip(edges[0], edges[0][1:])
+        for y0, y1 in zip(edges[1], edges[1][1:])
+        for z0, z1 in zip(edges[2], edges[2][1:])
+    ]
+    for name, order in (("one.nii.gz", [((0, 11), (0, 6), (0, 4))]), ("tiled.nii.gz", boxes[::-1])):
+        with NiftiAdapter.open_sink(folder / name, values.shape, affine, meta, None) as sink:
+            for box in order:
+                sink.write(Window(box), values[(slice(None), *[slice(a, b) for a, b in box])])
+    assert _file_bytes(folder / "tiled.nii.gz") == _file_bytes(folder / "one.nii.gz")
+
+
+def test_streamed_sink_abort_leaves_nothing(tmp_path):
+    """A failed run (exception inside the sink's block) writes no file and removes the scratch data."""
+    from geo_med_sr.inference.protocols import Window
+
+    meta = {"format": "nifti", "dtype": "float32", "nifti": {}}
+    with pytest.raises(RuntimeError, match="stop"):
+        with NiftiAdapter.open_sink(tmp_path / "o.nii.gz", (1, 4, 4, 4), np.eye(4), meta, None) as sink:
+            sink.write(Window(((0, 4), (0, 4), (0, 2))), np.ones((1, 4, 4, 2), np.float32))
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(Exception, match="already closed"):
+        sink.write(Window(((0, 4), (0, 4), (0, 2))), np.ones((1, 4, 4, 2), np.float32))
