@@ -360,10 +360,11 @@ class _StreamedSink:
         #: ``(dtype, slope, inter)`` the file stores; the dtype in native byte order, as nibabel writes it
         dtype, slope, inter = _storage(meta, len(self.shape) - 1, self.path)
         self.storage = (dtype.newbyteorder("="), slope, inter)
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".data")
-        self._fd: int | None = fd
-        self._scratch = Path(name)
+        self._fd: int | None = None
+        self._scratch: Path | None = None
         try:
+            fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".data")
+            self._fd, self._scratch = fd, Path(name)
             os.ftruncate(fd, math.prod(self.shape) * self.storage[0].itemsize)  # sparse: unwritten voxels are 0
         except OSError as exc:
             self.abort()
@@ -405,7 +406,8 @@ class _StreamedSink:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-        self._scratch.unlink(missing_ok=True)
+        if self._scratch is not None:
+            self._scratch.unlink(missing_ok=True)
 
     def __enter__(self) -> _StreamedSink:
         return self

@@ -234,3 +234,18 @@ def test_streamed_sink_abort_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(Exception, match="already closed"):
         sink.write(Window(((0, 4), (0, 4), (0, 2))), np.ones((1, 4, 4, 2), np.float32))
+
+
+def test_streamed_sink_that_cannot_make_its_scratch_file_says_so(tmp_path, monkeypatch):
+    """No room for the scratch data block: a one-line OutputError naming the output, nothing left behind."""
+    from geo_med_sr.adapters import nifti
+    from geo_med_sr.errors import OutputError
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nifti.tempfile, "mkstemp", refuse)
+    meta = {"format": "nifti", "dtype": "int16", "nifti": {}}
+    with pytest.raises(OutputError, match=r"o\.nii\.gz.*No space left on device"):
+        NiftiAdapter.open_sink(tmp_path / "o.nii.gz", (1, 4, 4, 4), np.eye(4), meta, None)
+    assert list(tmp_path.iterdir()) == []
