@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from ..inference.arrays import ArraySource
 from ..inference.protocols import ImageSink, ImageSource, Window
 from ..registry import Registry
 from ..spatial import SpatialArray
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
 
 
 def provenance_from_text(content: bytes | str) -> dict[str, Any] | None:
@@ -157,21 +160,37 @@ class Adapter:
         return {}
 
 
-class MemorySink:
-    """An :class:`~geo_med_sr.inference.protocols.ImageSink` holding the whole output in memory.
+class SinkContext:
+    """What every image sink does as a context manager: :meth:`close` when the block succeeds,
+    :meth:`abort` when it raises (a failed run never finishes a file)."""
 
-    Windows are collected in a float32 (float64 for wide storage dtypes) ``(C, *S)`` array;
-    :meth:`close` writes it with the
-    adapter's ``write`` as a SpatialArray on the grid ``affine`` with ``meta`` (whose
-    ``"dtype"`` the writer casts to: the engine leaves the values as float32, ``dtype`` None).
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class AdapterSink(SinkContext):
+    """The common state of a sink an adapter finishes: ``adapter``, ``path``, ``shape`` ``(C, *S)``,
+    ``affine``, ``meta``, ``options`` and ``block`` (1 per axis: windows of any size).
 
     Args:
-        adapter: the adapter class whose ``write`` finishes the output.
-        path: where ``write`` writes (the I/O layer's temporary target).
+        adapter: the adapter class that finishes the output.
+        path: where it writes (the I/O layer's temporary target).
         shape: ``(C, *S)`` of the output.
         affine: ``(n+1, n+1)`` centre-anchored affine of the output grid.
         meta: the output's metadata.
-        **options: passed to ``write``.
+        **options: passed to the adapter's writer.
     """
 
     dtype = None
@@ -189,6 +208,19 @@ class MemorySink:
         self.adapter, self.path, self.affine, self.meta, self.options = adapter, Path(path), affine, meta, options
         self.shape = tuple(int(v) for v in shape)
         self.block = (1,) * (len(self.shape) - 1)
+
+
+class MemorySink(AdapterSink):
+    """An :class:`~geo_med_sr.inference.protocols.ImageSink` holding the whole output in memory.
+
+    Windows are collected in a float32 (float64 for wide storage dtypes) ``(C, *S)`` array;
+    :meth:`close` writes it with the adapter's ``write`` as a SpatialArray on the grid ``affine``
+    with ``meta`` (whose ``"dtype"`` the writer casts to: the engine leaves the values as float32,
+    ``dtype`` None). Arguments as for :class:`AdapterSink`.
+    """
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
         #: float values, in float64 when the stored dtype is wide (geo_med_sr.dtypes.compute_dtype)
         self.array: np.ndarray | None = np.zeros(self.shape, compute_dtype(self.meta.get("dtype")))
 
@@ -207,12 +239,3 @@ class MemorySink:
     def abort(self) -> None:
         """Drop the collected image without writing anything."""
         self.array = None
-
-    def __enter__(self) -> MemorySink:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

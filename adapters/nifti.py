@@ -56,7 +56,7 @@ from ..dtypes import cast_to_dtype
 from ..errors import InputError, OutputError, file_error
 from ..inference.protocols import Window
 from ..spatial import SpatialArray
-from .base import ADAPTERS, Adapter, provenance_from_text
+from .base import ADAPTERS, Adapter, AdapterSink, provenance_from_text
 
 SUFFIXES = (".nii", ".nii.gz")
 #: NIfTI header extension code of the provenance JSON (nibabel's name for code 6).
@@ -325,7 +325,7 @@ def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
         view, offset = view[done:], offset + done
 
 
-class _StreamedSink:
+class _StreamedSink(AdapterSink):
     """An :class:`~geo_med_sr.inference.protocols.ImageSink` that never holds the whole output.
 
     Each window is cast to the storage dtype (:func:`_storage`) as it arrives and written with
@@ -336,29 +336,14 @@ class _StreamedSink:
     window and one chunk. Voxels no window covers are 0, as in a fresh array. The scratch file is
     removed on :meth:`close` and :meth:`abort` (and lies in the I/O layer's temporary folder).
 
-    Args:
-        adapter: :class:`NiftiAdapter` (its ``finish_streamed`` writes the file).
-        path: the file to write. shape: ``(T, X, Y, Z)``. affine: ``(4, 4)`` output grid.
-        meta: the output's metadata. **options: as for :meth:`NiftiAdapter.write`.
+    Arguments as for :class:`~geo_med_sr.adapters.base.AdapterSink` (``adapter`` is :class:`NiftiAdapter`,
+    whose ``finish_streamed`` writes the file; ``shape`` is ``(T, X, Y, Z)``).
     """
 
-    dtype = None  # windows arrive as float32 and are cast here
-    nodata = None
-
-    def __init__(
-        self,
-        adapter: type[NiftiAdapter],
-        path: Path,
-        shape: tuple[int, ...],
-        affine: np.ndarray,
-        meta: dict[str, Any],
-        **options: Any,
-    ) -> None:
-        self.adapter, self.path, self.affine, self.meta, self.options = adapter, Path(path), affine, meta, options
-        self.shape = tuple(int(v) for v in shape)
-        self.block = (1,) * (len(self.shape) - 1)
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)  # dtype None: windows arrive as float32 and are cast here
         #: ``(dtype, slope, inter)`` the file stores; the dtype in native byte order, as nibabel writes it
-        dtype, slope, inter = _storage(meta, len(self.shape) - 1, self.path)
+        dtype, slope, inter = _storage(self.meta, len(self.shape) - 1, self.path)
         self.storage = (dtype.newbyteorder("="), slope, inter)
         self._fd: int | None = None
         self._scratch: Path | None = None
@@ -408,15 +393,6 @@ class _StreamedSink:
             os.close(fd)
         if self._scratch is not None:
             self._scratch.unlink(missing_ok=True)
-
-    def __enter__(self) -> _StreamedSink:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class NiftiAdapter(Adapter):

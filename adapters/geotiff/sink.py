@@ -29,6 +29,7 @@ from rasterio.transform import Affine
 from ...dtypes import mark_nodata
 from ...errors import ConfigError, OutputError, file_error
 from ...inference.protocols import Window
+from ..base import SinkContext
 from .blocks import check_blocks
 from .cog import build_overviews, check_copy, cog_profile, copy_to_cog, overview_config
 from .conventions import GDAL_ERRORS, decode_nodata, normalise_window, rasterio_window, reason, transform_from_affine
@@ -100,7 +101,7 @@ class _FromMeta:
 FROM_META: Any = _FromMeta()
 
 
-class GeoTiffSink:
+class GeoTiffSink(SinkContext):
     """Windowed writer of a tiled, compressed GeoTIFF, optionally converted to a COG on close.
 
     An :class:`~geo_med_sr.inference.protocols.ImageSink`.
@@ -371,15 +372,6 @@ class GeoTiffSink:
             for candidate in (path, path.with_name(path.name + ".aux.xml"), path.with_name(path.name + ".ovr")):
                 candidate.unlink(missing_ok=True)
         self._done = True
-
-    def __enter__(self) -> GeoTiffSink:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     # -------------------------------------------------------------- COG conversion
 
