@@ -475,9 +475,17 @@ class NiftiAdapter(Adapter):
         return _StreamedSink(cls, Path(path), tuple(shape), affine, meta, **options)
 
     @classmethod
-    def _image(cls, data: Any, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any) -> nib.Nifti1Image:
-        """The nibabel image of stored values ``data`` ``(X, Y, Z[, T])``, header and provenance extension set."""
-        dtype, slope, inter = _storage(meta, 3, path)
+    def _image(
+        cls,
+        data: Any,
+        storage: tuple[np.dtype, float, float],
+        affine: np.ndarray,
+        meta: dict[str, Any],
+        **options: Any,
+    ) -> nib.Nifti1Image:
+        """The nibabel image of stored values ``data`` ``(X, Y, Z[, T])`` with ``storage`` ``(dtype, slope,
+        inter)`` (:func:`_storage`), header and provenance extension set."""
+        dtype, slope, inter = storage
         info = meta.get("nifti") or {}
         nifti2 = info.get("version") == 2 or max(data.shape) > 32767
         image_class = nib.Nifti2Image if nifti2 else nib.Nifti1Image
@@ -506,8 +514,8 @@ class NiftiAdapter(Adapter):
         cls, raw: np.ndarray, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
     ) -> None:
         """Write stored values ``raw`` ``(T, X, Y, Z)`` (already in the storage dtype of :func:`_storage`)."""
-        _storage(meta, raw.ndim - 1, path)  # refuses other than 3 spatial axes
-        img = cls._image(raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3), affine, meta, path, **options)
+        storage = _storage(meta, raw.ndim - 1, path)
+        img = cls._image(raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3), storage, affine, meta, **options)
         try:
             nib.save(img, str(path))
             cls._write_sidecar(meta, path)
@@ -526,8 +534,9 @@ class NiftiAdapter(Adapter):
         """
         t, nx, ny, nz = shape
         file_shape = (nx, ny, nz) if t == 1 else (nx, ny, nz, t)
-        placeholder = np.broadcast_to(np.zeros((), _storage(meta, 3, path)[0]), file_shape)
-        img = cls._image(placeholder, affine, meta, path, **options)
+        storage = _storage(meta, 3, path)
+        placeholder = np.broadcast_to(np.zeros((), storage[0]), file_shape)
+        img = cls._image(placeholder, storage, affine, meta, **options)
         img.update_header()  # as nibabel's to_file_map does before writing
         header = img.header
         try:
