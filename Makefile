@@ -50,44 +50,44 @@ figures: $(STAMP)
 # Bundled weights: trained by the project's own train command on $(SHARED)/train only
 # (validation on $(SHARED)/geotiff), each with a model card. Needs the shared data folder.
 weights: weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4
-	rm -f geo_med_sr/weights/*.train.safetensors
+	rm -f geo_med_sr/models/weights/*.train.safetensors
 
-CARD = $(PY) -m geo_med_sr.training.card
-SAT_FAST_CMD = geo-med-sr train --config configs/train/sat_x2_fast.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_x2_fast.safetensors
-SAT_CMD = geo-med-sr train --config configs/train/sat_$*.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/weights/sat_edsr_$*.safetensors
-MRI3D_CMD = geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/weights/mri_edsr3d_x2.safetensors
-TP_CMD = geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/weights/mri_throughplane_$*.safetensors
+CARD = $(PY) -m geo_med_sr.models.card
+SAT_FAST_CMD = geo-med-sr train --config configs/train/sat_x2_fast.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/models/weights/sat_edsr_x2_fast.safetensors
+SAT_CMD = geo-med-sr train --config configs/train/sat_$*.yaml --data ../shared/data/train/remote/*/*.tif --val ../shared/data/geotiff/l8_B4.tif ../shared/data/geotiff/LC08_232066_20190727.tif --out geo_med_sr/models/weights/sat_edsr_$*.safetensors
+MRI3D_CMD = geo-med-sr train --config configs/train/mri3d_x2.yaml --data ../shared/data/train/mri/*.nii.gz --val ../shared/data/mri/T2w_1x1x2mm.nii.gz --out geo_med_sr/models/weights/mri_edsr3d_x2.safetensors
+TP_CMD = geo-med-sr train --config configs/train/mri_throughplane_$*.yaml --data ../shared/data/train/mri/*.nii.gz --out geo_med_sr/models/weights/mri_throughplane_$*.safetensors
 
 weights-sat-x2 weights-sat-x4: weights-sat-%: $(STAMP)
-	$(GMS) train --config configs/train/sat_$*.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_$*.safetensors --overwrite
+	$(GMS) train --config configs/train/sat_$*.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/models/weights/sat_edsr_$*.safetensors --overwrite
 	$(MAKE) card-sat-$*
 
 weights-sat-x2-fast: $(STAMP)
-	$(GMS) train --config configs/train/sat_x2_fast.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/weights/sat_edsr_x2_fast.safetensors --overwrite
+	$(GMS) train --config configs/train/sat_x2_fast.yaml --data $(SAT_TRAIN) --val $(SAT_VAL) --out geo_med_sr/models/weights/sat_edsr_x2_fast.safetensors --overwrite
 	$(MAKE) card-sat-x2-fast
 
 weights-mri3d-x2: $(STAMP)
-	$(GMS) train --config configs/train/mri3d_x2.yaml --data $(MRI_TRAIN) --val $(MRI_VAL) --out geo_med_sr/weights/mri_edsr3d_x2.safetensors --overwrite
+	$(GMS) train --config configs/train/mri3d_x2.yaml --data $(MRI_TRAIN) --val $(MRI_VAL) --out geo_med_sr/models/weights/mri_edsr3d_x2.safetensors --overwrite
 	$(MAKE) card-mri3d-x2
 
 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4: weights-mri-throughplane-%: $(STAMP)
-	$(GMS) train --config configs/train/mri_throughplane_$*.yaml --data $(MRI_TRAIN) --out geo_med_sr/weights/mri_throughplane_$*.safetensors --overwrite
+	$(GMS) train --config configs/train/mri_throughplane_$*.yaml --data $(MRI_TRAIN) --out geo_med_sr/models/weights/mri_throughplane_$*.safetensors --overwrite
 	$(MAKE) card-mri-throughplane-$*
 
 # Model cards only (no training): quote the scores in $(QUALITY) (benchmarks/bench_quality.py).
 cards: card-sat-x2 card-sat-x2-fast card-sat-x4 card-mri3d-x2 card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4
 
 card-sat-x2 card-sat-x4: card-sat-%: $(STAMP)
-	$(CARD) geo_med_sr/weights/sat_edsr_$*.safetensors --evaluation $(wildcard $(QUALITY)/sat-$*__*.json) --command "make weights-sat-$* ($(SAT_CMD))"
+	$(CARD) geo_med_sr/models/weights/sat_edsr_$*.safetensors --evaluation $(wildcard $(QUALITY)/sat-$*__*.json) --command "make weights-sat-$* ($(SAT_CMD))"
 
 card-sat-x2-fast: $(STAMP)
-	$(CARD) geo_med_sr/weights/sat_edsr_x2_fast.safetensors --evaluation $(wildcard $(QUALITY)/sat-x2-fast__*.json) --command "make weights-sat-x2-fast ($(SAT_FAST_CMD))"
+	$(CARD) geo_med_sr/models/weights/sat_edsr_x2_fast.safetensors --evaluation $(wildcard $(QUALITY)/sat-x2-fast__*.json) --command "make weights-sat-x2-fast ($(SAT_FAST_CMD))"
 
 card-mri3d-x2: $(STAMP)
-	$(CARD) geo_med_sr/weights/mri_edsr3d_x2.safetensors --evaluation $(wildcard $(QUALITY)/mri-x2__*.json) --command "make weights-mri3d-x2 ($(MRI3D_CMD))"
+	$(CARD) geo_med_sr/models/weights/mri_edsr3d_x2.safetensors --evaluation $(wildcard $(QUALITY)/mri-x2__*.json) --command "make weights-mri3d-x2 ($(MRI3D_CMD))"
 
 card-mri-throughplane-x2 card-mri-throughplane-x3 card-mri-throughplane-x4: card-mri-throughplane-%: $(STAMP)
-	$(CARD) geo_med_sr/weights/mri_throughplane_$*.safetensors --evaluation $(wildcard $(QUALITY)/mri-tp-$*__*.json) --command "make weights-mri-throughplane-$* ($(TP_CMD))"
+	$(CARD) geo_med_sr/models/weights/mri_throughplane_$*.safetensors --evaluation $(wildcard $(QUALITY)/mri-tp-$*__*.json) --command "make weights-mri-throughplane-$* ($(TP_CMD))"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
@@ -99,9 +99,9 @@ FUSEBOX = $(foreach ms,$(wildcard $(SHARED)/pansharpen/landsat7_fusebox/*_ms.tif
 weights-sharpen: weights-s2-guided-x2 weights-s2-guided-x6 weights-pan-guided-x2 weights-pan-guided-x4
 
 weights-s2-guided-x2 weights-s2-guided-x6: weights-s2-guided-%: $(STAMP)
-	$(GMS) train --config configs/train/s2_guided_$*.yaml --data $(S2_SCENES) --out geo_med_sr/weights/s2_guided_$*.safetensors --overwrite
-	$(PY) -m geo_med_sr.sharpen_train card geo_med_sr/weights/s2_guided_$*.safetensors
+	$(GMS) train --config configs/train/s2_guided_$*.yaml --data $(S2_SCENES) --out geo_med_sr/models/weights/s2_guided_$*.safetensors --overwrite
+	$(PY) -m geo_med_sr.sharpening.train card geo_med_sr/models/weights/s2_guided_$*.safetensors
 
 weights-pan-guided-x2 weights-pan-guided-x4: weights-pan-guided-%: $(STAMP)
-	$(GMS) train --config configs/train/pan_guided_$*.yaml --data $(FUSEBOX) --out geo_med_sr/weights/pan_guided_$*.safetensors --overwrite
-	$(PY) -m geo_med_sr.sharpen_train card geo_med_sr/weights/pan_guided_$*.safetensors
+	$(GMS) train --config configs/train/pan_guided_$*.yaml --data $(FUSEBOX) --out geo_med_sr/models/weights/pan_guided_$*.safetensors --overwrite
+	$(PY) -m geo_med_sr.sharpening.train card geo_med_sr/models/weights/pan_guided_$*.safetensors

@@ -13,9 +13,9 @@ from pathlib import Path
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from ..errors import InputError, file_error
-from ..multires import Grid
-from .geotiff.source import BAND_DRIVERS, GeoTiffSource
+from geo_med_sr.adapters.geotiff.source import BAND_DRIVERS, GeoTiffSource
+from geo_med_sr.errors import InputError, file_error
+from geo_med_sr.multires import Grid
 
 __all__ = ["crs_key", "open_band"]
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..dtypes import compute_dtype
-from ..errors import InputError, OutputError, file_error
-from ..inference.arrays import ArraySource
-from ..inference.protocols import ImageSink, ImageSource, Window
-from ..registry import Registry
-from ..spatial import SpatialArray
+from geo_med_sr.dtypes import compute_dtype
+from geo_med_sr.errors import InputError, OutputError, file_error
+from geo_med_sr.inference.arrays import ArraySource
+from geo_med_sr.inference.protocols import ImageSink, ImageSource, Window
+from geo_med_sr.registry import Registry
+from geo_med_sr.spatial import SpatialArray
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self

@@ -52,11 +52,11 @@ import numpy as np
 from nibabel.openers import Opener
 from nibabel.volumeutils import seek_tell
 
-from ..dtypes import cast_to_dtype
-from ..errors import InputError, OutputError, file_error
-from ..inference.protocols import Window
-from ..spatial import SpatialArray
-from .base import ADAPTERS, Adapter, AdapterSink, provenance_from_text
+from geo_med_sr.adapters.base import ADAPTERS, Adapter, AdapterSink, provenance_from_text
+from geo_med_sr.dtypes import cast_to_dtype
+from geo_med_sr.errors import InputError, OutputError, file_error
+from geo_med_sr.inference.protocols import Window
+from geo_med_sr.spatial import SpatialArray
 
 SUFFIXES = (".nii", ".nii.gz")
 #: NIfTI header extension code of the provenance JSON (nibabel's name for code 6).

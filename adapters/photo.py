@@ -14,8 +14,8 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from ..errors import InputError, file_error
-from ..spatial import SpatialArray
+from geo_med_sr.errors import InputError, file_error
+from geo_med_sr.spatial import SpatialArray
 
 #: plain (not georeferenced) 2D image files accepted as training data.
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

@@ -54,8 +54,8 @@ from urllib.parse import unquote, urlparse
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from ..errors import InputError, InputNotFoundError, file_error
-from .geotiff.conventions import GDAL_ERRORS, reason
+from geo_med_sr.adapters.geotiff.conventions import GDAL_ERRORS, reason
+from geo_med_sr.errors import InputError, InputNotFoundError, file_error
 
 #: Sentinel-2 MSI bands in sensor order; the position is the band_id of the ESA metadata (0..12).
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")

@@ -48,11 +48,11 @@ try:
 except ImportError as exc:  # pragma: no cover - rasterio is a declared dependency
     raise ImportError("building VRT mosaics needs rasterio: pip install 'rasterio>=1.3'") from exc
 
-from ..errors import InputError, InputNotFoundError, OutputError, file_error
-from .geotiff.conventions import GDAL_ERRORS as _GDAL_ERRORS
-from .geotiff.conventions import area_or_point as _area_or_point
-from .geotiff.conventions import crs_label as _crs_label
-from .geotiff.conventions import reason as _reason
+from geo_med_sr.adapters.geotiff.conventions import GDAL_ERRORS as _GDAL_ERRORS
+from geo_med_sr.adapters.geotiff.conventions import area_or_point as _area_or_point
+from geo_med_sr.adapters.geotiff.conventions import crs_label as _crs_label
+from geo_med_sr.adapters.geotiff.conventions import reason as _reason
+from geo_med_sr.errors import InputError, InputNotFoundError, OutputError, file_error
 
 #: numpy dtype name -> GDAL data type name (the ``dataType`` attribute of a VRT band).
 GDAL_TYPES = {

@@ -98,7 +98,7 @@ def make_input(case: str, work: Path, args: argparse.Namespace) -> Path:
 
 
 def load_model(case: str):
-    from geo_med_sr.checkpoint import resolve_model
+    from geo_med_sr.models.checkpoint import resolve_model
 
     model, _ = resolve_model(CASES[case]["model"])
     return model.eval()
@@ -118,10 +118,10 @@ def per_band(model):
 def normalised_input(case: str, src: Path):
     """``(C, *S)`` float32 normalised image, normaliser stats (as the engine fits them)."""
     from geo_med_sr import io
-    from geo_med_sr.config import SRConfig
     from geo_med_sr.inference.arrays import ArraySource
-    from geo_med_sr.methods import resolve_method
-    from geo_med_sr.pipeline import fit_normalizer
+    from geo_med_sr.upscale.config import SRConfig
+    from geo_med_sr.upscale.methods import resolve_method
+    from geo_med_sr.upscale.pipeline import fit_normalizer
 
     image = io.read(src)
     config = SRConfig().updated(model={"name": CASES[case]["model"]})
@@ -169,8 +169,8 @@ def worker(case: str, way: str, src: Path, out_dir: Path, args: argparse.Namespa
         torch.cuda.reset_peak_memory_stats()
 
     if way == "engine":
-        from geo_med_sr.config import SRConfig
-        from geo_med_sr.pipeline import super_resolve
+        from geo_med_sr.upscale.config import SRConfig
+        from geo_med_sr.upscale.pipeline import super_resolve
 
         config = SRConfig().updated(
             model={"name": CASES[case]["model"]},

@@ -33,7 +33,7 @@ mapped to the truth grid by world coordinates (``inv(A_out) @ A_truth``: linear 
 slice axis; in-plane the grids coincide); ``"grid"`` in the JSON records what was found: shapes, affines,
 where slice 0 lies in truth voxels, the sub-slice shift that best matches the truth (``psnr_at_best_shift``)
 and, for ECLARE, the shift its code predicts for a non-integer factor. Scores follow ``geo-med-sr evaluate``
-(:mod:`geo_med_sr.metrics`): PSNR with the truth's data range and SSIM, on the truth's voxels minus a
+(:mod:`geo_med_sr.metrics.image`): PSNR with the truth's data range and SSIM, on the truth's voxels minus a
 border of (1, 1, S) voxels, on the voxels every method covers.
 """
 
@@ -143,7 +143,7 @@ def make_case(name: str, hr, scale: int, work: Path) -> dict:
     """Cut ``hr`` to whole S-slice blocks, block-average it along the last axis and write the thick NIfTI."""
     from geo_med_sr import io
     from geo_med_sr.degrade import block_average
-    from geo_med_sr.metrics import crop_to_blocks
+    from geo_med_sr.metrics.image import crop_to_blocks
     from geo_med_sr.spatial import SpatialArray
 
     factor = (1, 1, scale)
@@ -360,7 +360,7 @@ def score_case(case: dict, rows: list[dict]) -> dict:
     """Map each output to the truth grid, record the grids, score PSNR/SSIM as ``evaluate`` does, gain over bspline."""
     import nibabel as nib
 
-    from geo_med_sr.metrics import data_range, psnr, ssim, valid_region
+    from geo_med_sr.metrics.image import data_range, psnr, ssim, valid_region
 
     hr = case["hr"]
     truth = hr.array

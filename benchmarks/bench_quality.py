@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from geo_med_sr.config import SRConfig
-from geo_med_sr.evaluate import evaluate, format_table, gains, save_json
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.evaluate import evaluate, format_table, gains, save_json
 
 SAT = ("geotiff/l8_B4.tif", "geotiff/LC08_232066_20190727.tif", "geotiff/RGB.byte.tif")
 MRI = ("mri/MR_Gd_T1gd_1mm_iso.nii.gz", "mri/T2w_1x1x2mm.nii.gz")

@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from geo_med_sr.sharpen_eval import evaluate_sharpening, format_sharpen_table  # noqa: E402
+from geo_med_sr.sharpening.evaluate import evaluate_sharpening, format_sharpen_table  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 ALL = ["bicubic", "brovey", "glp", "self", "model"]

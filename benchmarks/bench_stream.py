@@ -70,7 +70,7 @@ def make_raster(path: Path, size: int, bands: int = 4, block: int = 512, nodata:
 
 def make_model(path: Path, bands: int = 4) -> None:
     """A small 2D EDSR (16 features, 2 blocks) over all bands at once."""
-    from geo_med_sr.checkpoint import save_checkpoint
+    from geo_med_sr.models.checkpoint import save_checkpoint
     from geo_med_sr.networks import build_network
 
     net = build_network("edsr", spatial_dims=2, in_channels=bands, scale=2, features=16, num_blocks=2)
@@ -80,8 +80,8 @@ def make_model(path: Path, bands: int = 4) -> None:
 #: run in a fresh interpreter: the same call as ``geo-med-sr upscale``, timed around the call.
 CHILD = """
 import json, sys, time
-from geo_med_sr.config import SRConfig
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 src, dst, model, patch, batch = sys.argv[1:6]
 config = SRConfig().updated(
     model={"method": "model", "name": model}, inference={"patch_size": int(patch), "batch_size": int(batch)}

@@ -40,10 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here")
-    from geo_med_sr.bundled import find
-    from geo_med_sr.checkpoint import load_checkpoint
     from geo_med_sr.inference.resolver import SuperResolver
-    from geo_med_sr.metrics import psnr
+    from geo_med_sr.metrics.image import psnr
+    from geo_med_sr.models.bundled import find
+    from geo_med_sr.models.checkpoint import load_checkpoint
 
     net, _ = load_checkpoint(find("sat-edsr-x2").path)
     x = scene()

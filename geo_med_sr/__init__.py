@@ -1,8 +1,9 @@
 """geo_med_sr: super-resolution for medical volumes and satellite imagery with exact geometry.
 
 Public entry points (what the ``geo-med-sr`` command calls): :func:`super_resolve` (one
-image, :mod:`geo_med_sr.pipeline`) and :func:`batch` (many files on a Dask cluster,
-:mod:`geo_med_sr.batch_runner`); :mod:`geo_med_sr.io` (``read``/``write``/``read_provenance``)
+image, :mod:`geo_med_sr.upscale.pipeline`), :func:`sharpen` (guided sharpening of a
+multi-resolution product, :mod:`geo_med_sr.sharpening.pipeline`) and :func:`batch` (many files on a Dask cluster,
+:mod:`geo_med_sr.upscale.batch`); :mod:`geo_med_sr.io` (``read``/``write``/``read_provenance``)
 and :class:`geo_med_sr.spatial.SpatialArray`. They are imported on first use, so
 ``import geo_med_sr`` stays light.
 """
@@ -11,8 +12,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_LAZY = {"super_resolve": ("pipeline", "super_resolve"), "batch": ("batch_runner", "batch")}
-__all__ = ["__version__", "batch", "super_resolve"]
+_LAZY = {
+    "super_resolve": ("upscale.pipeline", "super_resolve"),
+    "batch": ("upscale.batch", "batch"),
+    "sharpen": ("sharpening.pipeline", "sharpen"),
+}
+__all__ = ["__version__", "batch", "sharpen", "super_resolve"]
 
 
 def __getattr__(name: str):

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from geo_med_sr.cli.main import main
 
 sys.exit(main())

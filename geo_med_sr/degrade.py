@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ConfigError
-from .geometry import scale_affine
-from .metrics import block_slices, crop_to_blocks
-from .registry import Registry
-from .scale import as_scale
-from .spatial import SpatialArray
+from geo_med_sr.errors import ConfigError
+from geo_med_sr.geometry import scale_affine
+from geo_med_sr.metrics.image import block_slices, crop_to_blocks
+from geo_med_sr.registry import Registry
+from geo_med_sr.scale import as_scale
+from geo_med_sr.spatial import SpatialArray
 
 if TYPE_CHECKING:
     import torch

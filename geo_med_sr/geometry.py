@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ScaleError
-from .scale import as_scale
+from geo_med_sr.errors import ScaleError
+from geo_med_sr.scale import as_scale
 
 #: LPS (DICOM/ITK) <-> RAS (NIfTI) flip of the world axes; its own inverse.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from . import geometry, io
-from .inference.protocols import Window
+from geo_med_sr import geometry, io
+from geo_med_sr.inference.protocols import Window
 
 
 def _fmt(values) -> str:

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .adapters.base import ADAPTERS, Adapter
-from .errors import ConfigError, GeoMedSRError, InputError, InputNotFoundError, OutputError, file_error
-from .inference.protocols import ImageSink, ImageSource
-from .spatial import SpatialArray
+from geo_med_sr.adapters.base import ADAPTERS, Adapter
+from geo_med_sr.errors import ConfigError, GeoMedSRError, InputError, InputNotFoundError, OutputError, file_error
+from geo_med_sr.inference.protocols import ImageSink, ImageSource
+from geo_med_sr.spatial import SpatialArray
 
 #: adapter modules imported on first use (each registers itself in ADAPTERS).
 _ADAPTER_MODULES = ("nifti", "dicom", "geotiff")
@@ -92,7 +92,7 @@ def read(path: str | os.PathLike, **options: Any) -> SpatialArray:
 
 def read_for_training(path: str | os.PathLike) -> SpatialArray:
     """An image to train on: any readable format, or a PNG/JPEG/BMP photo (2D, unit pixels)."""
-    from .adapters.photo import is_photo, read_photo
+    from geo_med_sr.adapters.photo import is_photo, read_photo
 
     return read_photo(path) if is_photo(path) else read(path)
 
@@ -139,14 +139,14 @@ def discover_product(
     offset: float | None = None,
 ) -> Any:
     """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.s2.discover`)."""
-    from .adapters.s2 import discover
+    from geo_med_sr.adapters.s2 import discover
 
     return discover([Path(p) for p in inputs], pan=pan, guide=guide, bands=bands, offset=offset)
 
 
 def open_band(path: str | os.PathLike, index: int) -> tuple[ImageSource, Any]:
     """Band ``index`` (1-based) of a GeoTIFF/JPEG 2000 file as a windowed source, and its grid."""
-    from .adapters.bands import open_band as _open_band
+    from geo_med_sr.adapters.bands import open_band as _open_band
 
     return _open_band(Path(path), index)
 
@@ -490,6 +490,6 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def build_vrt(paths: Sequence[str | os.PathLike], vrt_path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """A GDAL VRT mosaic of GeoTIFF tiles on one pixel grid (:func:`geo_med_sr.adapters.vrt.build_vrt`)."""
-    from .adapters.vrt import build_vrt as build
+    from geo_med_sr.adapters.vrt import build_vrt as build
 
     return build(paths, vrt_path, overwrite=overwrite)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from geo_med_sr.errors import InputError
 
 __all__ = [
     "Grid",

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .registry import Registry
+from geo_med_sr.errors import ConfigError, InputError
+from geo_med_sr.registry import Registry
 
 NORMALIZERS: Registry[type[Normalizer]] = Registry("normaliser", ConfigError)
 

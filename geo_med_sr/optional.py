@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from .errors import DependencyError
+from geo_med_sr.errors import DependencyError
 
 #: importable module -> (distribution to install, extra of geo-med-sr that brings it).
 OPTIONAL = {

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from .errors import GeoMedSRError
+from geo_med_sr.errors import GeoMedSRError
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 
-from .errors import ScaleError, file_error
+from geo_med_sr.errors import ScaleError, file_error
 
 #: how to write a scale, for messages.
 EXAMPLE = "e.g. 2 or 1,1,4"

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from . import geometry
-from .errors import InputError
-from .scale import as_scale
+from geo_med_sr import geometry
+from geo_med_sr.errors import InputError
+from geo_med_sr.scale import as_scale
 
 
 @dataclass(frozen=True)

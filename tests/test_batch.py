@@ -24,10 +24,10 @@ from geotiff_fixtures import make_geotiff
 from rasterio.windows import Window
 
 from geo_med_sr import batch, io, super_resolve
-from geo_med_sr.batch_runner import DONE, FAILED, LOCK_NAME, REPORT_NAME, SKIPPED, _exclusive, expand_inputs, plan
-from geo_med_sr.cli import main
-from geo_med_sr.config import SRConfig
+from geo_med_sr.cli.main import main
 from geo_med_sr.errors import ConfigError, OutputError
+from geo_med_sr.upscale.batch import DONE, FAILED, LOCK_NAME, REPORT_NAME, SKIPPED, _exclusive, expand_inputs, plan
+from geo_med_sr.upscale.config import SRConfig
 
 distributed = pytest.importorskip("distributed")
 
@@ -287,7 +287,7 @@ def test_interrupted_batch_leaves_no_temporary_and_no_lock(tmp_path):
 
 
 def test_request_names_what_changes_the_output_and_nothing_else(tmp_path):
-    from geo_med_sr.request import hash_input, request_for
+    from geo_med_sr.upscale.request import hash_input, request_for
 
     src = make_geotiff(tmp_path / "a.tif")[0]
     base = request_for(src, 2)
@@ -335,7 +335,7 @@ def test_cli_refuses_bad_options_with_status_2(tmp_path, capsys):
 
 
 def test_orphan_sidecar_is_ours_to_replace_a_users_file_is_not(tmp_path):
-    from geo_med_sr.batch_runner import Settings, run_job
+    from geo_med_sr.upscale.batch import Settings, run_job
 
     src = write_nifti(tmp_path / "t1.nii.gz", smooth_volume((9, 8, 7)), oblique_affine())
     (out := tmp_path / "out").mkdir()

@@ -8,10 +8,10 @@ import pytest
 import rasterio
 from geotiff_fixtures import make_geotiff
 
-from geo_med_sr import bundled
-from geo_med_sr.config import SRConfig
 from geo_med_sr.errors import ModelError
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.models import bundled
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 
 
 def test_every_installed_model_is_small_and_has_a_card():
@@ -64,7 +64,7 @@ def test_missing_domain_or_scale_lists_what_is_bundled():
 
 
 def test_a_checkpoint_is_fed_the_normalisation_it_was_trained_with(tmp_path):
-    from geo_med_sr.checkpoint import save_checkpoint
+    from geo_med_sr.models.checkpoint import save_checkpoint
     from geo_med_sr.networks import build_network
 
     net = build_network("edsr", spatial_dims=2, in_channels=1, scale=2, features=4, num_blocks=1)
@@ -80,7 +80,7 @@ def test_a_2d_through_plane_checkpoint_runs_on_thick_volumes(tmp_path):
     from conftest import oblique_affine, smooth_volume, write_nifti
 
     from geo_med_sr import io
-    from geo_med_sr.checkpoint import save_checkpoint
+    from geo_med_sr.models.checkpoint import save_checkpoint
     from geo_med_sr.networks import build_network
 
     net = build_network("edsr", spatial_dims=2, in_channels=1, scale=(4, 1), features=4, num_blocks=1)

@@ -1,4 +1,4 @@
-"""Tests for geo_med_sr.checkpoint: safetensors round trips, no pickle, clear errors."""
+"""Tests for geo_med_sr.models.checkpoint: safetensors round trips, no pickle, clear errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from geo_med_sr.checkpoint import (
+from geo_med_sr.errors import ModelError
+from geo_med_sr.models.checkpoint import (
     FORMAT_VERSION,
     METADATA_KEY,
     load_checkpoint,
@@ -19,7 +20,6 @@ from geo_med_sr.checkpoint import (
     save_checkpoint,
     sidecar_path,
 )
-from geo_med_sr.errors import ModelError
 from geo_med_sr.networks import build_network
 
 TINY = {

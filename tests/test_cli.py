@@ -14,7 +14,7 @@ import pytest
 from conftest import oblique_affine, smooth_volume, write_nifti
 
 from geo_med_sr import io
-from geo_med_sr.cli import main
+from geo_med_sr.cli.main import main
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from geo_med_sr.config import SRConfig, load_config
 from geo_med_sr.errors import ConfigError
+from geo_med_sr.upscale.config import SRConfig, load_config
 
 
 @pytest.mark.parametrize("name", ["medical/mri", "medical/ct", "geo/default", "geo/reflectance"])
@@ -53,7 +53,7 @@ def test_updated_ignores_none_and_validates():
 
 def test_cli_uses_a_config_file(oblique_nifti, tmp_path):
     from geo_med_sr import io
-    from geo_med_sr.cli import main
+    from geo_med_sr.cli.main import main
 
     path = tmp_path / "linear.yaml"
     path.write_text("model: {method: linear}\ninference: {patch_size: 5}\noutput: {dtype: float32}\n")

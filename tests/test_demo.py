@@ -10,9 +10,10 @@ import nibabel as nib
 import pytest
 import rasterio
 
-from geo_med_sr import bundled, io
-from geo_med_sr.demo import run_demo
+from geo_med_sr import io
+from geo_med_sr.cli.demo import run_demo
 from geo_med_sr.errors import OutputError
+from geo_med_sr.models import bundled
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_demo_sharpens_the_shipped_sentinel2_crop(demo):
     """The sharpening example: the shipped S2 crop to one 10 m COG, and guided methods beating bicubic."""
     from rio_cogeo.cogeo import cog_validate
 
-    from geo_med_sr.demo import sample_s2
+    from geo_med_sr.cli.demo import sample_s2
 
     out, scores, printed = demo
     sharp = out / "s2_sharpened_10m.tif"

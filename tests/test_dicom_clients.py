@@ -21,7 +21,7 @@ from conftest import oblique_affine, shared_path, write_nifti
 from dicom_fixtures import make_synthetic_series
 
 from geo_med_sr import geometry, io
-from geo_med_sr.cli import main
+from geo_med_sr.cli.main import main
 from geo_med_sr.spatial import SpatialArray
 
 SCALE = (1, 1, 2)

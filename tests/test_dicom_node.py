@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from orthanc_server import free_port
 from test_cli import run_cli
 
-from geo_med_sr.adapters.dicom import net
-from geo_med_sr.dicom_node import DicomNode
-from geo_med_sr.dicom_rules import Rule, Rules, load_rules
 from geo_med_sr.errors import ConfigError, InputError, OutputError, file_error
-from geo_med_sr.pacs import parse_dicomweb
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.pacs import net
+from geo_med_sr.pacs.fetch import parse_dicomweb
+from geo_med_sr.pacs.node import DicomNode
+from geo_med_sr.pacs.rules import Rule, Rules, load_rules
+from geo_med_sr.upscale.pipeline import super_resolve
 
 
 class Clock:
@@ -353,7 +353,7 @@ def test_a_failed_series_keeps_its_instances_and_is_not_retried(tmp_path, caplog
     for f in files:
         n.receive(instance(f))
     clock.now += 5
-    with caplog.at_level(logging.ERROR, logger="geo_med_sr.dicom_node"):
+    with caplog.at_level(logging.ERROR, logger="geo_med_sr.pacs.node"):
         assert n.poll() == []
     error = (tmp_path / "spool" / "failed" / uid / "error.txt").read_text()
     assert "stage: process" in error and "rule 1" in error
@@ -375,7 +375,7 @@ def test_no_matching_rule_skips_and_late_instances_are_kept(tmp_path, caplog):
     assert n.spool.done(uid)["skipped"] == "no rule matches" and upscale.calls == 0 and send.calls == []
     n.receive(instance(files[5]))  # arrives after the series was handled
     clock.now += 5
-    with caplog.at_level(logging.WARNING, logger="geo_med_sr.dicom_node"):
+    with caplog.at_level(logging.WARNING, logger="geo_med_sr.pacs.node"):
         assert n.poll() == []
     assert len(list(n.spool.folder("incoming", uid).glob("*.dcm"))) == 1
     assert any("arrived after it was processed" in r.getMessage() for r in caplog.records)

@@ -11,9 +11,9 @@ from dicom_fixtures import make_synthetic_series, read_headers
 from test_cli import assert_clean_failure, run_cli
 
 from geo_med_sr import geometry, io
-from geo_med_sr.config import SRConfig
 from geo_med_sr.degrade import block_average
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 
 
 def sitk_geometry_ras(folder) -> tuple[np.ndarray, tuple[int, ...]]:

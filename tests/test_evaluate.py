@@ -9,8 +9,8 @@ import pytest
 from conftest import oblique_affine, smooth_volume, write_nifti
 from geotiff_fixtures import make_geotiff
 
-from geo_med_sr.cli import main
-from geo_med_sr.evaluate import evaluate
+from geo_med_sr.cli.main import main
+from geo_med_sr.upscale.evaluate import evaluate
 
 
 def independent_psnr(ref: np.ndarray, est: np.ndarray, region: np.ndarray, data_range: float) -> float:
@@ -79,7 +79,7 @@ def test_model_method_without_a_matching_checkpoint(tmp_path, capsys):
 
 
 def test_ensemble_applies_to_learned_methods_only(tmp_path):
-    from geo_med_sr.config import SRConfig
+    from geo_med_sr.upscale.config import SRConfig
 
     src, _ = make_geotiff(tmp_path / "ref.tif", width=48, height=40)
     config = SRConfig().updated(model={"budget": 1.0})

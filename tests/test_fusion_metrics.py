@@ -1,4 +1,4 @@
-"""Pan-sharpening metrics (geo_med_sr.fusion_metrics) against numpy oracles written from the formulas.
+"""Pan-sharpening metrics (geo_med_sr.metrics.fusion) against numpy oracles written from the formulas.
 
 Every oracle here is a direct, loop-based transcription of the published formula (Wald's ERGAS,
 Yuhas' SAM, Wang & Bovik's UIQI with torchmetrics' Gaussian window, SSIM, Alparone's Q4 with the
@@ -17,8 +17,8 @@ from conftest import smooth_volume
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_med_sr import fusion_metrics as fm
 from geo_med_sr.errors import ConfigError, InputError
+from geo_med_sr.metrics import fusion as fm
 
 windows = np.lib.stride_tricks.sliding_window_view
 EPS = np.finfo(np.float64).eps

@@ -7,12 +7,12 @@ import pytest
 from conftest import oblique_affine, shared_path, smooth_volume, write_nifti
 
 from geo_med_sr import io
-from geo_med_sr.checkpoint import save_checkpoint
-from geo_med_sr.config import SRConfig
 from geo_med_sr.degrade import block_average
 from geo_med_sr.geometry import affine_difference_in_voxels
+from geo_med_sr.models.checkpoint import save_checkpoint
 from geo_med_sr.networks import build_network
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 
 SCALES = [(2, 2, 2), (3, 3, 3), (1, 1, 4)]
 LR_SHAPES = [(5, 7, 3), (6, 4, 4)]  # odd and even sizes

@@ -13,11 +13,11 @@ from rio_cogeo.cogeo import cog_validate
 from test_cli import assert_clean_failure, run_cli
 
 from geo_med_sr import io
-from geo_med_sr.checkpoint import save_checkpoint
-from geo_med_sr.config import SRConfig
 from geo_med_sr.degrade import block_average
+from geo_med_sr.models.checkpoint import save_checkpoint
 from geo_med_sr.networks import build_network
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 
 METHODS = ["nearest", "linear", "bspline", "model"]
 

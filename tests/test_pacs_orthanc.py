@@ -26,10 +26,10 @@ from conftest import REPO, shared_path
 from orthanc_server import free_port, orthanc_binary, start_orthanc
 from test_cli import run_cli
 
-from geo_med_sr.adapters.dicom import net
-from geo_med_sr.dicom_node import DicomNode
-from geo_med_sr.dicom_rules import Rule, Rules
 from geo_med_sr.errors import InputError
+from geo_med_sr.pacs import net
+from geo_med_sr.pacs.node import DicomNode
+from geo_med_sr.pacs.rules import Rule, Rules
 
 NODE_AE, KILLED_AE, OUR_AE = "SRNODE", "SRNODE2", "GEO_MED_SR"
 SCALE = 2  # through-plane factor of every test here

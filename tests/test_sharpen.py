@@ -13,9 +13,9 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from geo_med_sr.cli import main
+from geo_med_sr.cli.main import main
 from geo_med_sr.errors import InputError, OutputError
-from geo_med_sr.sharpen import sharpen
+from geo_med_sr.sharpening.pipeline import sharpen
 
 CRS = "EPSG:32749"
 S2_10 = ("B02", "B03", "B04", "B08")
@@ -297,9 +297,9 @@ def test_evaluate_sharpen_reports_every_metric(tmp_path, capsys):
 
 
 def test_bundled_s2_model_sharpens_the_shipped_crop_and_refuses_other_bands(tmp_path):
-    from geo_med_sr.bundled import find
-    from geo_med_sr.demo import sample_s2
+    from geo_med_sr.cli.demo import sample_s2
     from geo_med_sr.errors import ModelError
+    from geo_med_sr.models.bundled import find
 
     if find("s2-guided-x2") is None:
         pytest.skip("bundled guided weights not installed (make weights-sharpen)")
@@ -315,7 +315,7 @@ def test_bundled_s2_model_sharpens_the_shipped_crop_and_refuses_other_bands(tmp_
 
 
 def test_evaluate_sharpen_qnr_at_full_resolution(tmp_path):
-    from geo_med_sr.sharpen_eval import evaluate_sharpening
+    from geo_med_sr.sharpening.evaluate import evaluate_sharpening
 
     folder = s2_folder(tmp_path / "S2X", n=96, scl=False)
     result = evaluate_sharpening([folder], methods=["bicubic", "glp"], ratios=[2], qnr=True)

@@ -10,8 +10,8 @@ from scipy.ndimage import gaussian_filter
 
 from geo_med_sr.degrade import SliceProfile, block_average_array
 from geo_med_sr.errors import ConfigError
-from geo_med_sr.pipeline import super_resolve
 from geo_med_sr.slice_profile import estimate_thickness, resample_lines
+from geo_med_sr.upscale.pipeline import super_resolve
 
 
 def _isotropic(shape=(80, 80, 160), sigma=2.0, seed=0) -> np.ndarray:

@@ -13,8 +13,8 @@ from test_cli import run_cli
 from geo_med_sr import io
 from geo_med_sr.errors import ConfigError, ScaleError
 from geo_med_sr.geometry import affine_difference_in_voxels, scale_affine
-from geo_med_sr.pipeline import super_resolve
 from geo_med_sr.scale import MAX_FACTOR, factors_for_spacing
+from geo_med_sr.upscale.pipeline import super_resolve
 
 
 @pytest.mark.parametrize(

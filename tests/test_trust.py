@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo_med_sr import io, super_resolve
-from geo_med_sr.cli import main
+from geo_med_sr.cli.main import main
 from geo_med_sr.errors import ConfigError, OutputError, ScaleError
 
 
@@ -313,7 +313,7 @@ def test_absurd_scales_are_refused_before_any_work(tmp_path, capsys, scale):
 
 
 def test_in_memory_output_larger_than_the_memory_available_is_refused(tmp_path, capsys, monkeypatch):
-    from geo_med_sr import pipeline
+    from geo_med_sr.upscale import pipeline
 
     monkeypatch.setattr(pipeline, "available_bytes", lambda: 1 << 20)  # 1 MiB free
     src = write_nifti(tmp_path / "in.nii.gz", smooth_volume((32, 32, 16)), oblique_affine())
@@ -324,8 +324,8 @@ def test_in_memory_output_larger_than_the_memory_available_is_refused(tmp_path, 
 def test_a_checkpoint_asking_for_a_huge_network_is_refused_before_allocation(tmp_path):
     import resource
 
-    from geo_med_sr.checkpoint import load_checkpoint, save_checkpoint
     from geo_med_sr.errors import ModelError
+    from geo_med_sr.models.checkpoint import load_checkpoint, save_checkpoint
     from geo_med_sr.networks import build_network
 
     path = tmp_path / "net.safetensors"

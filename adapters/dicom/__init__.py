@@ -34,10 +34,10 @@ try:
 except ImportError as exc:  # pragma: no cover - pydicom is a declared dependency
     raise ImportError("the DICOM adapter needs pydicom: pip install 'pydicom>=2.4'") from exc
 
-from ..base import ADAPTERS
-from .adapter import OTHER_FORMAT_SUFFIXES, DicomAdapter
-from .detect import DICOM_SUFFIXES
-from .geometry import (
+from geo_med_sr.adapters.base import ADAPTERS
+from geo_med_sr.adapters.dicom.adapter import OTHER_FORMAT_SUFFIXES, DicomAdapter
+from geo_med_sr.adapters.dicom.detect import DICOM_SUFFIXES
+from geo_med_sr.adapters.dicom.geometry import (
     DUPLICATE_TOLERANCE_MM,
     INPLANE_TOLERANCE_MM,
     ORIENTATION_TOLERANCE,
@@ -47,9 +47,9 @@ from .geometry import (
     slice_geometry,
     slice_grid,
 )
-from .iod import KEPT_SOP_CLASSES, MODALITY_SOP
-from .provenance import PROVENANCE_CREATOR, PROVENANCE_ELEMENT, PROVENANCE_GROUP
-from .references import DERIVATION_CODE, SOURCE_PURPOSE_CODE
+from geo_med_sr.adapters.dicom.iod import KEPT_SOP_CLASSES, MODALITY_SOP
+from geo_med_sr.adapters.dicom.provenance import PROVENANCE_CREATOR, PROVENANCE_ELEMENT, PROVENANCE_GROUP
+from geo_med_sr.adapters.dicom.references import DERIVATION_CODE, SOURCE_PURPOSE_CODE
 
 __all__ = [
     "DERIVATION_CODE",

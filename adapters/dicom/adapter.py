@@ -12,19 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from ...geometry import lps_to_ras
-from ...inference.protocols import ImageSource
-from ...spatial import SpatialArray
-from ..base import Adapter
-from .detect import folder_files, sniff
-from .geometry import series_geometry, single_slice_step, slice_grid
-from .meta import dicom_info, series_meta
-from .pixels import encode_volume, read_volume
-from .provenance import read_folder_provenance
-from .references import add_source_references, sources_per_slice
-from .scan import check_image_kind, scan_folder, select_series
-from .template import base_dataset
-from .write import (
+from geo_med_sr.adapters.base import Adapter
+from geo_med_sr.adapters.dicom.detect import folder_files, sniff
+from geo_med_sr.adapters.dicom.geometry import series_geometry, single_slice_step, slice_grid
+from geo_med_sr.adapters.dicom.meta import dicom_info, series_meta
+from geo_med_sr.adapters.dicom.pixels import encode_volume, read_volume
+from geo_med_sr.adapters.dicom.provenance import read_folder_provenance
+from geo_med_sr.adapters.dicom.references import add_source_references, sources_per_slice
+from geo_med_sr.adapters.dicom.scan import check_image_kind, scan_folder, select_series
+from geo_med_sr.adapters.dicom.template import base_dataset
+from geo_med_sr.adapters.dicom.write import (
     check_output,
     derivation_text,
     instance_numbers,
@@ -35,6 +32,9 @@ from .write import (
     slice_dataset,
     slice_file_name,
 )
+from geo_med_sr.geometry import lps_to_ras
+from geo_med_sr.inference.protocols import ImageSource
+from geo_med_sr.spatial import SpatialArray
 
 #: output names that belong to other adapters (a DICOM output is a folder without suffix).
 OTHER_FORMAT_SUFFIXES = (".nii", ".nii.gz", ".tif", ".tiff", ".img", ".hdr", ".mha", ".mhd", ".nrrd", ".png", ".jpg")

@@ -14,7 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from .header import sop_class
+from geo_med_sr.adapters.dicom.header import sop_class
 
 #: file-name endings that mark a DICOM file even without the "DICM" preamble.
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")

@@ -29,9 +29,9 @@ from typing import NamedTuple
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ...errors import GeometryError, OutputError, file_error
-from ...geometry import ras_to_lps
-from .header import SliceHeader, optional_float
+from geo_med_sr.adapters.dicom.header import SliceHeader, optional_float
+from geo_med_sr.errors import GeometryError, OutputError, file_error
+from geo_med_sr.geometry import ras_to_lps
 
 #: ImageOrientationPatient values of all slices must agree to this (direction cosines).
 ORIENTATION_TOLERANCE = 1e-4

@@ -25,7 +25,7 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
-from ...errors import OutputError, file_error
+from geo_med_sr.errors import OutputError, file_error
 
 #: single-frame image SOP classes written with their own class; anything else becomes SC.
 KEPT_SOP_CLASSES = (

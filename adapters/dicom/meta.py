@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .header import SliceHeader, optional_float, sop_class
-from .references import source_instances
-from .template import strip_template
+from geo_med_sr.adapters.dicom.header import SliceHeader, optional_float, sop_class
+from geo_med_sr.adapters.dicom.references import source_instances
+from geo_med_sr.adapters.dicom.template import strip_template
 
 
 def dicom_info(meta: dict[str, Any]) -> dict[str, Any]:

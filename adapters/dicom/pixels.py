@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pydicom
 
-from ...dtypes import cast_to_dtype, storage_range
-from ...errors import InputError, file_error
-from .header import SliceHeader, ds_text, rescale_pair
+from geo_med_sr.adapters.dicom.header import SliceHeader, ds_text, rescale_pair
+from geo_med_sr.dtypes import cast_to_dtype, storage_range
+from geo_med_sr.errors import InputError, file_error
 
 # ----------------------------------------------------------------------------- reading
 

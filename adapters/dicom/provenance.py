@@ -13,8 +13,8 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..base import provenance_from_text
-from .detect import folder_files, sniff
+from geo_med_sr.adapters.base import provenance_from_text
+from geo_med_sr.adapters.dicom.detect import folder_files, sniff
 
 #: private group, creator and element offset of the provenance JSON written into every slice.
 PROVENANCE_GROUP = 0x0071

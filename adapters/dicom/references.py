@@ -17,8 +17,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from .geometry import DUPLICATE_TOLERANCE_MM
-from .header import SliceHeader, sop_class
+from geo_med_sr.adapters.dicom.geometry import DUPLICATE_TOLERANCE_MM
+from geo_med_sr.adapters.dicom.header import SliceHeader, sop_class
 
 #: (CodeValue, CodingSchemeDesignator, CodeMeaning) of the source references (CID 7202).
 SOURCE_PURPOSE_CODE = ("121322", "DCM", "Source image for image processing operation")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
-from ...errors import InputError, file_error
-from .detect import folder_files, is_non_image_object, sniff
-from .header import SliceHeader, sop_class
+from geo_med_sr.adapters.dicom.detect import folder_files, is_non_image_object, sniff
+from geo_med_sr.adapters.dicom.header import SliceHeader, sop_class
+from geo_med_sr.errors import InputError, file_error
 
 #: SeriesInstanceUID -> the ``(path, header)`` of its slices, in file-name order.
 SeriesGroups = dict[str, list[SliceHeader]]

@@ -21,8 +21,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from ...errors import InputError, file_error
-from .iod import complete_iod, normalise_modality, resolve_sop_class
+from geo_med_sr.adapters.dicom.iod import complete_iod, normalise_modality, resolve_sop_class
+from geo_med_sr.errors import InputError, file_error
 
 #: patient/study identity a ``template`` series gives the written series.
 IDENTITY_KEYWORDS = (
@@ -175,7 +175,7 @@ def read_template(folder: Path) -> Dataset:
     Raises:
         InputError: naming the folder: not a folder, no DICOM image, or images of several studies.
     """
-    from .scan import scan_folder  # local import: scan is only needed for this option
+    from geo_med_sr.adapters.dicom.scan import scan_folder  # local import: scan is only needed for this option
 
     groups, _ = scan_folder(Path(folder))
     headers = [items[0][1] for items in groups.values()]

@@ -25,14 +25,14 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from ... import __version__
-from ...errors import OutputError, file_error
-from ...spatial import SpatialArray
-from .geometry import SliceGrid
-from .header import ds_text
-from .pixels import StoredPixels
-from .provenance import add_provenance
-from .references import DERIVATION_CODE, code_item
+from geo_med_sr import __version__
+from geo_med_sr.adapters.dicom.geometry import SliceGrid
+from geo_med_sr.adapters.dicom.header import ds_text
+from geo_med_sr.adapters.dicom.pixels import StoredPixels
+from geo_med_sr.adapters.dicom.provenance import add_provenance
+from geo_med_sr.adapters.dicom.references import DERIVATION_CODE, code_item
+from geo_med_sr.errors import OutputError, file_error
+from geo_med_sr.spatial import SpatialArray
 
 #: General Equipment attributes that describe the source's equipment (moved to Contributing Equipment).
 EQUIPMENT_KEYWORDS = ("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "StationName", "SoftwareVersions")

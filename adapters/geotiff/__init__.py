@@ -26,10 +26,10 @@ try:
 except ImportError as exc:  # pragma: no cover - rasterio is a declared dependency
     raise ImportError("the GeoTIFF adapter needs rasterio: pip install 'rasterio>=1.3' 'rio-cogeo>=5.0'") from exc
 
-from ..base import ADAPTERS
-from .adapter import SUFFIXES, GeoTiffAdapter
-from .blocks import check_blocks
-from .conventions import (
+from geo_med_sr.adapters.base import ADAPTERS
+from geo_med_sr.adapters.geotiff.adapter import SUFFIXES, GeoTiffAdapter
+from geo_med_sr.adapters.geotiff.blocks import check_blocks
+from geo_med_sr.adapters.geotiff.conventions import (
     affine_from_transform,
     decode_nodata,
     encode_nodata,
@@ -37,11 +37,11 @@ from .conventions import (
     transform_from_affine,
     window_from_rasterio,
 )
-from .environment import SINK_CACHE_MB
-from .layout import overview_factors
-from .sink import FROM_META, GeoTiffSink
-from .source import DRIVERS, GeoTiffSource
-from .tags import (
+from geo_med_sr.adapters.geotiff.environment import SINK_CACHE_MB
+from geo_med_sr.adapters.geotiff.layout import overview_factors
+from geo_med_sr.adapters.geotiff.sink import FROM_META, GeoTiffSink
+from geo_med_sr.adapters.geotiff.source import DRIVERS, GeoTiffSource
+from geo_med_sr.adapters.geotiff.tags import (
     PROVENANCE_PREFIX,
     band_names,
     decode_provenance_value,

@@ -11,17 +11,17 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from ...dtypes import cast_to_dtype
-from ...errors import OutputError, file_error
-from ...inference.protocols import ImageSource, Window
-from ...spatial import SpatialArray
-from ..base import Adapter
-from .conventions import GDAL_ERRORS, crs_label, decode_nodata, transform_from_affine
-from .environment import cap_block_cache
-from .layout import check_nodata
-from .sink import FROM_META, GeoTiffSink
-from .source import GeoTiffSource
-from .tags import provenance_from_tags
+from geo_med_sr.adapters.base import Adapter
+from geo_med_sr.adapters.geotiff.conventions import GDAL_ERRORS, crs_label, decode_nodata, transform_from_affine
+from geo_med_sr.adapters.geotiff.environment import cap_block_cache
+from geo_med_sr.adapters.geotiff.layout import check_nodata
+from geo_med_sr.adapters.geotiff.sink import FROM_META, GeoTiffSink
+from geo_med_sr.adapters.geotiff.source import GeoTiffSource
+from geo_med_sr.adapters.geotiff.tags import provenance_from_tags
+from geo_med_sr.dtypes import cast_to_dtype
+from geo_med_sr.errors import OutputError, file_error
+from geo_med_sr.inference.protocols import ImageSource, Window
+from geo_med_sr.spatial import SpatialArray
 
 #: file name endings the adapter reads and writes (any case).
 SUFFIXES = (".tif", ".tiff")

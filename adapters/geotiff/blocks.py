@@ -10,8 +10,8 @@ from pathlib import Path
 
 import rasterio
 
-from ...errors import OutputError, file_error
-from .conventions import GDAL_ERRORS, reason
+from geo_med_sr.adapters.geotiff.conventions import GDAL_ERRORS, reason
+from geo_med_sr.errors import OutputError, file_error
 
 
 def check_blocks(path: Path, name: Path | None = None) -> None:

@@ -27,10 +27,10 @@ import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
 
-from ...errors import OutputError, file_error
-from .blocks import check_blocks
-from .layout import overview_block, overview_factors
-from .tags import layout_metadata
+from geo_med_sr.adapters.geotiff.blocks import check_blocks
+from geo_med_sr.adapters.geotiff.layout import overview_block, overview_factors
+from geo_med_sr.adapters.geotiff.tags import layout_metadata
+from geo_med_sr.errors import OutputError, file_error
 
 
 def cog_profile(compress: str | None, block: tuple[int, int], predictor: int | None) -> dict[str, Any]:

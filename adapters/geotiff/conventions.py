@@ -36,9 +36,9 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window as RasterioWindow
 
-from ... import geometry
-from ...errors import GeoMedSRError, file_error
-from ...inference.protocols import Window
+from geo_med_sr import geometry
+from geo_med_sr.errors import GeoMedSRError, file_error
+from geo_med_sr.inference.protocols import Window
 
 #: exceptions rasterio/GDAL raise for unreadable or unwritable files.
 GDAL_ERRORS = (RasterioError, CPLE_BaseError)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.enums import Compression
 
-from ...errors import ConfigError, file_error
+from geo_med_sr.errors import ConfigError, file_error
 
 #: compressions that take a TIFF predictor.
 PREDICTOR_COMPRESSIONS = ("deflate", "lzw", "zstd", "lzma")

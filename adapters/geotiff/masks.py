@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import GeoMedSRError, OutputError, file_error
-from ...inference.protocols import Window
-from ...spatial import upsample_mask
+from geo_med_sr.errors import GeoMedSRError, OutputError, file_error
+from geo_med_sr.inference.protocols import Window
+from geo_med_sr.spatial import upsample_mask
 
 
 def integer_factors(size: Any, shape: tuple[int, int]) -> tuple[int, int] | None:
@@ -91,7 +91,7 @@ class InputMask:
         )
 
     def _open(self, bands: list[int]) -> Any:
-        from .source import GeoTiffSource
+        from geo_med_sr.adapters.geotiff.source import GeoTiffSource
 
         try:
             with warnings.catch_warnings():

@@ -26,17 +26,24 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning
 from rasterio.transform import Affine
 
-from ...dtypes import mark_nodata
-from ...errors import ConfigError, OutputError, file_error
-from ...inference.protocols import Window
-from ..base import SinkContext
-from .blocks import check_blocks
-from .cog import build_overviews, check_copy, cog_profile, copy_to_cog, overview_config
-from .conventions import GDAL_ERRORS, decode_nodata, normalise_window, rasterio_window, reason, transform_from_affine
-from .environment import quiet_libtiff, writing_env
-from .layout import block_sizes, check_compress, check_nodata, predictor
-from .masks import InputMask, integer_factors, mask_of
-from .tags import apply_metadata
+from geo_med_sr.adapters.base import SinkContext
+from geo_med_sr.adapters.geotiff.blocks import check_blocks
+from geo_med_sr.adapters.geotiff.cog import build_overviews, check_copy, cog_profile, copy_to_cog, overview_config
+from geo_med_sr.adapters.geotiff.conventions import (
+    GDAL_ERRORS,
+    decode_nodata,
+    normalise_window,
+    rasterio_window,
+    reason,
+    transform_from_affine,
+)
+from geo_med_sr.adapters.geotiff.environment import quiet_libtiff, writing_env
+from geo_med_sr.adapters.geotiff.layout import block_sizes, check_compress, check_nodata, predictor
+from geo_med_sr.adapters.geotiff.masks import InputMask, integer_factors, mask_of
+from geo_med_sr.adapters.geotiff.tags import apply_metadata
+from geo_med_sr.dtypes import mark_nodata
+from geo_med_sr.errors import ConfigError, OutputError, file_error
+from geo_med_sr.inference.protocols import Window
 
 
 def _apply(transform: Affine, x: float, y: float) -> tuple[float, float]:

@@ -32,10 +32,7 @@ import rasterio
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning
 
-from ...errors import ConfigError, InputError, InputNotFoundError, file_error
-from ...inference.protocols import Window
-from ...spatial import SpatialArray
-from .conventions import (
+from geo_med_sr.adapters.geotiff.conventions import (
     GDAL_ERRORS,
     affine_from_transform,
     area_or_point,
@@ -44,7 +41,10 @@ from .conventions import (
     rasterio_window,
     reason,
 )
-from .layout import check_bands
+from geo_med_sr.adapters.geotiff.layout import check_bands
+from geo_med_sr.errors import ConfigError, InputError, InputNotFoundError, file_error
+from geo_med_sr.inference.protocols import Window
+from geo_med_sr.spatial import SpatialArray
 
 #: GDAL drivers accepted as GeoTIFF input.
 DRIVERS = ("GTiff", "COG")

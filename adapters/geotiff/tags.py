@@ -35,7 +35,7 @@ from typing import Any
 
 from rasterio.enums import ColorInterp
 
-from .conventions import GDAL_ERRORS, area_or_point, encode_nodata, reason
+from geo_med_sr.adapters.geotiff.conventions import GDAL_ERRORS, area_or_point, encode_nodata, reason
 
 #: prefix of the dataset tags that carry ``meta["provenance"]`` (``GEO_MED_SR_<KEY>``).
 PROVENANCE_PREFIX = "GEO_MED_SR_"

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..multires import reflect_indices
-from ..spatial import SpatialArray
-from .protocols import Source, Window
+from geo_med_sr.inference.protocols import Source, Window
+from geo_med_sr.multires import reflect_indices
+from geo_med_sr.spatial import SpatialArray
 
 __all__ = ["ArraySink", "ArraySource", "read_reflected", "read_reflected_mask"]
 

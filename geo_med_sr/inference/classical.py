@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..networks.upsample import interpolate_linear
-from ..scale import as_scale
+from geo_med_sr.networks.upsample import interpolate_linear
+from geo_med_sr.scale import as_scale
 
 _POLE = math.sqrt(3.0) - 2.0
 _PREFILTER_TAPS = 16

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..degrade import BlockAverage, Degradation
-from ..networks.upsample import interpolate_linear
-from .classical import BSplineUpsampler
+from geo_med_sr.degrade import BlockAverage, Degradation
+from geo_med_sr.inference.classical import BSplineUpsampler
+from geo_med_sr.networks.upsample import interpolate_linear
 
 #: iterations used by ``bspline-ibp`` and ``--consistency``; the residual shrinks geometrically.
 DEFAULT_ITERATIONS = 20

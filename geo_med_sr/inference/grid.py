@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from .protocols import Window
+from geo_med_sr.errors import ConfigError
+from geo_med_sr.inference.protocols import Window
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dtypes import cast_to_dtype, mark_nodata
-from ..normalize import Normalizer
-from .protocols import Source, Window
+from geo_med_sr.dtypes import cast_to_dtype, mark_nodata
+from geo_med_sr.inference.protocols import Source, Window
+from geo_med_sr.normalize import Normalizer
 
 
 def fill_invalid(x: np.ndarray, valid: np.ndarray, radius: int, fill_value: float = 0.0) -> np.ndarray:

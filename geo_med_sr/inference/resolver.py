@@ -15,19 +15,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..dtypes import compute_dtype
-from ..errors import ConfigError
-from ..geometry import scaled_shape
-from ..networks.streaming import StreamedEDSR
-from ..scale import as_scale
-from ..spatial import upsample_mask
-from .arrays import ArraySink, ArraySource, read_reflected, read_reflected_mask
-from .device import resolve_device
-from .grid import Patch, PatchGrid
-from .memory import reuse_freed_memory
-from .protocols import Sink, Source, Upsampler, Window
-from .radiometry import Radiometry
-from .threads import BackgroundWorker, prefetch
+from geo_med_sr.dtypes import compute_dtype
+from geo_med_sr.errors import ConfigError
+from geo_med_sr.geometry import scaled_shape
+from geo_med_sr.inference.arrays import ArraySink, ArraySource, read_reflected, read_reflected_mask
+from geo_med_sr.inference.device import resolve_device
+from geo_med_sr.inference.grid import Patch, PatchGrid
+from geo_med_sr.inference.memory import reuse_freed_memory
+from geo_med_sr.inference.protocols import Sink, Source, Upsampler, Window
+from geo_med_sr.inference.radiometry import Radiometry
+from geo_med_sr.inference.threads import BackgroundWorker, prefetch
+from geo_med_sr.networks.streaming import StreamedEDSR
+from geo_med_sr.scale import as_scale
+from geo_med_sr.spatial import upsample_mask
 
 
 def _batches(items: Iterable[Patch], size: int) -> Iterator[list[Patch]]:

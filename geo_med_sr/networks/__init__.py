@@ -12,12 +12,12 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ModelError
-from ..registry import Registry
-from .edsr import EDSR, EDSRBlock, ResidualSRNetwork
-from .guided import GuidedNet
-from .rcan import RCAB, RCAN, LocalChannelSELayer, ResidualGroup
-from .upsample import PerAxisSubpixelUpsample, interpolate_linear, pixel_shuffle_nd
+from geo_med_sr.errors import ModelError
+from geo_med_sr.networks.edsr import EDSR, EDSRBlock, ResidualSRNetwork
+from geo_med_sr.networks.guided import GuidedNet
+from geo_med_sr.networks.rcan import RCAB, RCAN, LocalChannelSELayer, ResidualGroup
+from geo_med_sr.networks.upsample import PerAxisSubpixelUpsample, interpolate_linear, pixel_shuffle_nd
+from geo_med_sr.registry import Registry
 
 __all__ = [
     "EDSR",

@@ -20,9 +20,9 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from ..errors import ModelError
-from ..scale import as_scale
-from .upsample import PerAxisSubpixelUpsample, interpolate_linear
+from geo_med_sr.errors import ModelError
+from geo_med_sr.networks.upsample import PerAxisSubpixelUpsample, interpolate_linear
+from geo_med_sr.scale import as_scale
 
 
 def check_int(name: str, value: object, minimum: int = 1, odd: bool = False) -> int:

@@ -23,8 +23,8 @@ import torch
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
-from ..errors import ModelError
-from .edsr import check_int
+from geo_med_sr.errors import ModelError
+from geo_med_sr.networks.edsr import check_int
 
 
 class GuidedNet(nn.Module):

@@ -17,8 +17,8 @@ from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Pool
 from torch import nn
 
-from ..errors import ModelError
-from .edsr import ResidualSRNetwork, check_float, check_int, make_conv
+from geo_med_sr.errors import ModelError
+from geo_med_sr.networks.edsr import ResidualSRNetwork, check_float, check_int, make_conv
 
 
 class LocalChannelSELayer(ChannelSELayer):

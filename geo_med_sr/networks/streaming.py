@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .edsr import EDSR, EDSRBlock
-from .upsample import interpolate_linear, pixel_shuffle_nd
+from geo_med_sr.errors import ConfigError
+from geo_med_sr.networks.edsr import EDSR, EDSRBlock
+from geo_med_sr.networks.upsample import interpolate_linear, pixel_shuffle_nd
 
 __all__ = ["Chunk", "StreamedEDSR"]
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from ..errors import ModelError
-from ..scale import as_scale
+from geo_med_sr.errors import ModelError
+from geo_med_sr.scale import as_scale
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 

@@ -8,10 +8,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
-from ..degrade import DEGRADATIONS
-from ..errors import ConfigError, file_error
-from ..normalize import NORMALIZERS
-from ..registry import Registry
+from geo_med_sr.degrade import DEGRADATIONS
+from geo_med_sr.errors import ConfigError, file_error
+from geo_med_sr.normalize import NORMALIZERS
+from geo_med_sr.registry import Registry
 
 
 class _Strict(BaseModel):
@@ -57,7 +57,7 @@ class TrainConfig(_Strict):
     @field_validator("network")
     @classmethod
     def _registered_network(cls, value: NamedParams) -> NamedParams:
-        from ..networks import NETWORKS
+        from geo_med_sr.networks import NETWORKS
 
         return _registered(NETWORKS, value)
 

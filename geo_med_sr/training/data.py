@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io
-from ..degrade import Degradation
-from ..digest import sha256_file
-from ..errors import InputError, file_error
-from ..inference.protocols import Window
-from ..normalize import Normalizer
-from ..spatial import SpatialArray
+from geo_med_sr import io
+from geo_med_sr.degrade import Degradation
+from geo_med_sr.digest import sha256_file
+from geo_med_sr.errors import InputError, file_error
+from geo_med_sr.inference.protocols import Window
+from geo_med_sr.normalize import Normalizer
+from geo_med_sr.spatial import SpatialArray
 
 
 @dataclass

@@ -3,7 +3,7 @@ validation PSNR on a held-out file, checkpoints that resume exactly, never pickl
 
 Files written for ``--out model.safetensors``:
 
-* ``model.safetensors`` + ``model.json``: the network (see :mod:`geo_med_sr.checkpoint`), with
+* ``model.safetensors`` + ``model.json``: the network (see :mod:`geo_med_sr.models.checkpoint`), with
   ``extra`` = scale, degradation, normalisation, training config, step, validation history and
   the SHA-256 of every training file.
 * ``model.train.safetensors``: optimizer tensors, RNG states and the step (JSON metadata), for
@@ -25,16 +25,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..degrade import build_degradation
-from ..errors import ModelError, file_error
-from ..inference.device import resolve_device
-from ..inference.resolver import SuperResolver
-from ..metrics import crop_to_blocks, data_range, psnr, valid_region
-from ..networks import build_network
-from ..normalize import build_normalizer
-from .config import TrainConfig
-from .data import PatchSampler, TrainImage, load_training_images
+from geo_med_sr.degrade import build_degradation
+from geo_med_sr.errors import ModelError, file_error
+from geo_med_sr.inference.device import resolve_device
+from geo_med_sr.inference.resolver import SuperResolver
+from geo_med_sr.metrics.image import crop_to_blocks, data_range, psnr, valid_region
+from geo_med_sr.models.checkpoint import load_checkpoint, save_checkpoint
+from geo_med_sr.networks import build_network
+from geo_med_sr.normalize import build_normalizer
+from geo_med_sr.training.config import TrainConfig
+from geo_med_sr.training.data import PatchSampler, TrainImage, load_training_images
 
 
 def state_path(out: str | os.PathLike) -> Path:

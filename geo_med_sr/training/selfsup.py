@@ -1,6 +1,6 @@
 """Self-supervised adaptation to the image being upscaled (``--method self``), no download.
 
-Two protocols, chosen from the scale by :func:`geo_med_sr.methods.resolve_method` (which also
+Two protocols, chosen from the scale by :func:`geo_med_sr.upscale.methods.resolve_method` (which also
 picks the network and its starting weights; this module trains what it is given):
 
 * **Through-plane MRI** (3D, exactly one axis with ``s > 1``; SMORE/ECLARE idea): a 2D network
@@ -32,17 +32,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint
-from ..degrade import BlockAverage, SliceProfile
-from ..errors import InputError
-from ..inference.device import resolve_device
-from ..inference.ensemble import PlaneEnsemble
-from ..inference.protocols import Source
-from ..inference.radiometry import sample_boxes
-from ..networks import build_network
-from ..normalize import Normalizer
-from .data import PatchSampler, TrainImage
-from .loop import optimization_step
+from geo_med_sr.degrade import BlockAverage, SliceProfile
+from geo_med_sr.errors import InputError
+from geo_med_sr.inference.device import resolve_device
+from geo_med_sr.inference.ensemble import PlaneEnsemble
+from geo_med_sr.inference.protocols import Source
+from geo_med_sr.inference.radiometry import sample_boxes
+from geo_med_sr.models.checkpoint import load_checkpoint
+from geo_med_sr.networks import build_network
+from geo_med_sr.normalize import Normalizer
+from geo_med_sr.training.data import PatchSampler, TrainImage
+from geo_med_sr.training.loop import optimization_step
 
 #: default training budget in seconds (a 2-core CPU; a GPU gets a third of it).
 DEFAULT_BUDGET_CPU = 180.0
@@ -236,7 +236,7 @@ def self_supervised_upsampler(
     slice_thickness: float | None = None,
     log: Any = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train an upsampler on the input image itself, as :func:`geo_med_sr.methods.resolve_method` decided.
+    """Train an upsampler on the input image itself, as :func:`geo_med_sr.upscale.methods.resolve_method` decided.
 
     Args:
         source: the LR image (``shape (C, *S)``, ``read(window)``, ``read_valid(window)``).

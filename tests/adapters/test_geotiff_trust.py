@@ -19,11 +19,11 @@ from rasterio.rpc import RPC
 from rasterio.transform import Affine
 
 from geo_med_sr.adapters.geotiff import GeoTiffAdapter, GeoTiffSink, GeoTiffSource
-from geo_med_sr.config import SRConfig
 from geo_med_sr.errors import InputError, OutputError
 from geo_med_sr.inference.protocols import Window
-from geo_med_sr.pipeline import super_resolve
 from geo_med_sr.spatial import SpatialArray
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 
 NORTH_UP = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_500_000.0)
 W, H = 40, 30

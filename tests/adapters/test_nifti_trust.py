@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_med_sr import io
-from geo_med_sr.cli import main
+from geo_med_sr.cli.main import main
 from geo_med_sr.errors import InputError
 from geo_med_sr.geometry import scale_affine
 

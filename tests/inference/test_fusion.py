@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 
 from geo_med_sr.errors import InputError
 from geo_med_sr.inference.arrays import ArraySink, ArraySource
-from geo_med_sr.inference.fusion import Band, Scene, band_stats, group_inputs, plan
-from geo_med_sr.inference.fusion_engine import output_spec, sharpen_scene
-from geo_med_sr.inference.fusion_methods import GLP, Bicubic, Brovey, NetworkMethod, fit_glp
 from geo_med_sr.inference.protocols import Window
 from geo_med_sr.multires import Grid, area_weights, covered_range, relate
-from geo_med_sr.training.guided import reduced_inputs, wald_pairs
+from geo_med_sr.sharpening.engine import output_spec, sharpen_scene
+from geo_med_sr.sharpening.methods import GLP, Bicubic, Brovey, NetworkMethod, fit_glp
+from geo_med_sr.sharpening.scene import Band, Scene, band_stats, group_inputs, plan
+from geo_med_sr.sharpening.training import reduced_inputs, wald_pairs
 
 CRS = "EPSG:32632"
 

@@ -100,7 +100,7 @@ def test_plugin_choices_are_the_cli_choices():
     """The plugin cannot import the CLI (QGIS's Python has no torch): its copy must match the parser."""
     import argparse
 
-    from geo_med_sr.cli import build_parser
+    from geo_med_sr.cli.main import build_parser
     from geo_med_sr.scale import MAX_FACTOR
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from geotiff_fixtures import make_geotiff
 
-from geo_med_sr.checkpoint import save_checkpoint
-from geo_med_sr.evaluate import evaluate
+from geo_med_sr.models.card import model_card
+from geo_med_sr.models.checkpoint import save_checkpoint
 from geo_med_sr.networks import build_network
-from geo_med_sr.training.card import model_card
+from geo_med_sr.upscale.evaluate import evaluate
 
 
 def test_card_lists_data_history_and_evaluation(tmp_path):

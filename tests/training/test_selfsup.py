@@ -10,12 +10,12 @@ from conftest import oblique_affine, smooth_volume, write_nifti
 from geotiff_fixtures import make_geotiff
 
 from geo_med_sr import io
-from geo_med_sr.config import SRConfig
 from geo_med_sr.geometry import affine_difference_in_voxels, scale_affine
 from geo_med_sr.inference.ensemble import PlaneEnsemble
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.networks import build_network
-from geo_med_sr.pipeline import super_resolve
+from geo_med_sr.upscale.config import SRConfig
+from geo_med_sr.upscale.pipeline import super_resolve
 
 
 def _plane_ensemble(seed: int) -> PlaneEnsemble:
@@ -67,7 +67,7 @@ def _zero_shot(tmp_path):
 
 
 def test_self_zero_shot_geotiff_fine_tunes_the_bundled_model(tmp_path):
-    from geo_med_sr import bundled
+    from geo_med_sr.models import bundled
 
     if bundled.find("sat-edsr-x2") is None:
         pytest.skip("sat-edsr-x2 weights not installed (make weights-sat-x2)")
@@ -75,7 +75,7 @@ def test_self_zero_shot_geotiff_fine_tunes_the_bundled_model(tmp_path):
 
 
 def test_self_zero_shot_geotiff_starts_from_random_weights_without_a_bundled_model(tmp_path, monkeypatch):
-    from geo_med_sr import bundled
+    from geo_med_sr.models import bundled
 
     monkeypatch.setattr(bundled, "available", lambda: [])
     assert _zero_shot(tmp_path)["start"] == "random init"

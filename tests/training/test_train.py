@@ -10,9 +10,9 @@ import pytest
 import torch
 from geotiff_fixtures import make_geotiff
 
-from geo_med_sr.checkpoint import load_checkpoint
-from geo_med_sr.cli import main
+from geo_med_sr.cli.main import main
 from geo_med_sr.inference.resolver import SuperResolver
+from geo_med_sr.models.checkpoint import load_checkpoint
 from geo_med_sr.training.config import load_train_config
 from geo_med_sr.training.loop import state_path, train
 

@@ -2,13 +2,13 @@
 
 QGIS runs its own Python, which has neither torch nor geo_med_sr: the plugin only runs the CLI
 as a subprocess. The choices below mirror the CLI's argparse choices; a test of the project
-(tests/integrations/test_qgis_plugin.py) compares them with ``geo_med_sr.cli.build_parser()``,
+(tests/integrations/test_qgis_plugin.py) compares them with ``geo_med_sr.cli.main.build_parser()``,
 so a method added to the CLI fails that test until it is listed here too.
 """
 
 from __future__ import annotations
 
-#: ``geo-med-sr upscale/batch --method`` choices (``geo_med_sr.methods.METHODS``).
+#: ``geo-med-sr upscale/batch --method`` choices (``geo_med_sr.upscale.methods.METHODS``).
 UPSCALE_METHODS = ("bicubic", "bspline", "bspline-ibp", "linear", "model", "nearest", "self")
 #: ``geo-med-sr sharpen --method`` choices; the CLI's default is ``self``.
 SHARPEN_METHODS = ("bicubic", "brovey", "glp", "model", "self")

@@ -1,0 +1,1 @@
+"""Bundled models: the catalogue, checkpoints (.safetensors + JSON config), model cards; weights/."""

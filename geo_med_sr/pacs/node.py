@@ -1,0 +1,496 @@
+"""A DICOM node: receive series (C-STORE), super-resolve each complete one by rule, forward the result.
+
+The node is a PACS modality like any other: the PACS (or a scanner) sends it series, it answers
+every C-STORE only once the instance is on disk, waits until a series is complete, chooses a rule
+(modality, SeriesDescription, slice thickness -> scale, method, destination), runs
+:func:`geo_med_sr.super_resolve` into a new DICOM series of the same study and C-STOREs that to
+the destination. All state lives in the spool folder, so a killed node resumes where it stopped.
+
+Spool layout (``SPOOL/``):
+
+* ``tmp/``: instances being written (write, fsync, rename); emptied at start (never acknowledged).
+* ``incoming/<SeriesUID>/<SOPInstanceUID>.dcm`` and ``incoming/<SeriesUID>.json`` (the sender
+  and header values, written before the first instance): series being received.
+* ``ready/<SeriesUID>/`` (+ ``.json``): a complete series, moved there in one rename (instances
+  arriving later start a new ``incoming/`` folder, never change the series being processed).
+* ``output/<SeriesUID>/``: the super-resolved series (written atomically by the pipeline).
+* ``done/<SeriesUID>.json``: the done marker (output SeriesInstanceUID, counts, destination);
+  a series with a marker is never processed again. ``ready/`` and ``output/`` are then removed
+  (kept with ``keep=True``).
+* ``failed/<SeriesUID>/error.txt``: the last failure (``stage: process`` or ``stage: forward``,
+  the one-line error). A failed forward is retried every ``retry`` seconds and at start; a failed
+  processing is not retried until the user deletes ``failed/<SeriesUID>/``. Instances are never
+  deleted on a failure.
+
+A series is complete when no instance arrived for ``idle`` seconds, or as soon as it holds the
+expected number of instances (the rule's ``expected``, else ImagesInAcquisition / NumberOfSlices of
+its header). After a restart the idle time of a series found in ``incoming/`` counts from the start.
+
+Rules (YAML, :mod:`geo_med_sr.pacs.rules`; see ``configs/dicom_node/rules.example.yaml``): the first rule whose
+``match`` fits the series is used; without a match, ``default`` if given, else the series is skipped
+(logged, marked done with the reason).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from geo_med_sr.errors import ConfigError, GeoMedSRError
+from geo_med_sr.pacs.rules import Rule, Rules
+
+log = logging.getLogger("geo_med_sr.pacs.node")
+
+#: default seconds without a new instance after which a series is complete.
+DEFAULT_IDLE_S = 10.0
+#: default seconds between retries of a failed forward.
+DEFAULT_RETRY_S = 60.0
+#: the spool's sub-folders.
+SPOOL_FOLDERS = ("tmp", "incoming", "ready", "output", "done", "failed")
+
+
+# ---------------------------------------------------------------------------------------------- spool
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(folder: Path, data: bytes) -> Path:
+    """A new ``*.part`` file in ``folder`` holding ``data``, fsynced (removed again if that fails)."""
+    fd, name = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def _write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
+    """Write ``data`` to ``path`` so that it is on disk when this returns: temp file, fsync, rename, fsync folder."""
+    tmp = _write_synced(tmp_dir, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+class Spool:
+    """The node's folder on disk (layout in the module docstring); thread-safe for ``store``."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        for name in SPOOL_FOLDERS:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+
+    def folder(self, kind: str, uid: str = "") -> Path:
+        """``SPOOL/<kind>/<uid>`` (``kind`` one of :data:`SPOOL_FOLDERS`)."""
+        return self.root / kind / uid if uid else self.root / kind
+
+    def clean_tmp(self) -> int:
+        """Remove partial writes left by a killed node (never acknowledged); returns how many."""
+        removed = 0
+        for entry in self.folder("tmp").iterdir():
+            if entry.is_file():
+                entry.unlink()
+                removed += 1
+        return removed
+
+    def write_tmp(self, data: bytes) -> Path:
+        """Write ``data`` to a new file in ``tmp/`` and fsync it; returns the file (see :meth:`commit`)."""
+        return _write_synced(self.folder("tmp"), data)
+
+    def commit(self, tmp: Path, instance: Any) -> Path:
+        """Move the fsynced ``tmp`` of ``instance`` to ``incoming/<series>/<sop>.dcm``; returns that file.
+
+        The series' JSON (sender, header values) is written before its first instance; the rename
+        and the folder are fsynced, so the instance is on disk when this returns (a repeated
+        SOPInstanceUID replaces the earlier copy). Call with :attr:`lock` held.
+        """
+        uid = instance.series_uid
+        try:
+            folder = self.folder("incoming", uid)
+            info = self.folder("incoming", f"{uid}.json")
+            if not info.exists():
+                _write_durably(info, json.dumps(instance.summary(), indent=1).encode(), self.folder("tmp"))
+            if not folder.is_dir():
+                folder.mkdir()
+                _fsync_dir(folder.parent)
+            target = folder / f"{instance.sop_uid}.dcm"
+            os.replace(tmp, target)
+            _fsync_dir(folder)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    def store(self, instance: Any) -> Path:
+        """Write one received :class:`~geo_med_sr.pacs.net.Instance` durably into ``incoming/``.
+
+        Raises:
+            OSError: the disk could not take it (the C-STORE is then refused).
+        """
+        tmp = self.write_tmp(instance.data)
+        with self.lock:
+            return self.commit(tmp, instance)
+
+    def incoming(self) -> list[str]:
+        """SeriesInstanceUIDs being received."""
+        return sorted(p.name for p in self.folder("incoming").iterdir() if p.is_dir())
+
+    def ready(self) -> list[str]:
+        """SeriesInstanceUIDs of complete series waiting to be processed or forwarded."""
+        return sorted(p.name for p in self.folder("ready").iterdir() if p.is_dir())
+
+    @staticmethod
+    def count(folder: Path) -> int:
+        """The instances (``*.dcm``) in a series folder."""
+        return sum(1 for _ in folder.glob("*.dcm")) if folder.is_dir() else 0
+
+    def info(self, kind: str, uid: str) -> dict[str, Any]:
+        """The series JSON of ``kind`` (``incoming``/``ready``), rebuilt from an instance if it is missing."""
+        path = self.folder(kind, f"{uid}.json")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            from geo_med_sr.pacs.net import read_instance
+
+            first = next(iter(sorted(self.folder(kind, uid).glob("*.dcm"))), None)
+            return {} if first is None else read_instance(first).summary()
+
+    def move_to_ready(self, uid: str) -> int:
+        """Move ``incoming/<uid>`` (and its JSON) to ``ready/`` in one rename (merged into an existing
+        ``ready/<uid>``); returns the instances now ready."""
+        with self.lock:
+            src, dst = self.folder("incoming", uid), self.folder("ready", uid)
+            src_info, dst_info = self.folder("incoming", f"{uid}.json"), self.folder("ready", f"{uid}.json")
+            if dst.is_dir():
+                for file in src.glob("*.dcm"):
+                    os.replace(file, dst / file.name)
+                shutil.rmtree(src, ignore_errors=True)
+            else:
+                os.replace(src, dst)
+            if src_info.exists():
+                os.replace(src_info, dst_info)
+            _fsync_dir(dst.parent)
+        return self.count(dst)
+
+    def done(self, uid: str) -> dict[str, Any] | None:
+        """The done marker of ``uid``, or None."""
+        try:
+            return json.loads(self.folder("done", f"{uid}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def mark_done(self, uid: str, record: dict[str, Any]) -> None:
+        """Write the done marker durably, then clear the failure record."""
+        record = {"series": uid, "time": datetime.datetime.now().isoformat(timespec="seconds"), **record}
+        _write_durably(self.folder("done", f"{uid}.json"), json.dumps(record, indent=1).encode(), self.folder("tmp"))
+        shutil.rmtree(self.folder("failed", uid), ignore_errors=True)
+
+    def mark_failed(self, uid: str, stage: str, message: str) -> Path:
+        """Write ``failed/<uid>/error.txt`` (stage, one-line error, time); returns it."""
+        folder = self.folder("failed", uid)
+        folder.mkdir(exist_ok=True)
+        when = datetime.datetime.now().isoformat(timespec="seconds")
+        text = f"series: {uid}\nstage: {stage}\ntime: {when}\nerror: {' '.join(message.split())}\n"
+        path = folder / "error.txt"
+        _write_durably(path, text.encode(), self.folder("tmp"))
+        return path
+
+    def failed_stage(self, uid: str) -> str | None:
+        """``"process"``/``"forward"`` when ``uid`` has a failure record, else None."""
+        try:
+            text = self.folder("failed", uid).joinpath("error.txt").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^stage: (\w+)$", text, re.MULTILINE)
+        return match[1] if match else "process"
+
+    def remove(self, uid: str) -> None:
+        """Remove ``ready/<uid>`` and ``output/<uid>`` (after the done marker)."""
+        for path in (self.folder("ready", uid), self.folder("output", uid)):
+            shutil.rmtree(path, ignore_errors=True)
+        self.folder("ready", f"{uid}.json").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- node
+
+
+def _output_series_uid(folder: Path) -> str:
+    from geo_med_sr.pacs.net import read_instance
+
+    first = next(iter(sorted(folder.glob("*.dcm"))))
+    return read_instance(first).series_uid
+
+
+class DicomNode:
+    """The node's logic: receive into the spool, detect complete series, process and forward them.
+
+    Args:
+        spool: the spool folder (created).
+        rules: the rules (None: one rule ``scale: auto`` with the default method).
+        ae_title: our AE title (called by senders, calling when forwarding).
+        forward: ``AE@HOST:PORT`` for rules without ``forward``.
+        return_port: the port of ``forward: sender`` for rules without ``return_port``.
+        idle: seconds without an instance after which a series is complete.
+        retry: seconds between retries of a failed forward.
+        keep: keep ``ready/`` and ``output/`` of done series.
+        upscale: :func:`geo_med_sr.super_resolve` (replaceable in tests).
+        send: :func:`geo_med_sr.pacs.net.send_files` (replaceable in tests).
+        clock: monotonic seconds (replaceable in tests).
+
+    Raises:
+        ConfigError: a rule has no destination (no ``forward`` and no ``forward`` argument), or
+            ``forward: sender`` without a return port.
+    """
+
+    def __init__(
+        self,
+        spool: str | os.PathLike,
+        rules: Rules | None = None,
+        *,
+        ae_title: str = "GEO_MED_SR",
+        forward: str | None = None,
+        return_port: int | None = None,
+        idle: float = DEFAULT_IDLE_S,
+        retry: float = DEFAULT_RETRY_S,
+        keep: bool = False,
+        upscale: Callable[..., Any] | None = None,
+        send: Callable[..., int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from geo_med_sr.pacs import net
+
+        self.ae_title = net.check_ae_title(ae_title)
+        self.forward = net.parse_peer(forward, "--forward") if forward else None
+        self.return_port = return_port
+        self.rules = rules if rules is not None else Rules(default=Rule(name="auto"))
+        if idle <= 0 or retry <= 0:
+            raise ConfigError(f"--idle ({idle}) and --retry ({retry}) must be positive seconds")
+        self.idle, self.retry, self.keep = float(idle), float(retry), keep
+        self._upscale, self._send, self.clock = upscale, send or net.send_files, clock
+        for rule, label in self.rules.all():
+            if rule.forward is None and self.forward is None:
+                raise ConfigError(f"{label} has no forward destination: give --forward AE@HOST:PORT or forward: in it")
+            if rule.forward == "sender" and rule.return_port is None and return_port is None:
+                raise ConfigError(f"{label} forwards to the sender: give return_port: in it or --return-port")
+        self.spool = Spool(spool)
+        self._last: dict[str, float] = {}
+        self._sops: dict[str, set[str]] = {}
+        self._retry_at: dict[str, float] = {}
+        self._warned: set[str] = set()
+        self.resume()
+
+    # -- receiving (pynetdicom's association threads)
+
+    def receive(self, instance: Any) -> None:
+        """Store one instance durably (the C-STORE is answered after this returns) and note its arrival."""
+        tmp = self.spool.write_tmp(instance.data)
+        with self.spool.lock:
+            self.spool.commit(tmp, instance)
+            uid = instance.series_uid
+            self._last[uid] = self.clock()
+            self._sops.setdefault(uid, set()).add(instance.sop_uid)
+
+    # -- state
+
+    def resume(self) -> None:
+        """Pick up the spool after a start: partial writes removed, series in ``incoming/`` wait a full
+        idle time from now, series in ``ready/`` are processed or forwarded at the next :meth:`poll`."""
+        removed = self.spool.clean_tmp()
+        if removed:
+            log.info("removed %d partial write(s) of a previous run (never acknowledged)", removed)
+        now = self.clock()
+        for uid in self.spool.incoming():
+            self._last[uid] = now
+            self._sops[uid] = {p.stem for p in self.spool.folder("incoming", uid).glob("*.dcm")}
+            log.info("resuming series %s: %d instance(s) received before the restart", uid, len(self._sops[uid]))
+        for uid in self.spool.ready():
+            stage = self.spool.failed_stage(uid)
+            if stage == "process":
+                log.warning(
+                    "series %s failed before (see %s); delete that folder to process it again",
+                    uid,
+                    self.spool.folder("failed", uid),
+                )
+            else:
+                log.info("resuming series %s: %s", uid, "forward" if stage else "processing")
+
+    def _expected(self, uid: str, info: dict[str, Any]) -> int | None:
+        chosen = self.rules.select(info)
+        if chosen is not None and chosen[0].expected:
+            return chosen[0].expected
+        return info.get("expected")
+
+    def complete(self) -> list[str]:
+        """SeriesInstanceUIDs in ``incoming/`` that are complete now (idle, or expected count reached)."""
+        now, out = self.clock(), []
+        for uid in self.spool.incoming():
+            with self.spool.lock:
+                last = self._last.setdefault(uid, now)
+                sops = self._sops.get(uid)
+            count = len(sops) if sops is not None else self.spool.count(self.spool.folder("incoming", uid))
+            expected = self._expected(uid, self.spool.info("incoming", uid))
+            if now - last >= self.idle or (expected is not None and count >= expected):
+                out.append(uid)
+        return out
+
+    # -- processing (the main thread)
+
+    def poll(self) -> list[str]:
+        """One round: move complete series to ``ready/``, then process/forward every ready series that is due.
+
+        Returns:
+            The SeriesInstanceUIDs finished (done) in this round.
+        """
+        for uid in self.complete():
+            if self.spool.done(uid) is not None:
+                if uid not in self._warned:
+                    self._warned.add(uid)
+                    log.warning(
+                        "%d instance(s) of series %s arrived after it was processed; kept in %s, not processed again",
+                        self.spool.count(self.spool.folder("incoming", uid)),
+                        uid,
+                        self.spool.folder("incoming", uid),
+                    )
+                continue
+            with self.spool.lock:
+                self._last.pop(uid, None)
+                self._sops.pop(uid, None)
+                count = self.spool.move_to_ready(uid)
+            log.info("series %s complete: %d instance(s)", uid, count)
+        finished = []
+        now = self.clock()
+        for uid in self.spool.ready():
+            if self.spool.done(uid) is not None:
+                if not self.keep:
+                    self.spool.remove(uid)  # a node killed between the marker and the clean-up
+                continue
+            stage = self.spool.failed_stage(uid)
+            if stage == "process" or (stage == "forward" and self._retry_at.get(uid, 0.0) > now):
+                continue
+            if self.handle(uid):
+                finished.append(uid)
+        return finished
+
+    def handle(self, uid: str) -> bool:
+        """Process (unless already processed) and forward the ready series ``uid``; True when done.
+
+        A failure is recorded in ``failed/<uid>/error.txt`` and logged; nothing is deleted.
+        """
+        info = self.spool.info("ready", uid)
+        chosen = self.rules.select(info)
+        if chosen is None:
+            return self._skip(uid, info, "no rule matches")
+        rule, label = chosen
+        scale = rule.scale_for(info)
+        if isinstance(scale, str):
+            return self._skip(uid, info, f"{label}: {scale}")
+        if max(scale) == 1:
+            return self._skip(uid, info, f"{label}: scale 1,1,1 (the slices are as thin as the pixels)")
+        output = self.spool.folder("output", uid)
+        if not output.is_dir():
+            try:
+                self._process(uid, rule, label, scale, output)
+            except Exception as exc:  # the node keeps running; the series is kept and the error recorded
+                text = str(exc) if isinstance(exc, GeoMedSRError) else f"{type(exc).__name__}: {exc}"
+                path = self.spool.mark_failed(uid, "process", f"{label}: {text}")
+                log.error("series %s failed (%s): %s", uid, path, " ".join(text.split()))
+                return False
+        try:
+            destination = self._destination(rule, info)
+            files = sorted(output.glob("*.dcm"))
+            sent = self._send(files, destination, self.ae_title)
+        except (GeoMedSRError, OSError) as exc:
+            self._retry_at[uid] = self.clock() + self.retry
+            path = self.spool.mark_failed(uid, "forward", str(exc))
+            log.error("series %s: forward failed, retry in %.0f s (%s): %s", uid, self.retry, path, exc)
+            return False
+        record = {
+            "output_series_uid": _output_series_uid(output),
+            "instances_in": self.spool.count(self.spool.folder("ready", uid)),
+            "instances_out": sent,
+            "rule": label,
+            "scale": list(scale),
+            "method": rule.method,
+            "forwarded_to": str(destination),
+        }
+        self.spool.mark_done(uid, record)
+        self._retry_at.pop(uid, None)
+        if not self.keep:
+            self.spool.remove(uid)
+        log.info(
+            "series %s done: %d instance(s) of series %s sent to %s",
+            uid,
+            sent,
+            record["output_series_uid"],
+            destination,
+        )
+        return True
+
+    def _process(self, uid: str, rule: Rule, label: str, scale: tuple[int, ...], output: Path) -> None:
+        upscale = self._upscale
+        if upscale is None:
+            from geo_med_sr.upscale.pipeline import super_resolve as upscale
+        started = time.monotonic()
+        log.info("series %s: %s, scale %s, method %s", uid, label, ",".join(map(str, scale)), rule.method or "default")
+        upscale(self.spool.folder("ready", uid), output, ",".join(map(str, scale)), rule.sr_config(), progress=False)
+        log.info("series %s: super-resolved in %.1f s into %s", uid, time.monotonic() - started, output)
+
+    def _destination(self, rule: Rule, info: dict[str, Any]) -> Any:
+        from geo_med_sr.pacs.net import Peer, parse_peer
+
+        if rule.forward == "sender":
+            ae, host = info.get("calling_ae"), info.get("peer_host")
+            if not ae or not host:
+                raise ConfigError(f"series {info.get('series_uid')}: the sender is unknown, cannot forward to it")
+            return Peer(str(ae).strip(), str(host), int(rule.return_port or self.return_port or 0))
+        return parse_peer(rule.forward, "forward") if rule.forward else self.forward
+
+    def _skip(self, uid: str, info: dict[str, Any], reason: str) -> bool:
+        log.info("series %s (%s) skipped: %s", uid, info.get("series_description", ""), reason)
+        self.spool.mark_done(uid, {"skipped": reason})
+        if not self.keep:
+            self.spool.remove(uid)
+        return True
+
+    # -- running
+
+    def run(self, host: str, port: int, stop: threading.Event | None = None, interval: float | None = None) -> None:
+        """Serve C-STORE on ``(host, port)`` and poll until ``stop`` is set (or Ctrl-C, which propagates
+        after the server stopped)."""
+        from geo_med_sr.pacs.net import StoreServer
+
+        server = StoreServer(self.ae_title, host, port, self.receive).start()
+        log.info("DICOM node %s listening on %s:%d, spool %s", self.ae_title, host, port, self.spool.root)
+        stop = stop or threading.Event()
+        interval = interval if interval is not None else min(0.5, self.idle / 4)
+        try:
+            while not stop.is_set():
+                self.poll()
+                stop.wait(interval)
+        finally:
+            server.stop()
+            log.info("DICOM node %s stopped", self.ae_title)

@@ -1,0 +1,221 @@
+"""Rules of the DICOM node (:mod:`geo_med_sr.pacs.node`): which series to super-resolve, how, and where to.
+
+A rules file is YAML (``configs/dicom_node/rules.example.yaml`` documents every key)::
+
+    rules:
+      - name: thick MR slices
+        match: {modality: MR, slice_thickness: [3, 10]}   # every condition given must hold
+        scale: auto                                        # 1,1,round(SliceThickness / pixel spacing)
+        method: bspline-ibp
+        forward: sender                                    # or AE@HOST:PORT; omitted: --forward
+    default: null   # a rule for the series no rule matches; without one they are skipped
+
+:func:`load_rules` validates it (pydantic: unknown keys are errors) and names the rule and field of
+a bad value; :meth:`Rules.select` returns the first rule whose ``match`` fits a series.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from geo_med_sr.errors import ConfigError, file_error
+from geo_med_sr.scale import MAX_FACTOR, parse_scale
+from geo_med_sr.upscale.config import MethodName, SRConfig, load_config
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """What a series must be for a rule to apply (every given condition; an empty match fits all).
+
+    ``modality``: one value or a list (``MR``, ``[MR, CT]``); ``series_description``: a regular
+    expression searched in SeriesDescription, case-insensitive; ``slice_thickness``: ``[min, max]``
+    mm, inclusive (a series without SliceThickness does not fit).
+    """
+
+    modality: str | list[str] | None = None
+    series_description: str | None = None
+    slice_thickness: tuple[float, float] | None = None
+
+    @field_validator("series_description")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("slice_thickness")
+    @classmethod
+    def _range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] <= value[1]:
+            raise ValueError(f"expected [min, max] mm with 0 <= min <= max, got {list(value)}")
+        return value
+
+    def fits(self, series: dict[str, Any]) -> bool:
+        """Whether the series' header values (:meth:`Instance.summary`) meet every condition."""
+        if self.modality is not None:
+            wanted = [self.modality] if isinstance(self.modality, str) else self.modality
+            if str(series.get("modality", "")).upper() not in {m.upper() for m in wanted}:
+                return False
+        if self.series_description is not None:
+            if not re.search(self.series_description, str(series.get("series_description", "")), re.IGNORECASE):
+                return False
+        if self.slice_thickness is not None:
+            thickness = series.get("slice_thickness")
+            if thickness is None or not self.slice_thickness[0] <= float(thickness) <= self.slice_thickness[1]:
+                return False
+        return True
+
+
+class Rule(_Strict):
+    """What to do with a series: ``scale`` (``"1,1,4"``, or ``auto``: 1,1,round(thickness / in-plane
+    spacing)), ``method`` (any upscale method; None: the default network), ``config`` (a YAML
+    config or bundled name such as ``medical/mri``), ``forward`` (``AE@HOST:PORT``, or ``sender``:
+    back to the AE that sent the series, at its host and ``return_port``), ``expected`` (the
+    series' instance count: complete as soon as it is reached)."""
+
+    name: str | None = None
+    match: Match = Field(default_factory=Match)
+    scale: str = "auto"
+    method: MethodName | None = None
+    config: str | None = None
+    forward: str | None = None
+    return_port: int | None = Field(default=None, ge=1, le=65535)
+    expected: int | None = Field(default=None, ge=1)
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text != "auto":
+            try:
+                factors = parse_scale(text)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+            if len(factors) not in (1, 3):
+                raise ValueError(f"{text!r}: one factor or three (column,row,slice), e.g. 1,1,4 or auto")
+        return text
+
+    @field_validator("forward")
+    @classmethod
+    def _forward(cls, value: str | None) -> str | None:
+        if value is not None and value != "sender":
+            from geo_med_sr.pacs.net import parse_peer
+
+            try:
+                parse_peer(value, "forward")
+            except ConfigError as exc:
+                raise ValueError(f"{exc} or 'sender'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _config(self) -> Rule:
+        if self.config is not None:
+            load_config(self.config)  # a ConfigError naming the file, re-raised by load_rules
+        return self
+
+    def label(self, index: int | None = None) -> str:
+        """``rule 2 (thick MR)`` for messages."""
+        where = "default rule" if index is None else f"rule {index + 1}"
+        return f"{where} ({self.name})" if self.name else where
+
+    def sr_config(self) -> SRConfig:
+        """The SRConfig the rule runs: its ``config`` (or the defaults), then its ``method``."""
+        config = load_config(self.config) if self.config else SRConfig()
+        return config.updated(model={"method": self.method})
+
+    def scale_for(self, series: dict[str, Any]) -> tuple[int, int, int] | str:
+        """The (column, row, slice) factors for ``series``, or why the rule cannot scale it (a str).
+
+        ``auto``: in-plane 1, through-plane ``round(SliceThickness / in-plane spacing)`` (the mean
+        of the two PixelSpacing values; SpacingBetweenSlices when SliceThickness is missing),
+        capped at :data:`geo_med_sr.scale.MAX_FACTOR`.
+        """
+        if self.scale != "auto":
+            factors = tuple(parse_scale(self.scale))
+            return (factors[0],) * 3 if len(factors) == 1 else factors
+        thickness = series.get("slice_thickness") or series.get("spacing_between_slices")
+        spacing = series.get("pixel_spacing")
+        if not thickness or not spacing:
+            return "scale auto needs SliceThickness (or SpacingBetweenSlices) and PixelSpacing in the header"
+        factor = min(MAX_FACTOR, max(1, round(float(thickness) / (sum(float(s) for s in spacing) / 2))))
+        return (1, 1, int(factor))
+
+
+class RulesFile(_Strict):
+    """A rules file: ``rules`` (first match wins) and an optional ``default`` (used when none matches)."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    default: Rule | None = None
+
+
+class Rules:
+    """The validated rules of a node."""
+
+    def __init__(self, rules: Sequence[Rule] = (), default: Rule | None = None) -> None:
+        self.rules, self.default = list(rules), default
+
+    def select(self, series: dict[str, Any]) -> tuple[Rule, str] | None:
+        """The first rule that fits ``series`` and its label, the default rule, or None (skip)."""
+        for index, rule in enumerate(self.rules):
+            if rule.match.fits(series):
+                return rule, rule.label(index)
+        return (self.default, self.default.label()) if self.default is not None else None
+
+    def all(self) -> list[tuple[Rule, str]]:
+        """Every rule with its label (the default last)."""
+        out = [(rule, rule.label(i)) for i, rule in enumerate(self.rules)]
+        return out + ([(self.default, self.default.label())] if self.default is not None else [])
+
+
+def _problem(error: dict[str, Any], data: dict[str, Any]) -> str:
+    """``rule 2 (name), field scale: ...`` for one pydantic error of a rules file."""
+    loc = list(error["loc"])
+    where = ""
+    if loc[:1] == ["rules"] and len(loc) > 1 and isinstance(loc[1], int):
+        index = loc[1]
+        items = data.get("rules") or []
+        name = items[index].get("name") if index < len(items) and isinstance(items[index], dict) else None
+        where, loc = (f"rule {index + 1} ({name})" if name else f"rule {index + 1}"), loc[2:]
+    elif loc[:1] == ["default"]:
+        where, loc = "default rule", loc[1:]
+    field = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}{', ' if where and field else ''}{'field ' + field if field else ''}: {message}"
+
+
+def load_rules(path: str | os.PathLike) -> Rules:
+    """Read and validate a rules YAML file.
+
+    Raises:
+        ConfigError: naming the file, and for a bad value which rule (number and name) and which field.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise file_error(ConfigError, path, "no such rules file") from None
+    except yaml.YAMLError as exc:
+        raise file_error(ConfigError, path, f"not valid YAML ({exc})") from exc
+    if isinstance(data, list):
+        data = {"rules": data}
+    if not isinstance(data, dict):
+        raise file_error(ConfigError, path, "a rules file is a mapping with 'rules:' (a list) and optional 'default:'")
+    try:
+        parsed = RulesFile.model_validate(data)
+    except ValidationError as exc:  # a rule's bad config file too (a ConfigError is a ValueError)
+        problems = "; ".join(_problem(e, data) for e in exc.errors())
+        raise file_error(ConfigError, path, f"invalid rules: {problems}") from exc
+    return Rules(parsed.rules, parsed.default)

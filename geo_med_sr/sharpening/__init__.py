@@ -1,0 +1,1 @@
+"""Guided sharpening (``sharpen``): scene layout, Wald rule, methods, engine, training, evaluate."""

@@ -1,0 +1,370 @@
+"""Guided sharpening: the scene of bands, its layout on the finest grid, and the inputs of every method.
+
+A :class:`Scene` is a list of :class:`Band` s, each with its own :class:`~geo_med_sr.multires.Grid`
+and a window reader. :func:`plan` decides once (a :class:`Layout`):
+
+* the **output grid**: the finest grid (the 10 m bands, the pan band), cropped to the pixels whose
+  centres every coarser band covers;
+* the **guides**: the bands on that grid; the **groups**: coarser bands that share a ratio to it
+  (S2 20 m bands x2, 60 m bands x6), each with the bands between (the 20 m bands for the 60 m
+  group) as extra inputs;
+* which bands are written, in which order.
+
+:func:`group_inputs` computes, for any window of the output grid (it may extend outside: the
+image is mirror-reflected there), the physical values every method starts from: the coarse bands
+sampled at the output pixels' centres with Keys' cubic kernel (exactly, through the sub-pixel
+offset of the grids), the guides, the in-between bands, per-band validity and, on request, the
+guides' MTF-GLP detail. Every value is a function of global indices only, so tiles computed
+separately equal the whole image (the streaming engine's oracle).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from geo_med_sr.errors import InputError
+from geo_med_sr.inference.protocols import Source, Window
+from geo_med_sr.multires import (
+    Grid,
+    Relation,
+    Weights,
+    apply_separable,
+    covered_range,
+    cubic_weights,
+    fine_positions,
+    fold,
+    gaussian_weights,
+    nearest_indices,
+    relate,
+)
+
+__all__ = ["Band", "Group", "Layout", "Scene", "group_inputs", "plan"]
+
+#: MTF gain of the coarse bands at their Nyquist frequency assumed by the GLP low-pass filter.
+MTF_NYQUIST_GAIN = 0.3
+
+
+@dataclass
+class Band:
+    """One band: its grid, a reader of ``(1, W, H)`` windows, and how its numbers become physical values.
+
+    Attributes:
+        name: band name (``"B05"``, ``"pan"``).
+        role: ``"spectral"``, ``"pan"``, ``"guide"`` or ``"categorical"`` (carried by nearest neighbour).
+        grid: its pixels.
+        source: windowed reader (``read``/``read_valid`` in index order, one channel).
+        scale, offset: physical value = ``(stored + offset) * scale`` (S2 L2A: 1e-4, -1000).
+        wavelength_nm: central wavelength, or None.
+        nodata: the stored nodata value, or None.
+        dtype: the stored dtype name.
+    """
+
+    name: str
+    role: str
+    grid: Grid
+    source: Source
+    scale: float = 1.0
+    offset: float = 0.0
+    wavelength_nm: float | None = None
+    nodata: float | None = None
+    dtype: str = "float32"
+
+    def physical(self, stored: np.ndarray) -> np.ndarray:
+        """Stored numbers -> physical values (float64)."""
+        return (np.asarray(stored, dtype=np.float64) + self.offset) * self.scale
+
+    def stored(self, physical: np.ndarray) -> np.ndarray:
+        """Physical values -> stored numbers (float64, not yet rounded)."""
+        return np.asarray(physical, dtype=np.float64) / self.scale - self.offset
+
+
+@dataclass
+class Scene:
+    """The bands of one product and what the adapters said about it (JSON-able ``meta``)."""
+
+    bands: list[Band]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Coarse bands restored together.
+
+    Attributes:
+        targets: indices (into ``Scene.bands``) of the bands to sharpen.
+        ratio: their pixel-size ratio to the output grid, per axis.
+        between: bands coarser than the output grid but finer than the targets (extra inputs).
+    """
+
+    targets: tuple[int, ...]
+    ratio: tuple[int, int]
+    between: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What :func:`plan` decided for a scene.
+
+    Attributes:
+        grid: the output grid.
+        guides: indices of the bands on the output grid.
+        groups: the groups of coarse bands, finest ratio first.
+        relations: band index -> its :class:`~geo_med_sr.multires.Relation` to the output grid
+            (guides: ratio 1 and an integer offset).
+        outputs: band indices written, in order.
+    """
+
+    grid: Grid
+    guides: tuple[int, ...]
+    groups: tuple[Group, ...]
+    relations: dict[int, Relation]
+    outputs: tuple[int, ...]
+
+    def group_of(self, band: int) -> Group | None:
+        """The group that sharpens ``band`` (None for guides and categorical bands)."""
+        return next((g for g in self.groups if band in g.targets), None)
+
+
+def plan(scene: Scene, write_guides: bool | None = None) -> Layout:
+    """Decide the output grid, guides, groups and written bands of ``scene``.
+
+    Args:
+        scene: the bands.
+        write_guides: write the bands of the finest grid too; default: yes unless the finest
+            bands are a pan or guide file (pan-sharpening writes the multispectral bands only).
+
+    Raises:
+        InputError: nothing to sharpen, finest bands on different grids, or any band whose grid
+            does not nest in the finest one (:func:`~geo_med_sr.multires.relate` says why).
+    """
+    bands = scene.bands
+    measured = [i for i, b in enumerate(bands) if b.role != "categorical"]
+    if not measured:
+        raise InputError("no spectral band to sharpen was found among the inputs")
+    finest = min(bands[i].grid.resolution for i in measured)
+    guides = [i for i in measured if math.isclose(bands[i].grid.resolution, finest, rel_tol=1e-9)]
+    base = bands[guides[0]].grid
+    for i in guides[1:]:
+        if bands[i].grid != base:
+            raise InputError(
+                f"the finest bands {bands[guides[0]].name} and {bands[i].name} have the same pixel size but "
+                f"different grids ({base.transform}, {base.shape} vs {bands[i].grid.transform}, "
+                f"{bands[i].grid.shape}); give bands of one product"
+            )
+    others = [i for i in range(len(bands)) if i not in guides]
+    if not any(bands[i].role != "categorical" for i in others):
+        names = ", ".join(bands[i].name for i in guides)
+        raise InputError(f"every band ({names}) is on the finest grid: there is nothing coarser to sharpen")
+    relations = {i: relate(base, bands[i].grid, bands[guides[0]].name, bands[i].name) for i in others}
+    lo, hi = [0, 0], list(base.shape)
+    for i, rel in relations.items():
+        for axis in range(2):
+            a, b = covered_range(base.shape[axis], bands[i].grid.shape[axis], rel.ratio[axis], rel.offset[axis])
+            lo[axis], hi[axis] = max(lo[axis], a), min(hi[axis], b)
+    if hi[0] <= lo[0] or hi[1] <= lo[1]:
+        raise InputError("the coarse bands have no area in common with each other on the finest grid")
+    grid = base.window(lo, (hi[0] - lo[0], hi[1] - lo[1]))
+    relations = {i: relate(grid, bands[i].grid, "the output grid", bands[i].name) for i in range(len(bands))}
+    by_ratio: dict[tuple[int, int], list[int]] = {}
+    for i in others:
+        if bands[i].role != "categorical":
+            by_ratio.setdefault(relations[i].ratio, []).append(i)
+    groups = []
+    for ratio in sorted(by_ratio, key=lambda r: r[0] * r[1]):
+        between = [j for r, js in by_ratio.items() if r[0] * r[1] < ratio[0] * ratio[1] for j in js]
+        groups.append(Group(tuple(by_ratio[ratio]), ratio, tuple(sorted(between))))
+    if write_guides is None:
+        write_guides = not any(bands[i].role in ("pan", "guide") for i in guides)
+    outputs = [
+        i
+        for i in range(len(bands))
+        if (i not in guides or write_guides) and bands[i].role in ("spectral", "categorical")
+    ]
+    outputs.sort(key=lambda i: (bands[i].role == "categorical", i))
+    return Layout(grid, tuple(guides), tuple(groups), relations, tuple(outputs))
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def read_band(band: Band, lo: Sequence[int], hi: Sequence[int], fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Physical values ``(W, H)`` and validity of ``band`` on its own index box ``[lo, hi)``.
+
+    Invalid (nodata, masked, non-finite) pixels are replaced by ``fill``.
+    """
+    window = Window(((int(lo[0]), int(hi[0])), (int(lo[1]), int(hi[1]))))
+    values = band.physical(band.source.read(window)[0])
+    valid = band.source.read_valid(window)
+    valid = np.ones(values.shape, bool) if valid is None else np.asarray(valid, bool).copy()
+    valid &= np.isfinite(values)
+    values[~valid] = fill
+    return values, valid
+
+
+def band_stats(band: Band, max_pixels: int = 1 << 20, tile: int = 512) -> dict[str, float]:
+    """Mean and standard deviation (physical values) of ``band``'s valid pixels, from a bounded sample.
+
+    Small bands are read whole; larger ones through an even grid of ``tile``-sized windows
+    holding about ``max_pixels`` pixels, so the cost does not grow with the scene.
+
+    Raises:
+        InputError: the band has no valid pixel.
+    """
+    w, h = band.grid.shape
+    boxes: list[tuple[tuple[int, int], tuple[int, int]]]
+    if w * h <= max_pixels:
+        boxes = [((0, 0), (w, h))]
+    else:
+        count = max(1, int(math.sqrt(max_pixels / tile**2)))
+        xs = np.linspace(0, max(w - tile, 0), count).astype(int)
+        ys = np.linspace(0, max(h - tile, 0), count).astype(int)
+        boxes = [((x, y), (min(x + tile, w), min(y + tile, h))) for x in xs for y in ys]
+    chunks = []
+    for lo, hi in boxes:
+        values, valid = read_band(band, lo, hi, 0.0)
+        chunks.append(values[valid])
+    sample = np.concatenate(chunks)
+    if sample.size == 0:
+        raise InputError(f"band {band.name} has no valid pixel (everything is nodata)")
+    std = float(sample.std())
+    return {"mean": float(sample.mean()), "std": std if std > 0 else 1.0}
+
+
+def _axis_indices(window: Window, layout: Layout) -> list[np.ndarray]:
+    """Output-grid indices of ``window`` per axis, folded into the grid (mirror outside it)."""
+    return [fold(np.arange(a, b), n) for (a, b), n in zip(window, layout.grid.shape)]
+
+
+def _sample_weights(idx: Sequence[np.ndarray], band: Band, rel: Relation) -> list[Weights]:
+    return [
+        cubic_weights(fine_positions(idx[axis], rel.ratio[axis], rel.offset[axis]), band.grid.shape[axis])
+        for axis in range(2)
+    ]
+
+
+def upsampled(band: Band, rel: Relation, idx: Sequence[np.ndarray], fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """``band`` sampled by cubic convolution at the centres of output pixels ``idx`` (per axis), and
+    its validity there (that of the band pixel containing each centre): ``(W, H)`` each."""
+    wx, wy = _sample_weights(idx, band, rel)
+    values, valid = read_band(band, (wx.lo, wy.lo), (wx.hi, wy.hi), fill)
+    out = apply_separable(values[None], wx, wy)[0]
+    nx = nearest_indices(fine_positions(idx[0], rel.ratio[0], rel.offset[0]), band.grid.shape[0]) - wx.lo
+    ny = nearest_indices(fine_positions(idx[1], rel.ratio[1], rel.offset[1]), band.grid.shape[1]) - wy.lo
+    return out, valid[np.ix_(nx, ny)]
+
+
+def nearest(band: Band, rel: Relation, idx: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stored values and validity of the ``band`` pixel containing each output pixel centre (``(W, H)``)."""
+    n = [
+        nearest_indices(fine_positions(idx[axis], rel.ratio[axis], rel.offset[axis]), band.grid.shape[axis])
+        for axis in range(2)
+    ]
+    lo = [int(v.min()) for v in n]
+    hi = [int(v.max()) + 1 for v in n]
+    window = Window(((lo[0], hi[0]), (lo[1], hi[1])))
+    raw = band.source.read(window)[0]
+    valid = band.source.read_valid(window)
+    valid = np.ones(raw.shape, bool) if valid is None else np.asarray(valid, bool)
+    sel = np.ix_(n[0] - lo[0], n[1] - lo[1])
+    return raw[sel], valid[sel]
+
+
+def on_grid(band: Band, rel: Relation, idx: Sequence[np.ndarray], fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Physical values and validity of a band of the output grid at output pixels ``idx``."""
+    own = [idx[axis] - int(round(rel.offset[axis])) for axis in range(2)]
+    lo = [int(v.min()) for v in own]
+    hi = [int(v.max()) + 1 for v in own]
+    values, valid = read_band(band, lo, hi, fill)
+    sel = np.ix_(own[0] - lo[0], own[1] - lo[1])
+    return values[sel], valid[sel]
+
+
+def glp_weights(idx: np.ndarray, axis: int, n_out: int, ratio: int, offset: float) -> Weights:
+    """MTF-GLP low-pass along one axis: Gaussian MTF filter (gain :data:`MTF_NYQUIST_GAIN` at the coarse
+    Nyquist), decimation to the coarse pixel centres and cubic interpolation back to output pixels ``idx``.
+
+    Returns weights over output-grid indices (mirror-folded).
+    """
+    del axis
+    up = cubic_weights(fine_positions(idx, ratio, offset), None)  # coarse centres, inside or beyond the band
+    coarse = np.arange(up.lo, up.hi)
+    centres = offset + (coarse + 0.5) * ratio - 0.5
+    decimate = cubic_weights(centres, n_out)
+    sigma = ratio * math.sqrt(-2.0 * math.log(MTF_NYQUIST_GAIN)) / math.pi
+    mtf = gaussian_weights(np.arange(decimate.lo, decimate.hi), n_out, sigma)
+    return up.compose(decimate).compose(mtf)
+
+
+@dataclass
+class GroupInputs:
+    """Physical inputs of one group on one window of the output grid (all ``(., W, H)`` float64).
+
+    Attributes:
+        up: the targets sampled at the output pixel centres ``(T, W, H)``.
+        guides: the guide bands ``(G, W, H)``.
+        between: the in-between bands sampled like ``up`` ``(I, W, H)``.
+        valid: per target band ``(T, W, H)``: its pixel and every guide valid.
+        detail: guides minus their MTF-GLP low-pass ``(G, W, H)``, when asked.
+    """
+
+    up: np.ndarray
+    guides: np.ndarray
+    between: np.ndarray
+    valid: np.ndarray
+    detail: np.ndarray | None = None
+
+
+def group_inputs(
+    scene: Scene,
+    layout: Layout,
+    group: Group,
+    window: Window,
+    stats: Sequence[dict[str, float]],
+    detail: bool = False,
+) -> GroupInputs:
+    """The inputs of ``group``'s methods on ``window`` of the output grid (mirror-reflected outside it).
+
+    Args:
+        scene, layout: the scene and its plan.
+        group: which bands.
+        window: output-grid box (index order); may extend outside the grid.
+        stats: per band of the scene ``{"mean", "std"}`` (invalid pixels are filled with the mean).
+        detail: also compute the guides' MTF-GLP detail.
+    """
+    idx = _axis_indices(Window(window), layout)
+    bands = scene.bands
+    guide_valid = np.ones((len(idx[0]), len(idx[1])), bool)
+    guides = []
+    for i in layout.guides:
+        values, valid = on_grid(bands[i], layout.relations[i], idx, stats[i]["mean"])
+        guides.append(values)
+        guide_valid &= valid
+    ups, valids = [], []
+    for i in group.targets:
+        values, valid = upsampled(bands[i], layout.relations[i], idx, stats[i]["mean"])
+        ups.append(values)
+        valids.append(valid & guide_valid)
+    between = [upsampled(bands[i], layout.relations[i], idx, stats[i]["mean"])[0] for i in group.between]
+    shape = (0, len(idx[0]), len(idx[1]))
+    out = GroupInputs(
+        np.stack(ups),
+        np.stack(guides),
+        np.stack(between) if between else np.zeros(shape),
+        np.stack(valids),
+    )
+    if detail:
+        rel = layout.relations[group.targets[0]]
+        wx, wy = (glp_weights(idx[a], a, layout.grid.shape[a], rel.ratio[a], rel.offset[a]) for a in range(2))
+        lows = []
+        for i in layout.guides:
+            values, _ = on_grid(
+                bands[i], layout.relations[i], [np.arange(wx.lo, wx.hi), np.arange(wy.lo, wy.hi)], stats[i]["mean"]
+            )
+            lows.append(apply_separable(values[None], wx, wy)[0])
+        out.detail = out.guides - np.stack(lows)
+    return out

@@ -1,0 +1,1 @@
+"""Single-image SR (``upscale``): method registry and resolver, request, pipeline, batch, evaluate."""

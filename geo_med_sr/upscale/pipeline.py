@@ -1,0 +1,406 @@
+"""super_resolve(src, dst, ...): the tool the CLI, notebooks and scripts call.
+
+One path for every format: check -> resolve the method once (:func:`~geo_med_sr.upscale.methods.resolve_method`)
+-> open the input (:func:`geo_med_sr.io.open_source`) -> fit the normaliser -> build the upsampler
+-> open the output (:func:`geo_med_sr.io.open_sink`, atomic) -> the engine (normalise, fill
+nodata, network, inverse, re-mask, cast; window by window) -> exact geometry.
+
+GeoTIFF scenes are read and written window by window, so memory does not grow with scene size;
+medical volumes are opened in memory. :func:`upscale_image` runs the same steps on an
+in-memory image (what ``evaluate`` uses).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geo_med_sr import __version__, io
+from geo_med_sr.dtypes import compute_dtype
+from geo_med_sr.errors import ConfigError, InputError, OutputError, ScaleError, file_error
+from geo_med_sr.geometry import scale_affine, scaled_shape
+from geo_med_sr.geometry import spacing as voxel_spacing
+from geo_med_sr.inference.arrays import ArraySink, ArraySource
+from geo_med_sr.inference.memory import available_bytes
+from geo_med_sr.inference.protocols import ImageSink, ImageSource, Window
+from geo_med_sr.inference.radiometry import Radiometry, sample_valid_values
+from geo_med_sr.inference.resolver import SuperResolver
+from geo_med_sr.normalize import Normalizer, build_normalizer
+from geo_med_sr.scale import factors_for_spacing, parse_scale
+from geo_med_sr.scale import for_input as scale_for_input
+from geo_med_sr.scale import for_shape as scale_for_shape
+from geo_med_sr.spatial import SpatialArray
+from geo_med_sr.upscale.config import SRConfig, as_config
+from geo_med_sr.upscale.methods import Method, build_upsampler, resolve_method
+from geo_med_sr.upscale.request import request_for
+
+
+@dataclass(frozen=True)
+class Result:
+    """What :func:`super_resolve` did: paths, grids and the provenance written into the output."""
+
+    output: Path
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    provenance: dict[str, Any]
+
+
+def check_finite(source: ImageSource, path: object) -> None:
+    """Refuse NaN/Inf in valid voxels of an in-memory input: a network would spread them over
+    their neighbourhood (windowed GeoTIFF inputs mark NaN as nodata instead)."""
+    window = Window.from_shape(source.shape[1:])
+    values, valid = source.read(window), source.read_valid(window)
+    values = values if valid is None else values[:, valid]
+    if values.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise file_error(
+                InputError,
+                path,
+                f"contains {bad} NaN/Inf voxel(s); replace them with finite values before super-resolving",
+            )
+
+
+def fit_normalizer(method: Method, source: ImageSource) -> tuple[Normalizer, dict[str, Any]]:
+    """The normaliser ``method`` feeds its upsampler and its statistics on ``source``'s valid pixels.
+
+    Classical interpolation is linear in the values, so it gets the identity (no statistics
+    needed); a checkpoint gets the normalisation it was trained with; ``self`` the configured one.
+    """
+    normalizer = build_normalizer(method.normalize["name"], **method.normalize.get("params", {}))
+    if method.kind == "classical":
+        return normalizer, normalizer.fit(np.zeros((source.shape[0], 1), np.float32))
+    return normalizer, normalizer.fit(sample_valid_values(source))
+
+
+#: in-plane side (voxels) of the central box the slice thickness is estimated on.
+ESTIMATE_SIDE = 256
+#: an estimated thickness this close to the slice spacing (relative) is taken as contiguous slices: the
+#: estimator's measured precision on real brain MRI (it read 4.0 mm slices as 3.0-3.3 mm; README).
+CONTIGUOUS_WITHIN = 0.25
+
+
+def slice_profile(source: ImageSource, method: Method, given_mm: float | None = None) -> tuple[float | None, Any]:
+    """The slice thickness through-plane ``self`` trains with: ``(HR pixels or None, provenance or None)``.
+
+    In order: ``given_mm`` (``--slice-thickness``), the DICOM SliceThickness with the slice spacing,
+    else :func:`~geo_med_sr.slice_profile.estimate_thickness` on a central box of the volume (at most
+    ``ESTIMATE_SIDE`` voxels in plane, every slice), taken as contiguous slices when it is within
+    :data:`CONTIGUOUS_WITHIN` of the spacing. Other methods take no slice profile.
+
+    Raises:
+        ConfigError: ``given_mm`` that is not a positive number, or given for a method that has no
+            slice profile.
+    """
+    if method.kind != "self" or method.protocol != "through-plane":
+        if given_mm is not None:
+            raise ConfigError("--slice-thickness applies to --method self with one thick axis (e.g. --scale 1,1,4)")
+        return None, None
+    axis, s = method.through_plane_axis, method.scale[method.through_plane_axis]
+    spacing = [float(v) for v in voxel_spacing(np.asarray(source.affine))]
+    dicom = source.meta.get("dicom") if isinstance(source.meta.get("dicom"), dict) else {}
+    step = float(dicom.get("slice_spacing") or spacing[axis])
+    extra: dict[str, Any] = {}
+    if given_mm is not None:
+        if not (np.isfinite(given_mm) and given_mm > 0):
+            raise ConfigError(f"--slice-thickness must be a positive number of mm, got {given_mm!r}")
+        thickness, how = float(given_mm), "given (--slice-thickness)"
+    elif dicom.get("slice_thickness") and dicom.get("slice_spacing"):
+        thickness, how = float(dicom["slice_thickness"]), "DICOM SliceThickness"
+    else:
+        from geo_med_sr.slice_profile import estimate_thickness
+
+        box = [
+            (max(0, (n - ESTIMATE_SIDE) // 2), max(0, (n - ESTIMATE_SIDE) // 2) + min(n, ESTIMATE_SIDE))
+            if a != axis
+            else (0, n)
+            for a, n in enumerate(source.shape[1:])
+        ]
+        values = source.read(Window(box))[0]
+        estimate = estimate_thickness(values, axis, (*spacing[:axis], step, *spacing[axis + 1 :]))
+        if not np.isfinite(estimate):
+            thickness, how = step, "contiguous slices assumed (nothing to estimate the thickness from)"
+        elif abs(estimate / step - 1) <= CONTIGUOUS_WITHIN:
+            thickness, how = (
+                step,
+                f"estimated, within {CONTIGUOUS_WITHIN:.0%} of the spacing: contiguous slices assumed",
+            )
+        else:
+            thickness, how = estimate, "estimated"
+        if np.isfinite(estimate):
+            extra["estimated_mm"] = round(float(estimate), 4)
+    info = {"thickness_mm": round(thickness, 4), "slice_spacing_mm": round(step, 4), "source": how, **extra}
+    return thickness / (step / s), {**info, "thickness_hr_px": round(thickness / (step / s), 4)}
+
+
+@dataclass
+class _Engine:
+    """Everything that runs on one opened input: the resolver, the fitted normaliser, the nodata
+    fill radius and the provenance the output records."""
+
+    resolver: SuperResolver
+    normalizer: Normalizer
+    stats: dict[str, Any]
+    fill_radius: int
+    provenance: dict[str, Any]
+
+    def output_shape(self, source: ImageSource) -> tuple[int, ...]:
+        """``(C_out, *S*scale)`` of the output of ``source``."""
+        return (self.resolver.output_channels(source.shape[0]), *self.resolver.output_shape(source.shape[1:]))
+
+    def run(self, source: ImageSource, sink: ImageSink | ArraySink) -> None:
+        """Super-resolve ``source`` into ``sink``, cast to the sink's dtype (None: values in the compute
+        dtype of ``source``'s storage, :func:`geo_med_sr.dtypes.compute_dtype`)."""
+        radiometry = Radiometry(
+            self.normalizer,
+            self.stats,
+            fill_radius=self.fill_radius,
+            out_dtype=sink.dtype,
+            nodata=sink.nodata,
+            compute_dtype=compute_dtype(source.dtype),
+        )
+        self.resolver.run(source, sink, radiometry)
+
+
+def _engine(
+    source: ImageSource, method: Method, config: SRConfig, progress: bool | None, slice_thickness: float | None = None
+) -> _Engine:
+    """Fit the normaliser, build (or train) the upsampler and the resolver for ``source``
+    (``slice_thickness``: mm, see :func:`slice_profile`)."""
+    thickness_px, profile = slice_profile(source, method, slice_thickness)
+    normalizer, stats = fit_normalizer(method, source)
+    upsampler, prov = build_upsampler(
+        method,
+        source=source,
+        norm=(normalizer, stats),
+        slice_thickness=thickness_px,
+        device=config.inference.device,
+    )
+    inf = config.inference
+    fill = inf.fill_radius
+    if fill is None:
+        fill = int(upsampler.receptive_radius) if source.may_have_invalid else 0
+    resolver = SuperResolver(
+        upsampler,
+        method.scale,
+        patch_size=inf.patch_size,
+        halo=inf.halo,
+        batch_size=inf.batch_size,
+        device=inf.device,
+        amp=inf.amp,
+        progress=progress,
+        stream=inf.stream,
+        column_size=inf.column_size,
+        chunk_mb=inf.chunk_mb,
+    )
+    provenance = {"tool": f"geo_med_sr {__version__}", **prov, "scale": list(method.scale), "normalization": stats}
+    if profile is not None:
+        provenance["slice_profile"] = profile
+    return _Engine(resolver, normalizer, stats, fill, provenance)
+
+
+def _output_dtype(config: SRConfig, source: ImageSource) -> np.dtype:
+    return np.dtype("float32") if config.output.dtype == "float32" else np.dtype(source.dtype)
+
+
+def _output_meta(meta: dict[str, Any], dtype: np.dtype, provenance: dict[str, Any]) -> dict[str, Any]:
+    """What the output's metadata changes from the input's: its dtype and provenance (and a
+    float output of a scaled NIfTI is written unscaled)."""
+    update: dict[str, Any] = {"dtype": dtype.name, "provenance": provenance}
+    if dtype == np.float32 and "nifti" in meta:
+        update["nifti"] = {**meta["nifti"], "scaled": False}
+    return update
+
+
+def upscale_image(
+    image: SpatialArray,
+    scale: tuple[int, ...],
+    config: SRConfig,
+    *,
+    progress: bool | None = None,
+    method: Method | None = None,
+) -> tuple[SpatialArray, dict[str, Any]]:
+    """Super-resolve an in-memory image; returns the HR image (float32 values) and provenance.
+
+    ``method`` is :func:`~geo_med_sr.upscale.methods.resolve_method` of ``config`` for this image when
+    the caller has it already.
+    """
+    config = as_config(config)
+    method = method or resolve_method(config, domain=io.domain_of(image.meta), scale=scale)
+    source = ArraySource.from_image(image)
+    engine = _engine(source, method, config, progress)
+    sink = ArraySink(engine.output_shape(source), dtype=None, values=compute_dtype(source.dtype))
+    engine.run(source, sink)
+    update = _output_meta(image.meta, _output_dtype(config, source), engine.provenance)
+    return image.with_array(sink.array, scale, meta_update=update), engine.provenance
+
+
+def check_output_size(path: object, shape: Sequence[int], dtype: np.dtype, *, in_memory: bool) -> None:
+    """Refuse an output that cannot be made: one held in memory (NIfTI, DICOM) that needs more
+    memory than the system has available now.
+
+    Args:
+        path: the output, named in the message.
+        shape: ``(C, *S)`` of the output.
+        dtype: the float dtype its values are collected in.
+        in_memory: the output is collected whole before it is written (not windowed).
+
+    Raises:
+        OutputError: with the size needed and the memory available.
+    """
+    if not in_memory:
+        return
+    needed = 2 * int(np.prod([int(n) for n in shape], dtype=np.float64)) * np.dtype(dtype).itemsize
+    free = available_bytes()
+    if free is not None and needed > free:
+        raise file_error(
+            OutputError,
+            path,
+            f"an output of {'x'.join(str(int(n)) for n in shape[1:])} voxels needs about {needed / 2**30:.1f} GiB of "
+            f"memory and {free / 2**30:.1f} GiB is available; use a smaller --scale or crop the input",
+        )
+
+
+def super_resolve(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    scale: str | int | Sequence[int] | None = None,
+    config: SRConfig | dict[str, Any] | str | os.PathLike | None = None,
+    *,
+    series: str | None = None,
+    bands: str | int | Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    cog: bool = True,
+    request: dict[str, Any] | None = None,
+    method: Method | None = None,
+    write_options: dict[str, Any] | None = None,
+    target_spacing: float | None = None,
+    slice_thickness: float | None = None,
+) -> Result:
+    """Upscale the image at ``src`` by ``scale`` and write it to ``dst`` with exact geometry.
+
+    Args:
+        src: ``.nii``/``.nii.gz`` file, a folder holding a DICOM series, or a ``.tif`` GeoTIFF.
+        dst: ``.nii``/``.nii.gz`` file, a folder name for a DICOM series, or a ``.tif`` file.
+        scale: one factor or one per spatial axis in index order, fastest first (``"1,1,4"``);
+            a single factor leaves an axis of length 1 (a 2D image, one slice) alone.
+        config: model, normalisation, inference and output settings: an SRConfig, a dict of
+            sections, a YAML path or a bundled name (defaults if None).
+        series: SeriesInstanceUID to pick from a DICOM folder with several series.
+        bands: 1-based GeoTIFF bands to keep (``"1,2,3"``, ``[1, 2]`` or ``3``); None keeps all.
+        overwrite: replace an existing ``dst`` that this tool wrote (never anything else).
+        progress: progress bar (None = only on a terminal).
+        cog: GeoTIFF output as a Cloud-Optimized GeoTIFF with overviews (else a tiled GeoTIFF).
+        request: :func:`~geo_med_sr.upscale.request.request_for` of these arguments when the caller
+            already has it (saves hashing the input twice); recorded in the provenance.
+        method: :func:`~geo_med_sr.upscale.methods.resolve_method` for this input when the caller has it.
+        write_options: for a DICOM output: ``modality`` ("MR", "CT", "OT"), ``template`` (a
+            DICOM series folder giving patient and study), ``patient_id``, ``patient_name``.
+        target_spacing: medical volumes, instead of ``scale`` (None): the whole factor per axis
+            that brings the voxel spacing closest to this many mm
+            (:func:`~geo_med_sr.scale.factors_for_spacing`); the choice is in the provenance.
+        slice_thickness: through-plane ``self``: the slice thickness in mm (None: from DICOM, else
+            estimated from the data; see :func:`slice_profile`), recorded in the provenance.
+
+    Raises:
+        GeoMedSRError subclasses with a one-line message naming the file and the problem.
+    """
+    config = as_config(config)
+    src_path, dst_path = Path(src), Path(dst)
+    try:
+        if (scale is None) == (target_spacing is None):
+            raise ConfigError("give a scale or a target spacing (--scale or --target-spacing), one of them")
+        given = parse_scale(scale) if target_spacing is None else (1,)
+        band_list = io.parse_bands(bands)
+    except ConfigError as exc:
+        raise file_error(type(exc), src_path, str(exc)) from exc
+    adapter_in = io.adapter_for_input(src_path)
+    if target_spacing is not None and adapter_in.domain != "medical":
+        raise file_error(ConfigError, src_path, "--target-spacing is for NIfTI/DICOM volumes; use --scale")
+    adapter_out = io.check_output(dst_path, inputs=(src_path,), overwrite=overwrite)
+    if adapter_in.domain != adapter_out.domain:
+        want = "a .tif output" if adapter_in.domain == "geo" else "a .nii/.nii.gz or folder output"
+        raise file_error(OutputError, dst_path, f"a {adapter_in.name} input needs {want}")
+    if series and not adapter_in.is_folder:
+        raise file_error(ConfigError, src_path, "--series only applies to DICOM folders")
+    if band_list is not None and not adapter_in.band_selection:
+        raise file_error(ConfigError, src_path, "--bands only applies to GeoTIFF inputs")
+    options = _write_options(adapter_out, dst_path, write_options, cog)
+    factors = scale_for_input(given, adapter_in.spatial_dims, src_path)
+    method = method or resolve_method(config, domain=adapter_in.domain, scale=factors, bands=band_list)
+    with io.open_source(src_path, series=series, bands=band_list) as source:
+        chosen = None
+        if target_spacing is not None:
+            chosen = _spacing_choice(source.affine, target_spacing, src_path)
+            fitted = tuple(chosen["scale"])
+        else:
+            fitted = scale_for_shape(factors, given, source.shape[1:], src_path)
+        if fitted != tuple(method.scale):
+            method = resolve_method(config, domain=adapter_in.domain, scale=fitted, bands=band_list)
+            request = None
+        factors = fitted
+        request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
+        if not adapter_in.windowed:
+            check_finite(source, src_path)
+        out_spatial = scaled_shape(source.shape[1:], factors)
+        out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
+        check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.windowed)
+        with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
+            engine = _engine(source, method, config, progress, slice_thickness)
+        provenance = {**engine.provenance, "request": request}
+        if chosen is not None:
+            provenance["target_spacing"] = chosen
+        dtype = _output_dtype(config, source)
+        meta = {**copy.deepcopy(source.meta), **_output_meta(source.meta, dtype, provenance)}
+        affine = scale_affine(source.affine, factors)
+        if adapter_out.is_folder:
+            options["input_sha256"] = request.get("input_sha256")
+        with io.open_sink(
+            dst_path, engine.output_shape(source), affine, meta, dtype, overwrite=overwrite, **options
+        ) as sink:
+            engine.run(source, sink)
+    return Result(dst_path, tuple(source.shape[1:]), tuple(out_spatial), provenance)
+
+
+def _spacing_choice(affine: np.ndarray, target: float, path: Path) -> dict[str, Any]:
+    """``{"target_mm", "input_mm", "scale", "output_mm"}``: the factors that bring the spacing of the
+    grid ``affine`` (voxel sizes = column norms) closest to ``target`` mm."""
+    spacing = [float(v) for v in voxel_spacing(np.asarray(affine))]
+    try:
+        factors = factors_for_spacing(spacing, target)
+    except ScaleError as exc:
+        raise file_error(ScaleError, path, str(exc)) from exc
+    return {
+        "target_mm": float(target),
+        "input_mm": [round(v, 6) for v in spacing],
+        "scale": list(factors),
+        "output_mm": [round(v / k, 6) for v, k in zip(spacing, factors)],
+    }
+
+
+def _write_options(adapter: type, path: Path, options: dict[str, Any] | None, cog: bool) -> dict[str, Any]:
+    """The options the output's adapter gets: ``cog`` for GeoTIFF, ``write_options`` for DICOM."""
+    options = dict(options or {})
+    unknown = set(options) - DICOM_OPTIONS
+    if unknown:
+        raise file_error(
+            ConfigError, path, f"unknown write option(s) {sorted(unknown)}; known: {sorted(DICOM_OPTIONS)}"
+        )
+    given = {k: v for k, v in options.items() if v is not None}
+    if adapter.domain == "geo":
+        return {"cog": cog}
+    if given and not adapter.is_folder:
+        names = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise file_error(ConfigError, path, f"{names} only apply to DICOM series outputs (a folder name)")
+    return given
+
+
+#: write options of DICOM outputs (see :func:`super_resolve`).
+DICOM_OPTIONS = {"modality", "template", "patient_id", "patient_name"}
