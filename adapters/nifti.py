@@ -402,6 +402,9 @@ class NiftiAdapter(Adapter):
     domain = "medical"
     spatial_dims = 3  # 2D files are read as one-slice volumes
     is_folder = False
+    #: the input is read whole (nibabel); the output is streamed to disk window by window (:class:`_StreamedSink`).
+    reads_windows = False
+    writes_windows = True
 
     @classmethod
     def can_read(cls, path: Path) -> bool:
