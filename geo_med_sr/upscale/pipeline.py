@@ -352,9 +352,7 @@ def super_resolve(
             check_finite(source, src_path)
         out_spatial = scaled_shape(source.shape[1:], factors)
         out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
-        check_output_size(
-            dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.writes_windows
-        )
+        check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.writes_windows)
         with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
             engine = _engine(source, method, config, progress, slice_thickness)
         provenance = {**engine.provenance, "request": request}
