@@ -136,11 +136,12 @@ def discover_product(
     *,
     pan: str | os.PathLike | None = None,
     guide: str | os.PathLike | None = None,
-    bands: Sequence[str] | None = None,
+    bands: str | Sequence[str] | None = None,
     offset: float | None = None,
 ) -> Any:
-    """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.s2.discover`)."""
-    from geo_med_sr.adapters.s2 import discover
+    """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.products.discover`);
+    ``bands`` as a list of names or ``"B05,B8A"``."""
+    from geo_med_sr.adapters.products import discover
 
     return discover([Path(p) for p in inputs], pan=pan, guide=guide, bands=bands, offset=offset)
 

@@ -58,7 +58,7 @@ class Band:
         role: ``"spectral"``, ``"pan"``, ``"guide"`` or ``"categorical"`` (carried by nearest neighbour).
         grid: its pixels.
         source: windowed reader (``read``/``read_valid`` in index order, one channel).
-        scale, offset: physical value = ``(stored + offset) * scale`` (S2 L2A: 1e-4, -1000).
+        gain, offset: radiometry: physical value = ``(stored + offset) * gain`` (S2 L2A: 1e-4, -1000).
         wavelength_nm: central wavelength, or None.
         nodata: the stored nodata value, or None.
         dtype: the stored dtype name.
@@ -68,7 +68,7 @@ class Band:
     role: str
     grid: Grid
     source: Source
-    scale: float = 1.0
+    gain: float = 1.0
     offset: float = 0.0
     wavelength_nm: float | None = None
     nodata: float | None = None
@@ -76,11 +76,11 @@ class Band:
 
     def physical(self, stored: np.ndarray) -> np.ndarray:
         """Stored numbers -> physical values (float64)."""
-        return (np.asarray(stored, dtype=np.float64) + self.offset) * self.scale
+        return (np.asarray(stored, dtype=np.float64) + self.offset) * self.gain
 
     def stored(self, physical: np.ndarray) -> np.ndarray:
         """Physical values -> stored numbers (float64, not yet rounded)."""
-        return np.asarray(physical, dtype=np.float64) / self.scale - self.offset
+        return np.asarray(physical, dtype=np.float64) / self.gain - self.offset
 
 
 @dataclass
