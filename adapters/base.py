@@ -3,10 +3,11 @@
 An adapter converts between one file format and the package's data model: a
 :class:`~geo_med_sr.spatial.SpatialArray` (``read``/``write``, the whole image) and the
 engine's protocols (``open_source``/``open_sink``, window by window). Every adapter offers all
-of them: formats that can be read and written by windows (GeoTIFF) set ``windowed`` and
-implement them on the file; the others inherit in-memory versions that read the whole image
-into an :class:`~geo_med_sr.inference.arrays.ArraySource` and collect the output in a
-:class:`MemorySink` written by ``write`` when it is closed.
+of them. A format read by windows of the file (GeoTIFF) sets ``reads_windows`` and implements
+``open_source`` on the file; a format written window by window (GeoTIFF, the streamed NIfTI
+output) sets ``writes_windows`` and implements ``open_sink``. The others inherit in-memory
+versions that read the whole image into an :class:`~geo_med_sr.inference.arrays.ArraySource`
+and collect the output in a :class:`MemorySink` written by ``write`` when it is closed.
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ class Adapter:
         spatial_dims: spatial axes of the images ``read`` returns (known before reading).
         is_folder: the format is a folder (DICOM series), not a single file; such inputs take
             ``series=`` (a SeriesInstanceUID) when read.
-        windowed: ``open_source``/``open_sink`` read and write windows of the file, so memory
-            does not grow with the image; False: they hold the whole image in memory.
+        reads_windows: ``open_source`` reads windows of the file, so memory does not grow with
+            the input; False: it holds the whole image in memory.
+        writes_windows: the sink of ``open_sink`` puts each window on disk as it arrives, so
+            memory does not grow with the output; False: it holds the whole output in memory
+            (a :class:`MemorySink`) until it is closed.
         band_selection: ``read``/``open_source`` take ``bands=`` (1-based band numbers).
     """
 
@@ -69,7 +73,8 @@ class Adapter:
     domain: ClassVar[str] = ""
     spatial_dims: ClassVar[int] = 3
     is_folder: ClassVar[bool] = False
-    windowed: ClassVar[bool] = False
+    reads_windows: ClassVar[bool] = False
+    writes_windows: ClassVar[bool] = False
     band_selection: ClassVar[bool] = False
 
     @classmethod

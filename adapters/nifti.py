@@ -23,8 +23,9 @@ dropped       slice timing of a scaled slice axis (written 0), the source's head
 
 The engine's output (:meth:`NiftiAdapter.open_sink`) is streamed: each window is cast to the
 storage dtype and written to disk as it is finished, then the header is put in front of it when
-the run ends, so the output never sits in memory whole; the file is byte for byte what
-:meth:`NiftiAdapter.write` writes for the same values.
+the run ends, so the output never sits in memory whole (:mod:`geo_med_sr.adapters.nifti_stream`); the
+file is byte for byte what :meth:`NiftiAdapter.write` writes for the same values. The header fields and
+the storage scaling are in :mod:`geo_med_sr.adapters.nifti_header`.
 
 Float storage is written unscaled (slope 1, inter 0). The output is NIfTI-2 when the source was,
 or when a dimension exceeds NIfTI-1's 32767.
@@ -42,7 +43,6 @@ import gzip
 import json
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -52,10 +52,11 @@ import numpy as np
 from nibabel.openers import Opener
 from nibabel.volumeutils import seek_tell
 
-from geo_med_sr.adapters.base import ADAPTERS, Adapter, AdapterSink, provenance_from_text
+from geo_med_sr.adapters.base import ADAPTERS, Adapter, provenance_from_text
+from geo_med_sr.adapters.nifti_header import header_meta, set_header, storage_of
+from geo_med_sr.adapters.nifti_stream import COPY_CHUNK, StreamedSink
 from geo_med_sr.dtypes import cast_to_dtype
 from geo_med_sr.errors import InputError, OutputError, file_error
-from geo_med_sr.inference.protocols import Window
 from geo_med_sr.spatial import SpatialArray
 
 SUFFIXES = (".nii", ".nii.gz")
@@ -68,15 +69,6 @@ MAX_VOXEL_BYTES = 2**40
 #: deflate cannot expand more than ~1032:1, so a .nii.gz of n bytes holds at most this many times n.
 GZIP_MAX_RATIO = 1032
 _RGB_NAMES = {128: "RGB24", 2304: "RGBA32"}
-#: header fields copied verbatim (name -> JSON type).
-_CARRIED = {
-    "intent_code": int,
-    "toffset": float,
-    "cal_min": float,
-    "cal_max": float,
-}
-_SLICE_TIMING = {"slice_code": int, "slice_start": int, "slice_end": int, "slice_duration": float}
-_TEXT = {"descrip": 80, "aux_file": 24, "intent_name": 16}
 
 
 def _has_suffix(path: Path) -> bool:
@@ -198,203 +190,6 @@ def _read_raw(path: Path, img: nib.Nifti1Image, needed: int, described: str) -> 
         ) from exc
 
 
-# ------------------------------------------------------------------ header fields
-
-
-def _text(value: Any) -> str:
-    value = value.item() if hasattr(value, "item") else value
-    return value.decode("latin-1").rstrip("\x00") if isinstance(value, bytes) else str(value)
-
-
-def _float_or_none(value: Any) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _header_meta(img: nib.Nifti1Image) -> dict[str, Any]:
-    """The JSON-able record ``write`` needs to rebuild the header on a new grid (``meta["nifti"]``)."""
-    header = img.header
-    xyz_units, t_units = header.get_xyzt_units()
-    pixdim = [float(v) for v in header["pixdim"]]
-    info: dict[str, Any] = {
-        "version": 2 if isinstance(header, nib.Nifti2Header) else 1,
-        "sform_code": int(header["sform_code"]),
-        "qform_code": int(header["qform_code"]),
-        "affine": np.asarray(img.affine, np.float64).tolist(),
-        "qform": header.get_qform().tolist(),
-        "sform": header.get_sform().tolist(),
-        "xyz_units": xyz_units,
-        "t_units": t_units,
-        "xyzt_units": int(header["xyzt_units"]),
-        "pixdim_t": pixdim[4:8],
-        "pixdim4": pixdim[4] if len(img.shape) > 3 else None,
-        "dim_info": list(header.get_dim_info()),
-        "intent_p": [float(header[f"intent_p{i}"]) for i in (1, 2, 3)],
-        "scl_slope": _float_or_none(header["scl_slope"]),
-        "scl_inter": _float_or_none(header["scl_inter"]),
-    }
-    for name, kind in {**_CARRIED, **_SLICE_TIMING}.items():
-        info[name] = kind(header[name])
-    for name in _TEXT:
-        info[name] = _text(header[name])
-    return info
-
-
-def _index_map(info: dict[str, Any], affine: np.ndarray) -> np.ndarray | None:
-    """``M = inv(A_in) @ A_out`` from the source's affine to ``affine``, when it is a per-axis
-    scale and shift (what ``scale_affine`` makes); None otherwise (no source affine, resampled)."""
-    if info.get("affine") is None:
-        return None
-    try:
-        index_map = np.linalg.solve(np.asarray(info["affine"], np.float64), np.asarray(affine, np.float64))
-    except np.linalg.LinAlgError:
-        return None
-    linear = index_map[:3, :3]
-    diagonal = np.diag(linear)
-    if not np.allclose(linear, np.diag(diagonal), atol=1e-9) or np.any(diagonal <= 0):
-        return None
-    return index_map
-
-
-def _set_header(header: nib.Nifti1Header, info: dict[str, Any], affine: np.ndarray, description: str) -> None:
-    """Fill ``header`` (shape and dtype already set) from the source's ``info`` for the grid ``affine``."""
-    index_map = _index_map(info, affine)
-    if index_map is None:
-        qform = sform = affine
-    else:
-        qform, sform = (np.asarray(info[key], np.float64) @ index_map for key in ("qform", "sform"))
-        if not np.all(np.isfinite(qform)):  # garbage quaternion fields under qform_code 0
-            qform = affine
-    header.set_qform(qform, code=int(info.get("qform_code", 1)))
-    header.set_sform(sform, code=int(info.get("sform_code", 1)))
-    if "xyzt_units" in info:
-        header["xyzt_units"] = info["xyzt_units"]
-    else:
-        header.set_xyzt_units(info.get("xyz_units") or "mm", info.get("t_units") or "sec")
-    pixdim_t = info.get("pixdim_t") or [info.get("pixdim4") or 1.0, 1.0, 1.0, 1.0]
-    header["pixdim"][4:8] = pixdim_t
-    for name in _CARRIED:
-        if name in info:
-            header[name] = info[name]
-    for i, value in enumerate(info.get("intent_p", [])[:3], start=1):
-        header[f"intent_p{i}"] = value
-    for name, size in _TEXT.items():
-        text = description if name == "descrip" else info.get(name, "")
-        header[name] = str(text).encode("latin-1", "replace")[: size - 1]
-    freq, phase, slice_dim = (list(info.get("dim_info") or []) + [None] * 3)[:3]
-    header.set_dim_info(freq, phase, slice_dim)
-    if index_map is not None:
-        scaled = ~np.isclose(np.diag(index_map)[:3], 1.0, rtol=0, atol=1e-9)
-        if not (scaled[slice_dim] if slice_dim is not None else scaled.any()):
-            for name in _SLICE_TIMING:
-                header[name] = info.get(name, 0)
-
-
-def _storage_scaling(meta: dict[str, Any], info: dict[str, Any], dtype: np.dtype) -> tuple[float, float]:
-    """``(scl_slope, scl_inter)`` of the output: the source's own pair for integer storage of a
-    scaled source (or a DICOM ``rescale``), else ``(1, 0)``."""
-    if dtype.kind not in "iu":
-        return 1.0, 0.0
-    if info.get("scaled") and info.get("scl_slope"):
-        return float(info["scl_slope"]), float(info.get("scl_inter") or 0.0)
-    rescale = meta.get("rescale")
-    if not info and isinstance(rescale, (list, tuple)) and len(rescale) == 2 and float(rescale[0]) != 0:
-        return float(rescale[0]), float(rescale[1])
-    return 1.0, 0.0
-
-
-def _storage(meta: dict[str, Any], spatial_dims: int, path: Path) -> tuple[np.dtype, float, float]:
-    """``(dtype, scl_slope, scl_inter)`` an output with ``meta`` is stored with (refusals name ``path``)."""
-    if spatial_dims != 3:
-        raise file_error(OutputError, path, f"NIfTI output needs 3 spatial axes, got {spatial_dims}")
-    dtype = np.dtype(meta.get("dtype", "float32"))
-    if dtype.kind not in "iuf":
-        raise file_error(OutputError, path, f"NIfTI output of dtype {dtype} is not supported")
-    return (dtype, *_storage_scaling(meta, meta.get("nifti") or {}, dtype))
-
-
-#: bytes per read when :class:`_StreamedSink` copies its finished data block into the file.
-COPY_CHUNK = 1 << 24
-
-
-def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
-    """Write the bytes of the C-contiguous ``data`` at byte ``offset`` of ``fd`` (short writes continued)."""
-    view = memoryview(data).cast("B")
-    while len(view):
-        done = os.pwrite(fd, view, offset)
-        view, offset = view[done:], offset + done
-
-
-class _StreamedSink(AdapterSink):
-    """An :class:`~geo_med_sr.inference.protocols.ImageSink` that never holds the whole output.
-
-    Each window is cast to the storage dtype (:func:`_storage`) as it arrives and written with
-    ``os.pwrite`` into a scratch file beside ``path`` laid out as the NIfTI data block (``X``
-    fastest, then ``Y``, ``Z``, ``T``); :meth:`close` writes the header (built as
-    :meth:`NiftiAdapter.write_stored` builds it, with the metadata as it is then) and copies the block
-    behind it, ``.nii.gz`` compressed on the way, :data:`COPY_CHUNK` bytes at a time. Memory: one
-    window and one chunk. Voxels no window covers are 0, as in a fresh array. The scratch file is
-    removed on :meth:`close` and :meth:`abort` (and lies in the I/O layer's temporary folder).
-
-    Arguments as for :class:`~geo_med_sr.adapters.base.AdapterSink` (``adapter`` is :class:`NiftiAdapter`,
-    whose ``finish_streamed`` writes the file; ``shape`` is ``(T, X, Y, Z)``).
-    """
-
-    def __init__(self, *args: Any, **options: Any) -> None:
-        super().__init__(*args, **options)  # dtype None: windows arrive as float32 and are cast here
-        #: ``(dtype, slope, inter)`` the file stores; the dtype in native byte order, as nibabel writes it
-        dtype, slope, inter = _storage(self.meta, len(self.shape) - 1, self.path)
-        self.storage = (dtype.newbyteorder("="), slope, inter)
-        self._fd: int | None = None
-        self._scratch: Path | None = None
-        try:
-            fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".data")
-            self._fd, self._scratch = fd, Path(name)
-            os.ftruncate(fd, math.prod(self.shape) * self.storage[0].itemsize)  # sparse: unwritten voxels are 0
-        except OSError as exc:
-            self.abort()
-            raise file_error(OutputError, self.path, f"could not make the scratch file ({exc})") from exc
-
-    def write(self, window: Window, data: np.ndarray) -> None:
-        """Cast ``data`` ``(T, *window.shape)`` and write it at ``window`` of the data block."""
-        if self._fd is None:
-            raise file_error(OutputError, self.path, "the sink is already closed; open a new sink")
-        (x0, x1), (y0, y1), (z0, z1) = Window(window)
-        _, nx, ny, nz = self.shape
-        stored = cast_to_dtype(data, *self.storage)
-        item = self.storage[0].itemsize
-        for t, volume in enumerate(stored):
-            rows = np.ascontiguousarray(volume.transpose(2, 1, 0))  # (z, y, x): x runs are contiguous
-            base = t * nz + z0
-            if x1 - x0 == nx and y1 - y0 == ny:  # whole slices: one run
-                _pwrite_all(self._fd, rows, base * ny * nx * item)
-            elif x1 - x0 == nx:  # whole rows: one run per slice
-                for k, plane in enumerate(rows):
-                    _pwrite_all(self._fd, plane, ((base + k) * ny + y0) * nx * item)
-            else:
-                for k, plane in enumerate(rows):
-                    for j, row in enumerate(plane):
-                        _pwrite_all(self._fd, row, (((base + k) * ny + y0 + j) * nx + x0) * item)
-
-    def close(self) -> None:
-        """Write the file from the data block (once; later calls do nothing)."""
-        if self._fd is None:
-            return
-        try:
-            os.lseek(self._fd, 0, os.SEEK_SET)
-            self.adapter.finish_streamed(self._fd, self.shape, self.affine, self.meta, self.path, **self.options)
-        finally:
-            self.abort()
-
-    def abort(self) -> None:
-        """Drop the output: the scratch file is removed, nothing is written."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-        if self._scratch is not None:
-            self._scratch.unlink(missing_ok=True)
-
-
 class NiftiAdapter(Adapter):
     """``.nii`` / ``.nii.gz`` files, 2D to 4D."""
 
@@ -402,6 +197,9 @@ class NiftiAdapter(Adapter):
     domain = "medical"
     spatial_dims = 3  # 2D files are read as one-slice volumes
     is_folder = False
+    #: the input is read whole (nibabel); the output is streamed to disk window by window (:class:`StreamedSink`).
+    reads_windows = False
+    writes_windows = True
 
     @classmethod
     def can_read(cls, path: Path) -> bool:
@@ -438,7 +236,7 @@ class NiftiAdapter(Adapter):
         if scaled:  # real-world values; float32 holds 8/16-bit storage times a slope, wider storage needs float64
             real = np.float32 if stored.itemsize <= 2 or stored == np.float32 else np.float64
             array = array.astype(real) * real(slope) + real(inter)
-        info = {**_header_meta(img), "scaled": bool(scaled)}
+        info = {**header_meta(img), "scaled": bool(scaled)}
         info["scl_slope"], info["scl_inter"] = (slope, inter) if scaled else (None, None)
         meta = {"format": "nifti", "source": str(path), "dtype": stored.name, "nifti": info}
         meta["description"] = info["descrip"]
@@ -453,7 +251,7 @@ class NiftiAdapter(Adapter):
         to the dtype (0 stays 0 when inter is 0); other integer storage is rounded and clipped;
         float storage is unscaled. The header is the source's one on the new grid (module doc).
         """
-        dtype, slope, inter = _storage(image.meta, image.spatial_dims, path)
+        dtype, slope, inter = storage_of(image.meta, image.spatial_dims, path)
         unchanged = image.array.dtype == dtype and (slope, inter) == (1.0, 0.0)  # e.g. int64 beyond 2**53: no cast
         raw = image.array if unchanged else cast_to_dtype(image.array, dtype, slope, inter)
         cls.write_stored(raw, image.affine, image.meta, path, **options)
@@ -469,10 +267,10 @@ class NiftiAdapter(Adapter):
         *,
         name: str | Path | None = None,
         **options: Any,
-    ) -> _StreamedSink:
+    ) -> StreamedSink:
         """A sink that writes each window to disk as it arrives, cast to the storage dtype (the storage
-        scaling depends on the metadata only); the header is written when it closes (:class:`_StreamedSink`)."""
-        return _StreamedSink(cls, Path(path), tuple(shape), affine, meta, **options)
+        scaling depends on the metadata only); the header is written when it closes (:class:`StreamedSink`)."""
+        return StreamedSink(cls, Path(path), tuple(shape), affine, meta, **options)
 
     @classmethod
     def _image(
@@ -484,7 +282,7 @@ class NiftiAdapter(Adapter):
         **options: Any,
     ) -> nib.Nifti1Image:
         """The nibabel image of stored values ``data`` ``(X, Y, Z[, T])`` with ``storage`` ``(dtype, slope,
-        inter)`` (:func:`_storage`), header and provenance extension set."""
+        inter)`` (:func:`storage_of`), header and provenance extension set."""
         dtype, slope, inter = storage
         info = meta.get("nifti") or {}
         nifti2 = info.get("version") == 2 or max(data.shape) > 32767
@@ -493,7 +291,7 @@ class NiftiAdapter(Adapter):
         header.set_data_dtype(dtype)
         header.set_data_shape(data.shape)
         description = options.get("description") or info.get("descrip") or meta.get("description", "")
-        _set_header(header, info, affine, description)
+        set_header(header, info, affine, description)
         img = image_class(data, header.get_best_affine(), header=header)
         img.header.set_slope_inter(slope, inter)  # after construction: nibabel resets the scaling of a new image
         provenance = meta.get("provenance")
@@ -513,8 +311,8 @@ class NiftiAdapter(Adapter):
     def write_stored(
         cls, raw: np.ndarray, affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
     ) -> None:
-        """Write stored values ``raw`` ``(T, X, Y, Z)`` (already in the storage dtype of :func:`_storage`)."""
-        storage = _storage(meta, raw.ndim - 1, path)
+        """Write stored values ``raw`` ``(T, X, Y, Z)`` (already in the storage dtype of :func:`storage_of`)."""
+        storage = storage_of(meta, raw.ndim - 1, path)
         img = cls._image(raw[0] if raw.shape[0] == 1 else np.moveaxis(raw, 0, 3), storage, affine, meta, **options)
         try:
             nib.save(img, str(path))
@@ -527,14 +325,14 @@ class NiftiAdapter(Adapter):
         cls, fd: int, shape: tuple[int, ...], affine: np.ndarray, meta: dict[str, Any], path: Path, **options: Any
     ) -> None:
         """Write ``path`` from a data block already on disk: ``fd`` positioned at its start, holding the stored
-        values of a ``(T, X, Y, Z)`` output in file order (:class:`_StreamedSink`).
+        values of a ``(T, X, Y, Z)`` output in file order (:class:`StreamedSink`).
 
         The header is what :meth:`write_stored` writes for the same values (nibabel's own ``update_header``
         and ``write_to``, on a zero-stride placeholder array); the block is copied behind it in chunks.
         """
         t, nx, ny, nz = shape
         file_shape = (nx, ny, nz) if t == 1 else (nx, ny, nz, t)
-        storage = _storage(meta, 3, path)
+        storage = storage_of(meta, 3, path)
         placeholder = np.broadcast_to(np.zeros((), storage[0]), file_shape)
         img = cls._image(placeholder, storage, affine, meta, **options)
         img.update_header()  # as nibabel's to_file_map does before writing

@@ -17,14 +17,15 @@ def _fmt(values) -> str:
 def describe(path: str | os.PathLike, series: str | None = None) -> str:
     """Shape, spacing, orientation, origin, dtype and format details of the image at ``path``.
 
-    The input is opened as the pipeline opens it (:func:`geo_med_sr.io.open_source`): windowed
-    formats (GeoTIFF) are described from their header without reading pixels, so ``info`` is
-    instant on any scene size; in-memory formats (NIfTI, DICOM) also report their value range.
+    The input is opened as the pipeline opens it (:func:`geo_med_sr.io.open_source`): formats read
+    by windows (``reads_windows``: GeoTIFF) are described from their header without reading pixels,
+    so ``info`` is instant on any scene size; formats read whole (NIfTI, DICOM) also report their
+    value range.
     """
     adapter = io.adapter_for_input(path)
     with io.open_source(path, series=series) as source:
         spatial, channels = tuple(source.shape[1:]), source.shape[0]
-        if adapter.windowed:
+        if adapter.reads_windows:
             dtype, value_range = str(source.meta.get("dtype")), None
         else:
             values = source.read(Window.from_shape(spatial))

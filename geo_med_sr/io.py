@@ -2,7 +2,8 @@
 
 * :func:`read` / :func:`write`: a whole :class:`~geo_med_sr.spatial.SpatialArray`.
 * :func:`open_source` / :func:`open_sink`: an input and an output for the engine, window by
-  window (GeoTIFF) or in memory (NIfTI, DICOM): the one path the pipeline runs for every format.
+  window or in memory as each adapter declares (``reads_windows``: GeoTIFF; ``writes_windows``:
+  GeoTIFF, NIfTI): the one path the pipeline runs for every format.
 * :func:`check_output`, :func:`atomic_path`: nothing is replaced by surprise and no partial
   output is ever left at the output's name.
 """
@@ -135,11 +136,12 @@ def discover_product(
     *,
     pan: str | os.PathLike | None = None,
     guide: str | os.PathLike | None = None,
-    bands: Sequence[str] | None = None,
+    bands: str | Sequence[str] | None = None,
     offset: float | None = None,
 ) -> Any:
-    """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.s2.discover`)."""
-    from geo_med_sr.adapters.s2 import discover
+    """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.products.discover`);
+    ``bands`` as a list of names or ``"B05,B8A"``."""
+    from geo_med_sr.adapters.products import discover
 
     return discover([Path(p) for p in inputs], pan=pan, guide=guide, bands=bands, offset=offset)
 
@@ -157,7 +159,7 @@ def open_source(
     """The input at ``path`` opened for the engine (use it in ``with``).
 
     ``series`` reaches folder adapters (DICOM) and ``bands`` adapters with band selection
-    (GeoTIFF); a windowed adapter reads windows of the file, the others the whole image.
+    (GeoTIFF); an adapter that ``reads_windows`` reads windows of the file, the others the whole image.
     """
     adapter = adapter_for_input(path)
     options: dict[str, Any] = {}

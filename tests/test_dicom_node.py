@@ -20,7 +20,7 @@ from orthanc_server import free_port
 from test_cli import run_cli
 
 from geo_med_sr.errors import ConfigError, InputError, OutputError, file_error
-from geo_med_sr.pacs import net
+from geo_med_sr.pacs import dimse, net
 from geo_med_sr.pacs.fetch import parse_dicomweb
 from geo_med_sr.pacs.node import DicomNode
 from geo_med_sr.pacs.rules import Rule, Rules, load_rules
@@ -245,10 +245,10 @@ def test_instances_are_on_disk_before_the_answer_and_a_failed_write_is_refused(t
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
     port = free_port()
-    server = net.StoreServer("SRNODE", "127.0.0.1", port, n.receive).start()
+    server = dimse.StoreServer("SRNODE", "127.0.0.1", port, n.receive).start()
     try:
         peer = net.Peer("SRNODE", "127.0.0.1", port)
-        assert net.send_files(files[:4], peer, "SCANNER") == 4
+        assert dimse.send_files(files[:4], peer, "SCANNER") == 4
         uid = instance(files[0]).series_uid
         stored = sorted(n.spool.folder("incoming", uid).glob("*.dcm"))
         assert len(stored) == 4
@@ -269,7 +269,7 @@ def test_instances_are_on_disk_before_the_answer_and_a_failed_write_is_refused(t
 
         monkeypatch.setattr(os, "fsync", full)
         with pytest.raises(OutputError, match="status 0xA700"):
-            net.send_files(files[4:], peer, "SCANNER")
+            dimse.send_files(files[4:], peer, "SCANNER")
         assert len(list(n.spool.folder("incoming", uid).glob("*.dcm"))) == 4  # the refused one is not there
         assert list(n.spool.folder("tmp").iterdir()) == []  # nor half of it
     finally:
@@ -286,10 +286,10 @@ def test_unsafe_uids_are_refused_not_used_as_paths(tmp_path):
         instance(files[0])
     n = node(tmp_path / "spool")
     port = free_port()
-    server = net.StoreServer("SRNODE", "127.0.0.1", port, n.receive).start()
+    server = dimse.StoreServer("SRNODE", "127.0.0.1", port, n.receive).start()
     try:
         with pytest.raises(OutputError, match="status 0xC000"):
-            net.send_files(files[:1], net.Peer("SRNODE", "127.0.0.1", port), "SCANNER")
+            dimse.send_files(files[:1], net.Peer("SRNODE", "127.0.0.1", port), "SCANNER")
     finally:
         server.stop()
     assert n.spool.incoming() == [] and not (tmp_path / "etc").exists()

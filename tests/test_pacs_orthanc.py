@@ -27,7 +27,7 @@ from orthanc_server import free_port, orthanc_binary, start_orthanc
 from test_cli import run_cli
 
 from geo_med_sr.errors import InputError
-from geo_med_sr.pacs import net
+from geo_med_sr.pacs import dimse, net
 from geo_med_sr.pacs.node import DicomNode
 from geo_med_sr.pacs.rules import Rule, Rules
 
@@ -100,7 +100,7 @@ def wait_for_echo(peer: net.Peer, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            net.echo(peer, "TEST")
+            dimse.echo(peer, "TEST")
             return
         except InputError:
             if time.monotonic() > deadline:
@@ -179,7 +179,7 @@ def test_node_killed_mid_series_loses_no_acknowledged_instance(orthanc, stored, 
     second = _start_node(command, tmp_path / "second.log")
     try:
         wait_for_echo(peer)
-        assert net.send_files(stored.files[20:], peer, "SCANNER") == 15
+        assert dimse.send_files(stored.files[20:], peer, "SCANNER") == 15
         series = orthanc.wait_for_series(stored.study_uid, known, SCALE * 35, timeout=120)
         second.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
         assert second.wait(30) == 0

@@ -313,12 +313,19 @@ def test_absurd_scales_are_refused_before_any_work(tmp_path, capsys, scale):
 
 
 def test_in_memory_output_larger_than_the_memory_available_is_refused(tmp_path, capsys, monkeypatch):
+    """The size guard applies to outputs held whole until written (a DICOM series), not to streamed ones
+    (NIfTI, written window by window): the same 128x128x64 output (8 MiB of float32 values) is refused
+    as a series and written as a NIfTI file with 1 MiB reported free."""
     from geo_med_sr.upscale import pipeline
 
     monkeypatch.setattr(pipeline, "available_bytes", lambda: 1 << 20)  # 1 MiB free
     src = write_nifti(tmp_path / "in.nii.gz", smooth_volume((32, 32, 16)), oblique_affine())
+    code, _, err = run(capsys, "upscale", src, tmp_path / "series", "--scale", "4", "--method", "linear")
+    one_line_error(code, err, "series", "GiB of memory")
+    assert not (tmp_path / "series").exists()
     code, _, err = run(capsys, "upscale", src, tmp_path / "out.nii.gz", "--scale", "4", "--method", "linear")
-    one_line_error(code, err, "out.nii.gz", "GiB of memory")
+    assert code == 0, err
+    assert nib.load(tmp_path / "out.nii.gz").shape == (128, 128, 64)
 
 
 def test_a_checkpoint_asking_for_a_huge_network_is_refused_before_allocation(tmp_path):

@@ -60,7 +60,8 @@ class DicomAdapter(Adapter):
     domain = "medical"
     spatial_dims = 3
     is_folder = True
-    windowed = False
+    reads_windows = False
+    writes_windows = False
     band_selection = False
 
     @classmethod

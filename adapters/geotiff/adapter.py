@@ -42,8 +42,9 @@ class GeoTiffAdapter(Adapter):
     domain = "geo"
     spatial_dims = 2
     is_folder = False
-    #: :meth:`open_source` and :meth:`open_sink` read and write windows of the file.
-    windowed = True
+    #: :meth:`open_source` reads windows of the file and :meth:`open_sink` writes them.
+    reads_windows = True
+    writes_windows = True
     band_selection = True
 
     @classmethod

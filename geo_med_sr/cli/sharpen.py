@@ -134,7 +134,7 @@ def run_evaluate_sharpen(argv: list[str]) -> None:
         args.inputs,
         pan=args.pan,
         guide=args.guide,
-        bands=[b.strip() for b in args.bands.split(",")] if args.bands else None,
+        bands=args.bands,
         methods=args.methods or ["bicubic", "brovey", "glp", "self"],
         ratios=args.ratio,
         budget=args.budget,

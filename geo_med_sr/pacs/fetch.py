@@ -97,7 +97,7 @@ def fetched_input(
     if from_peer is None and not is_dicomweb(source):
         yield str(source)
         return
-    from geo_med_sr.pacs import net
+    from geo_med_sr.pacs import dicomweb, dimse, net
 
     calling = net.check_ae_title(ae_title)
     if from_peer is not None:
@@ -111,9 +111,9 @@ def fetched_input(
     folder = Path(tempfile.mkdtemp(prefix="geo-med-sr-pacs-"))
     try:
         if from_peer is not None:
-            net.get_series(peer, str(series), folder, calling)
+            dimse.get_series(peer, str(series), folder, calling)
         else:
-            net.wado_series(target.root, target.study_uid, target.series_uid, folder)
+            dicomweb.wado_series(target.root, target.study_uid, target.series_uid, folder)
         yield str(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -168,7 +168,7 @@ def push_series(
         OutputError: the destination refused or could not be reached; the message says the
             output was written and how to push it again.
     """
-    from geo_med_sr.pacs import net
+    from geo_med_sr.pacs import dicomweb, dimse, net
 
     done = []
     if send is None and stow is None:
@@ -177,9 +177,9 @@ def push_series(
     try:
         if send is not None:
             peer = net.parse_peer(send, "--send")
-            done.append(f"sent {net.send_files(files, peer, net.check_ae_title(ae_title))} instances to {peer}")
+            done.append(f"sent {dimse.send_files(files, peer, net.check_ae_title(ae_title))} instances to {peer}")
         if stow is not None:
-            done.append(f"stored {net.stow_files(stow, files)} instances at {stow}")
+            done.append(f"stored {dicomweb.stow_files(stow, files)} instances at {stow}")
     except (OutputError, InputError) as exc:
         raise type(exc)(f"{exc} (the output {folder} was written; push it again with storescu or STOW-RS)") from exc
     return done

@@ -258,7 +258,7 @@ class DicomNode:
         retry: seconds between retries of a failed forward.
         keep: keep ``ready/`` and ``output/`` of done series.
         upscale: :func:`geo_med_sr.super_resolve` (replaceable in tests).
-        send: :func:`geo_med_sr.pacs.net.send_files` (replaceable in tests).
+        send: :func:`geo_med_sr.pacs.dimse.send_files` (replaceable in tests).
         clock: monotonic seconds (replaceable in tests).
 
     Raises:
@@ -281,7 +281,7 @@ class DicomNode:
         send: Callable[..., int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from geo_med_sr.pacs import net
+        from geo_med_sr.pacs import dimse, net
 
         self.ae_title = net.check_ae_title(ae_title)
         self.forward = net.parse_peer(forward, "--forward") if forward else None
@@ -290,7 +290,7 @@ class DicomNode:
         if idle <= 0 or retry <= 0:
             raise ConfigError(f"--idle ({idle}) and --retry ({retry}) must be positive seconds")
         self.idle, self.retry, self.keep = float(idle), float(retry), keep
-        self._upscale, self._send, self.clock = upscale, send or net.send_files, clock
+        self._upscale, self._send, self.clock = upscale, send or dimse.send_files, clock
         for rule, label in self.rules.all():
             if rule.forward is None and self.forward is None:
                 raise ConfigError(f"{label} has no forward destination: give --forward AE@HOST:PORT or forward: in it")
@@ -481,7 +481,7 @@ class DicomNode:
     def run(self, host: str, port: int, stop: threading.Event | None = None, interval: float | None = None) -> None:
         """Serve C-STORE on ``(host, port)`` and poll until ``stop`` is set (or Ctrl-C, which propagates
         after the server stopped)."""
-        from geo_med_sr.pacs.net import StoreServer
+        from geo_med_sr.pacs.dimse import StoreServer
 
         server = StoreServer(self.ae_title, host, port, self.receive).start()
         log.info("DICOM node %s listening on %s:%d, spool %s", self.ae_title, host, port, self.spool.root)

@@ -70,7 +70,7 @@ def open_scene(
                     spec.role,
                     grid,
                     source,
-                    float(spec.scale),
+                    float(spec.gain),
                     float(spec.offset),
                     spec.wavelength_nm,
                     spec.nodata,
@@ -320,7 +320,7 @@ def _self_method(
 
 def _band_meta(scene: Scene, layout: Layout, spec) -> dict[str, Any]:
     bands = [scene.bands[i] for i in layout.outputs]
-    scaled = any(b.scale != 1.0 or b.offset != 0.0 for b in bands)
+    scaled = any(b.gain != 1.0 or b.offset != 0.0 for b in bands)
     band_tags = []
     for b in bands:
         tags = {"BAND_NAME": b.name}
@@ -339,8 +339,8 @@ def _band_meta(scene: Scene, layout: Layout, spec) -> dict[str, Any]:
         "crs": layout.grid.crs,
         "nodata": spec.nodata,
         "descriptions": [b.name for b in bands],
-        "scales": [b.scale for b in bands] if scaled else None,
-        "offsets": [b.offset * b.scale for b in bands] if scaled else None,
+        "scales": [b.gain for b in bands] if scaled else None,
+        "offsets": [b.offset * b.gain for b in bands] if scaled else None,
         "band_tags": band_tags,
         "tags": {},
         "area_or_point": "Area",
@@ -408,11 +408,10 @@ def sharpen(
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
-    band_names = [b.strip() for b in bands.split(",")] if isinstance(bands, str) else bands
     out = Path(output)
     extra = [Path(p) for p in (pan, guide) if p is not None]
     io.check_output(out, inputs=[*paths, *extra], overwrite=overwrite)
-    with open_scene(paths, pan=pan, guide=guide, bands=band_names, offset=offset) as scene:
+    with open_scene(paths, pan=pan, guide=guide, bands=bands, offset=offset) as scene:
         layout = plan(scene)
         stats = [band_stats(b) for b in scene.bands]
         methods, records = {}, []

@@ -58,7 +58,7 @@ class Band:
         role: ``"spectral"``, ``"pan"``, ``"guide"`` or ``"categorical"`` (carried by nearest neighbour).
         grid: its pixels.
         source: windowed reader (``read``/``read_valid`` in index order, one channel).
-        scale, offset: physical value = ``(stored + offset) * scale`` (S2 L2A: 1e-4, -1000).
+        gain, offset: radiometry: physical value = ``(stored + offset) * gain`` (S2 L2A: 1e-4, -1000).
         wavelength_nm: central wavelength, or None.
         nodata: the stored nodata value, or None.
         dtype: the stored dtype name.
@@ -68,7 +68,7 @@ class Band:
     role: str
     grid: Grid
     source: Source
-    scale: float = 1.0
+    gain: float = 1.0
     offset: float = 0.0
     wavelength_nm: float | None = None
     nodata: float | None = None
@@ -76,11 +76,11 @@ class Band:
 
     def physical(self, stored: np.ndarray) -> np.ndarray:
         """Stored numbers -> physical values (float64)."""
-        return (np.asarray(stored, dtype=np.float64) + self.offset) * self.scale
+        return (np.asarray(stored, dtype=np.float64) + self.offset) * self.gain
 
     def stored(self, physical: np.ndarray) -> np.ndarray:
         """Physical values -> stored numbers (float64, not yet rounded)."""
-        return np.asarray(physical, dtype=np.float64) / self.scale - self.offset
+        return np.asarray(physical, dtype=np.float64) / self.gain - self.offset
 
 
 @dataclass
@@ -284,13 +284,19 @@ def on_grid(band: Band, rel: Relation, idx: Sequence[np.ndarray], fill: float) -
     return values[sel], valid[sel]
 
 
-def glp_weights(idx: np.ndarray, axis: int, n_out: int, ratio: int, offset: float) -> Weights:
+def glp_weights(idx: np.ndarray, n_out: int, ratio: int, offset: float) -> Weights:
     """MTF-GLP low-pass along one axis: Gaussian MTF filter (gain :data:`MTF_NYQUIST_GAIN` at the coarse
     Nyquist), decimation to the coarse pixel centres and cubic interpolation back to output pixels ``idx``.
 
-    Returns weights over output-grid indices (mirror-folded).
+    Args:
+        idx: output-grid indices ``(N,)`` of the pixels to filter (folded into the grid).
+        n_out: length of the output grid along this axis (pixels).
+        ratio: coarse / output pixel-size ratio along this axis.
+        offset: position of the coarse grid's corner on the output grid along this axis (output pixels).
+
+    Returns:
+        Weights over output-grid indices (mirror-folded).
     """
-    del axis
     up = cubic_weights(fine_positions(idx, ratio, offset), None)  # coarse centres, inside or beyond the band
     coarse = np.arange(up.lo, up.hi)
     centres = offset + (coarse + 0.5) * ratio - 0.5
@@ -359,7 +365,7 @@ def group_inputs(
     )
     if detail:
         rel = layout.relations[group.targets[0]]
-        wx, wy = (glp_weights(idx[a], a, layout.grid.shape[a], rel.ratio[a], rel.offset[a]) for a in range(2))
+        wx, wy = (glp_weights(idx[a], layout.grid.shape[a], rel.ratio[a], rel.offset[a]) for a in range(2))
         lows = []
         for i in layout.guides:
             values, _ = on_grid(

@@ -242,14 +242,15 @@ def upscale_image(
 
 
 def check_output_size(path: object, shape: Sequence[int], dtype: np.dtype, *, in_memory: bool) -> None:
-    """Refuse an output that cannot be made: one held in memory (NIfTI, DICOM) that needs more
-    memory than the system has available now.
+    """Refuse an output that cannot be made: one held whole in memory until it is written (an adapter
+    without ``writes_windows``: DICOM) that needs more memory than the system has available now.
+    Outputs written window by window (GeoTIFF, the streamed NIfTI) are never refused here.
 
     Args:
         path: the output, named in the message.
         shape: ``(C, *S)`` of the output.
         dtype: the float dtype its values are collected in.
-        in_memory: the output is collected whole before it is written (not windowed).
+        in_memory: the output is collected whole before it is written (its sink does not write windows).
 
     Raises:
         OutputError: with the size needed and the memory available.
@@ -347,11 +348,11 @@ def super_resolve(
             request = None
         factors = fitted
         request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
-        if not adapter_in.windowed:
+        if not adapter_in.reads_windows:
             check_finite(source, src_path)
         out_spatial = scaled_shape(source.shape[1:], factors)
         out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
-        check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.windowed)
+        check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.writes_windows)
         with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
             engine = _engine(source, method, config, progress, slice_thickness)
         provenance = {**engine.provenance, "request": request}

@@ -679,7 +679,8 @@ def test_disk_full_is_an_output_error_and_leaves_no_files(tmp_path, cog):
 def test_adapter_registration_and_surface(tmp_path, full_tif):
     path, _ = full_tif
     assert ADAPTERS.get("geotiff") is GeoTiffAdapter
-    assert GeoTiffAdapter.windowed is True and GeoTiffAdapter.is_folder is False
+    assert GeoTiffAdapter.reads_windows is True and GeoTiffAdapter.writes_windows is True
+    assert GeoTiffAdapter.is_folder is False
     assert GeoTiffAdapter.can_read(path) and not GeoTiffAdapter.can_read(tmp_path / "missing.tif")
     (tmp_path / "a.nii").write_bytes(b"x")
     assert not GeoTiffAdapter.can_read(tmp_path / "a.nii")

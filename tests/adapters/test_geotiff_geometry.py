@@ -219,7 +219,8 @@ def test_overview_factors_double_until_the_overview_fits_one_tile(width, height,
 def test_declared_attributes_and_output_name():
     adapter = gt.GeoTiffAdapter
     assert (adapter.name, adapter.domain, adapter.spatial_dims) == ("geotiff", "geo", 2)
-    assert adapter.windowed is True and adapter.band_selection is True and adapter.is_folder is False
+    assert adapter.reads_windows is True and adapter.writes_windows is True
+    assert adapter.band_selection is True and adapter.is_folder is False
     assert not hasattr(adapter, "streaming")
     assert adapter.output_name("scenes/LC08_x.TIFF") == "LC08_x.tif"
     assert adapter.output_name("a.b.tif") == "a.b.tif"

@@ -238,13 +238,13 @@ def test_streamed_sink_abort_leaves_nothing(tmp_path):
 
 def test_streamed_sink_that_cannot_make_its_scratch_file_says_so(tmp_path, monkeypatch):
     """No room for the scratch data block: a one-line OutputError naming the output, nothing left behind."""
-    from geo_med_sr.adapters import nifti
+    from geo_med_sr.adapters import nifti_stream
     from geo_med_sr.errors import OutputError
 
     def refuse(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(nifti.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(nifti_stream.tempfile, "mkstemp", refuse)
     meta = {"format": "nifti", "dtype": "int16", "nifti": {}}
     with pytest.raises(OutputError, match=r"o\.nii\.gz.*No space left on device"):
         NiftiAdapter.open_sink(tmp_path / "o.nii.gz", (1, 4, 4, 4), np.eye(4), meta, None)

@@ -1,0 +1,24 @@
+"""Multi-resolution products for guided sharpening (``geo-med-sr sharpen``): which bands a path holds.
+
+Modules, one job each (one file per sensor):
+
+* :mod:`.names`: the one parser of band lists (``"B05,B8A"``) and the key two spellings of a band
+  share (``"B5"`` == ``"B05"``); file stems. Pure Python.
+* :mod:`.records`: :class:`BandSpec`, :class:`Product`, band candidates, raster headers.
+* :mod:`.sentinel2`: band names and wavelengths, band file names, COG folders, ``.SAFE`` products,
+  MTD metadata and the L1C/L2A offsets.
+* :mod:`.landsat`: Landsat product ids, band codes, OLI / ETM+ wavelengths.
+* :mod:`.stac`: local STAC items.
+* :mod:`.discovery`: :func:`discover`: which kind each input path is, band selection, the product.
+
+Radiometry: ``physical = (DN + offset) * gain`` (``offset`` in DN units).
+"""
+
+from __future__ import annotations
+
+from geo_med_sr.adapters.products.discovery import discover
+from geo_med_sr.adapters.products.names import band_key, parse_band_names
+from geo_med_sr.adapters.products.records import BandSpec, Product
+from geo_med_sr.adapters.products.sentinel2 import S2_BANDS, S2_WAVELENGTH_NM
+
+__all__ = ["S2_BANDS", "S2_WAVELENGTH_NM", "BandSpec", "Product", "band_key", "discover", "parse_band_names"]
