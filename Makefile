@@ -18,7 +18,7 @@ GMS := $(VENV)/bin/geo-med-sr
 # Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
 QUALITY = benchmarks/results/quality
 
-.PHONY: demo test lint install clean bench figures qgis-plugin weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
+.PHONY: demo test lint typecheck install clean bench figures qgis-plugin weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,21 @@ demo: $(STAMP)
 qgis-plugin: $(STAMP)
 	$(VENV)/bin/python integrations/qgis/build.py
 
-# ruff (configured in pyproject.toml) on the whole tree, then the test suite
-lint: $(STAMP)
+# ruff (configured in pyproject.toml) on the whole tree and the type checker on the engine's
+# contracts, then the test suite
+lint: $(STAMP) typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy (configured in pyproject.toml) on TYPED. adapters/ is installed as geo_med_sr.adapters, a
+# mapping mypy cannot follow, so it reads a tree of links laid out as the installed package.
+TYPED = geo_med_sr.inference.protocols geo_med_sr.adapters.base
+typecheck: $(STAMP)
+	rm -rf build/typecheck && mkdir -p build/typecheck/geo_med_sr
+	for f in geo_med_sr/*; do ln -s ../../../$$f build/typecheck/geo_med_sr/; done
+	ln -s ../../../adapters build/typecheck/geo_med_sr/adapters
+	ln -s ../../../configs build/typecheck/geo_med_sr/configs
+	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml $(addprefix -m ,$(TYPED))
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -198,8 +198,8 @@ class AdapterSink(SinkContext):
         **options: passed to the adapter's writer.
     """
 
-    dtype = None
-    nodata = None
+    dtype: np.dtype | None = None
+    nodata: float | None = None
 
     def __init__(
         self,
