@@ -23,11 +23,12 @@ CRS, band descriptions, nodata, scales/offsets, tags and overview factors; other
 difference per band and the metadata keys that differ are reported. Every run's pixels are also
 hashed, so a command that is not deterministic from run to run shows (``runs agree``).
 
-How: the base commit is checked out in a git worktree; both trees are installed (no
-dependencies, not editable) into folders of their own and put first on ``PYTHONPATH`` of every
-run, with a ``sitecustomize`` that drops the finder of this checkout's editable install, so each
-run imports exactly one code base (the table prints which file it imported). Nothing but the
-command line and each tree's own ``bench_engine.py`` is used, so any base works whatever its
+How: the base commit is checked out in a git worktree; both trees (their git-visible files,
+copied, so no stale ``build/`` leaks in) are installed (no dependencies, not editable) into folders
+of their own and put first on ``PYTHONPATH`` of every run, with a ``sitecustomize`` that drops the
+finder of this checkout's editable install, so each run imports exactly one code base (the table
+prints which file it imported). Nothing but the command line and each tree's own
+``bench_engine.py`` is used, so any base works whatever its
 module paths (e.g. ``1f489ec``, before the capability packages). ``--upscale-outputs`` adds one
 ``python -m geo_med_sr upscale`` run per tree and upscale case (the case's input and bundled model,
 x2, float32), untimed in the table, and compares the two outputs as for sharpen (NIfTI: header,
@@ -47,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +100,24 @@ def install(tree: Path, target: Path) -> None:
         check=True,
         cwd=target.parent,
     )
+
+
+def snapshot(tree: Path, dest: Path) -> Path:
+    """Copy the working tree's tracked and untracked-but-not-ignored files of ``tree`` to ``dest``, so that what is
+    installed is the tree as it stands: no stale ``build/lib`` of an earlier install (which setuptools would put
+    in the wheel, e.g. modules that moved away) and no build folders left in the checkout."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=tree,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, names):
+        src = tree / os.fsdecode(name)
+        if src.is_file():  # a tracked file deleted in the working tree is left out
+            (dest / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / os.fsdecode(name))
+    return dest
 
 
 def environment(site: Path, shim: Path) -> dict:
@@ -243,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             trees = {"base": base, "head": REPO}
             sites = {name: work / f"site-{name}" for name in trees}
             for name, tree in trees.items():
-                install(tree, sites[name])
+                install(snapshot(tree, work / f"src-{name}"), sites[name])
             shim = work / "shim"
             shim.mkdir()
             (shim / "sitecustomize.py").write_text(SHIM)
@@ -253,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     results.append(run_case(case, trees, envs, modules, args, work))
                 except subprocess.CalledProcessError as error:  # one broken case does not lose the others
-                    print(f"{case}: FAILED: {error}", flush=True)
-                    results.append({"case": case, "failed": str(error)})
+                    cmd = [str(c) for c in error.cmd]
+                    cmd = cmd[3:] if cmd[1:3] == ["-c", PROBE] else cmd  # the command, not its measuring parent
+                    failed = f"exit status {error.returncode} of {' '.join(cmd)}"
+                    print(f"{case}: FAILED: {failed}", flush=True)
+                    results.append({"case": case, "failed": failed})
                 if args.json:
                     write_report(args.json, results, args, argv)
         finally:
