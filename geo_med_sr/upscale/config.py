@@ -19,7 +19,7 @@ from geo_med_sr.degrade import DEGRADATIONS
 from geo_med_sr.errors import ConfigError, file_error
 from geo_med_sr.normalize import NORMALIZERS
 from geo_med_sr.registry import Registry
-from geo_med_sr.upscale.methods import METHODS
+from geo_med_sr.upscale.registry import METHODS
 
 
 def _registered(registry: Registry) -> AfterValidator:
