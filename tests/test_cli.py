@@ -238,3 +238,105 @@ def test_progress_flag_shows_bars_off_a_terminal(tmp_path):
     assert shown.returncode == 0 and "super-resolving:" in shown.stderr and "%|" in shown.stderr
     assert hidden.returncode == 0 and "%|" not in hidden.stderr
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def _subparsers():
+    import argparse
+
+    from geo_med_sr.cli.main import build_parser
+
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--sharpen", "S2X", "--method", "glp"],
+        ["evaluate", "S2X", "--method", "glp", "--sharpen"],
+        ["evaluate", "S2X", "--sharp", "--method", "glp"],
+    ],
+)
+def test_evaluate_sharpen_is_a_mode_that_argparse_routes(argv):
+    """``--sharpen`` anywhere (even spelt short) parses the whole command with the sharpening mode's options."""
+    from geo_med_sr.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.command == "evaluate" and args.sharpen is True
+    assert args.inputs == ["S2X"] and args.methods == ["glp"] and args.device == "auto" and args.seed == 0
+    single = build_parser().parse_args(["evaluate", "r.tif", "--scale", "2", "--method", "bspline"])
+    assert single.sharpen is False and single.reference == "r.tif" and single.methods == ["bspline"]
+
+
+def test_evaluate_modes_keep_their_own_options(capsys):
+    from geo_med_sr.cli.main import build_parser
+
+    for argv, refused in (
+        (["evaluate", "r.tif", "--scale", "2", "--method", "glp"], "invalid choice: 'glp'"),
+        (["evaluate", "--sharpen", "S2X", "--scale", "2"], "unrecognized arguments: --scale 2"),
+        (["evaluate", "--sharpen", "S2X", "--budget", "5", "--steps", "3"], "not allowed with argument"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            build_parser().parse_args(argv)
+        assert info.value.code == 2 and refused in capsys.readouterr().err
+
+
+def test_evaluate_help_documents_both_modes():
+    text = _subparsers()["evaluate"].format_help()
+    single, _, sharpen = text.partition("usage: geo-med-sr evaluate --sharpen")
+    assert "--scale SCALE" in single and "reference" in single and "--sharpen" in single
+    assert "INPUT [INPUT ...]" in sharpen and "--qnr" in sharpen and "{bicubic,brovey,glp,model,self}" in sharpen
+
+
+def test_patch_size_means_one_unit_in_every_command():
+    """One declaration of --patch-size: its help states the unit, for each tool on its own grid."""
+    commands = _subparsers()
+    grids = {"upscale": "input voxels", "batch": "input voxels", "evaluate": "reference", "sharpen": "output grid"}
+    for name, grid in grids.items():
+        option = next(a for a in commands[name]._actions if "--patch-size" in a.option_strings)
+        assert option.help.startswith("tile edge in pixels of the input's finest grid ("), (name, option.help)
+        assert grid in option.help and option.type is int
+    assert next(a for a in commands["sharpen"]._actions if "--patch-size" in a.option_strings).default == 512
+
+
+@pytest.mark.parametrize(
+    "flag,defaults",
+    [
+        ("--budget", {"upscale": None, "batch": None, "evaluate": None, "sharpen": None}),
+        ("--steps", {"upscale": None, "batch": None, "evaluate": None, "sharpen": None}),
+        ("--device", {"upscale": None, "batch": None, "sharpen": "auto", "train": None}),
+        ("--amp", {"upscale": None, "batch": None, "sharpen": False}),
+        ("--seed", {"sharpen": 0, "train": None}),
+        ("--overwrite", {"upscale": False, "batch": False, "sharpen": False, "train": False}),
+        ("--model", {"upscale": None, "batch": None, "evaluate": None, "sharpen": None}),
+    ],
+)
+def test_shared_options_keep_each_commands_default(flag, defaults):
+    commands = _subparsers()
+    for name, default in defaults.items():
+        option = next(a for a in commands[name]._actions if flag in a.option_strings)
+        assert option.default == default, (name, flag, option.default)
+
+
+def test_train_dispatches_on_the_task_of_the_config(tmp_path, monkeypatch, capsys):
+    """A ``task: sharpen`` config goes to the guided trainer with its validated config; the SR one to train."""
+    import geo_med_sr.sharpening.train as guided
+    import geo_med_sr.training.loop as loop
+    from geo_med_sr.training.config import GuidedTrainConfig, TrainConfig
+
+    seen = []
+    monkeypatch.setattr(guided, "train_sharpen", lambda c, d, o, command: seen.append(c) or {
+        "steps": c.steps, "seconds": 0.0, "pairs": 1})  # fmt: skip
+    monkeypatch.setattr(loop, "train", lambda c, d, o, val, resume: seen.append(c) or {
+        "steps": c.steps, "seconds": 0.0, "loss": 0.5})  # fmt: skip
+    config = tmp_path / "g.yaml"
+    config.write_text("task: sharpen\nratio: 2\n")
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--config", str(config), "--data", "S2X", "--out", str(out), "--steps", "4"]) == 0
+    assert main(["train", "--data", "a.tif", "--out", str(out), "--steps", "3", "--seed", "5"]) == 0
+    assert [type(c) for c in seen] == [GuidedTrainConfig, TrainConfig]
+    assert seen[0].steps == 4 and seen[1].steps == 3 and seen[1].seed == 5
+    assert "(1 pairs)" in capsys.readouterr().out
+    config.write_text("task: sharpen\nratio: 2\nratio: 3\n")
+    code, _, err = run_cli(capsys, "train", "--config", config, "--data", "S2X", "--out", out)
+    assert code == 2 and err.strip() == f"geo-med-sr: error: {config}: not valid YAML: key 'ratio' is given twice " \
+        "(lines 2 and 3); keep one"  # fmt: skip

@@ -74,3 +74,53 @@ def test_cli_uses_a_config_file(oblique_nifti, tmp_path):
     )
     out = io.read(tmp_path / "o.nii.gz")
     assert out.meta["dtype"] == "float32" and out.spatial_shape == (26, 20, 18)
+
+
+@pytest.mark.parametrize(
+    "text,where",
+    [
+        ("model: {method: linear}\ninference: {patch_size: 8}\nmodel: {method: bspline}\n", "key 'model'"),
+        ("inference:\n  patch_size: 8\n  patch_size: 16\n", "key 'patch_size'"),
+    ],
+)
+def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path, text, where):
+    """PyYAML alone keeps the last of two equal keys; every config loader refuses them in one line."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=where) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not valid YAML: ") and "given twice" in message and "\n" not in message
+
+
+def test_every_config_loader_refuses_a_repeated_key(tmp_path):
+    from geo_med_sr.pacs.rules import load_rules
+    from geo_med_sr.training.config import load_training_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 10\nseed: 1\nsteps: 20\n")
+    with pytest.raises(ConfigError, match="key 'steps' is given twice .lines 1 and 3."):
+        load_training_config(path)
+    path.write_text("rules: []\nrules: []\n")
+    with pytest.raises(ConfigError, match="key 'rules' is given twice"):
+        load_rules(path)
+
+
+def test_the_strict_bases_are_strict_and_frozen_where_they_should_be():
+    from pydantic import ValidationError
+
+    from geo_med_sr.schema import Frozen, Strict, validate
+
+    class Part(Strict):
+        size: int = 1
+
+    class Fixed(Frozen):
+        size: int = 1
+
+    with pytest.raises(ConfigError, match=r"^src: invalid configuration: sise: Extra inputs are not permitted$"):
+        validate(Part, {"sise": 2}, "src")
+    part = Part()
+    part.size = 3
+    with pytest.raises(ValidationError):
+        Fixed().size = 3
+    assert SRConfig.model_config["frozen"] and SRConfig.model_config["extra"] == "forbid"

@@ -1,6 +1,7 @@
 """The DICOM network side of the command line: the ``dicom-node`` subcommand and the PACS options of ``upscale``.
 
-``cli.py`` registers :func:`add_dicom_node` and calls :func:`add_pacs_options`, :func:`upscale_input`,
+:mod:`geo_med_sr.cli.main` registers ``dicom-node`` (:func:`add_parser`, :func:`run`);
+:mod:`geo_med_sr.cli.upscale` calls :func:`add_pacs_options`, :func:`upscale_input`,
 :func:`check_upscale_push` and :func:`push_upscale_result` around ``super_resolve``; nothing here
 imports pynetdicom, dicomweb-client or torch before a command runs.
 """
@@ -16,11 +17,11 @@ from collections.abc import Iterator
 from geo_med_sr.pacs.fetch import DEFAULT_AE_TITLE
 
 __all__ = [
-    "add_dicom_node",
     "add_pacs_options",
+    "add_parser",
     "check_upscale_push",
     "push_upscale_result",
-    "run_dicom_node",
+    "run",
     "upscale_input",
 ]
 
@@ -71,8 +72,8 @@ def push_upscale_result(args: argparse.Namespace, output: object) -> None:
             print(line)
 
 
-def add_dicom_node(sub: argparse._SubParsersAction) -> None:
-    """The ``dicom-node`` subcommand."""
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``dicom-node`` on the subcommand parser ``sub``."""
     p = sub.add_parser(
         "dicom-node",
         help="run a DICOM node: receive series from a PACS, super-resolve them by rule, forward the results",
@@ -102,7 +103,7 @@ def add_dicom_node(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verbose", action="store_true", help="log pynetdicom's own messages too")
 
 
-def run_dicom_node(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the node until Ctrl-C (exit 0); SIGTERM unwinds the same way (the caller's exit status)."""
     from geo_med_sr.pacs.node import DicomNode
     from geo_med_sr.pacs.rules import load_rules

@@ -1,16 +1,34 @@
-"""The ``sharpen`` subcommand: a thin shell over :func:`geo_med_sr.sharpening.pipeline.sharpen`."""
+"""``geo-med-sr sharpen``: a thin shell over :func:`geo_med_sr.sharpening.pipeline.sharpen`.
+
+Its evaluation (``evaluate --sharpen``) is a mode of :mod:`geo_med_sr.cli.evaluate`.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from geo_med_sr.cli.common import add_progress_options, progress_mode
+from geo_med_sr.cli.options import (
+    add_amp,
+    add_band_names,
+    add_budget_steps,
+    add_device,
+    add_guides,
+    add_model,
+    add_no_cog,
+    add_offset,
+    add_overwrite,
+    add_patch_size,
+    add_progress_options,
+    add_scene_inputs,
+    add_seed,
+    progress_mode,
+)
 from geo_med_sr.sharpening.pipeline import SHARPEN_METHODS
 
-__all__ = ["add_sharpen", "run_sharpen"]
+__all__ = ["add_parser", "run"]
 
 
-def add_sharpen(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``geo-med-sr sharpen`` on the subcommand parser ``sub``."""
     p = sub.add_parser(
         "sharpen",
@@ -23,36 +41,24 @@ def add_sharpen(sub: argparse._SubParsersAction) -> None:
         "carried by nearest neighbour. --method self (default) trains a guided network on the scene's own "
         "reduced-resolution copy within --budget seconds; glp and brovey are classical baselines.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="S2 folder, SAFE, STAC item JSON or band files")
+    add_scene_inputs(p)
     p.add_argument("output", help="output .tif (on the finest grid)")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--pan", default=None, help="panchromatic GeoTIFF: pan-sharpen the INPUT bands with it")
-    source.add_argument("--guide", default=None, help="any finer GeoTIFF whose bands guide the INPUT bands")
-    p.add_argument("--bands", default=None, help="band names to keep, e.g. B05,B06,B8A (default: all)")
+    add_guides(p)
+    add_band_names(p, "keep", "B05,B06,B8A")
     p.add_argument("--method", default="self", choices=SHARPEN_METHODS, help="default self")
-    training = p.add_mutually_exclusive_group()
-    training.add_argument(
-        "--budget", type=float, default=None, help="seconds of self-training (default 240 on a CPU, 60 on a GPU)"
-    )
-    training.add_argument("--steps", type=int, default=None, help="training steps instead of a time budget")
-    p.add_argument("--model", default=None, help="guided checkpoint or bundled name for --method model (or self)")
-    p.add_argument(
-        "--offset", type=float, default=None, help="DN offset of the bands (S2 L2A >= 04.00: -1000) if not in metadata"
-    )
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu, cuda, cuda:N")
-    p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    p.add_argument(
-        "--patch-size", type=int, default=512, help="output pixels per tile side (default 512; tile-invariant)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--no-cog", dest="cog", action="store_false", help="write a tiled GeoTIFF instead of a COG")
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace OUTPUT if this tool wrote it (nothing else is replaced)"
-    )
+    add_budget_steps(p, "240 on a CPU, 60 on a GPU", exclusive=True)
+    add_model(p, "guided checkpoint or bundled name", "--method model (or self)")
+    add_offset(p)
+    add_device(p, "auto")
+    add_amp(p)
+    add_patch_size(p, 512, "the finest band grid, which is the output grid", "default 512; results are tile-invariant")
+    add_seed(p, 0, "default 0")
+    add_no_cog(p)
+    add_overwrite(p, "replace OUTPUT if this tool wrote it (anything else at OUTPUT is never replaced)")
     add_progress_options(p)
 
 
-def run_sharpen(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     """Run ``sharpen`` from parsed arguments and print a one-line summary."""
     from geo_med_sr.sharpening.pipeline import sharpen
 
@@ -84,71 +90,3 @@ def run_sharpen(args: argparse.Namespace) -> None:
             f"wrote {result.output}: {result.shape[0]}x{result.shape[1]} pixels, {len(result.bands)} bands, "
             f"method {args.method}: {groups}"
         )
-
-
-def evaluate_sharpen_parser() -> argparse.ArgumentParser:
-    """The parser of ``geo-med-sr evaluate --sharpen`` (the guided-sharpening protocol)."""
-    p = argparse.ArgumentParser(
-        prog="geo-med-sr evaluate --sharpen",
-        description="Score guided sharpening by the reduced-resolution (Wald) protocol: every band of INPUT is "
-        "reduced by its group's ratio (block average; exact area averages where grids are offset), each --method "
-        "restores the reduced coarse bands with the reduced finer ones (self trains on the reduced scene's own "
-        "reduced copy), and the result is compared with the original bands: per band PSNR, SSIM and UIQI; ERGAS, "
-        "SAM and Q2n per group; with --qnr also the full-resolution QNR (D_lambda, D_s).",
-    )
-    p.add_argument("--sharpen", action="store_true", required=True, help=argparse.SUPPRESS)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="S2 folder, SAFE, STAC item JSON or band files")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--pan", default=None, help="panchromatic GeoTIFF")
-    source.add_argument("--guide", default=None, help="finer GeoTIFF whose bands guide the INPUT bands")
-    p.add_argument("--bands", default=None, help="band names to use, e.g. B02,B03,B04,B08,B05")
-    p.add_argument(
-        "--method",
-        action="append",
-        dest="methods",
-        choices=SHARPEN_METHODS,
-        help="repeat for several (default: bicubic, brovey, glp, self)",
-    )
-    p.add_argument("--ratio", action="append", type=int, default=None, help="only the group with this ratio (2, 6)")
-    training = p.add_mutually_exclusive_group()
-    training.add_argument("--budget", type=float, default=None, help="seconds of self-training (default 240 on CPU)")
-    training.add_argument("--steps", type=int, default=None, help="training steps instead of a time budget")
-    p.add_argument("--model", default=None, help="guided checkpoint or bundled name for --method model")
-    p.add_argument("--offset", type=float, default=None, help="DN offset of the bands if not in the metadata")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--qnr", action="store_true", help="also run each method at full resolution and report QNR")
-    p.add_argument("--json", default=None, help="write the scores as JSON here")
-    p.add_argument("--plot", default=None, help="PNG: truth / each method per band, whole and zoomed")
-    return p
-
-
-def run_evaluate_sharpen(argv: list[str]) -> None:
-    """Parse ``argv`` (after ``evaluate``) and run the guided-sharpening evaluation."""
-    from geo_med_sr.sharpening.evaluate import evaluate_sharpening, format_sharpen_table, save_sharpen_plot
-    from geo_med_sr.upscale.evaluate import check_report_paths, save_json
-
-    args = evaluate_sharpen_parser().parse_args(argv)
-    check_report_paths(args.json, args.plot)
-    result = evaluate_sharpening(
-        args.inputs,
-        pan=args.pan,
-        guide=args.guide,
-        bands=args.bands,
-        methods=args.methods or ["bicubic", "brovey", "glp", "self"],
-        ratios=args.ratio,
-        budget=args.budget,
-        steps=args.steps,
-        model=args.model,
-        offset=args.offset,
-        device=args.device,
-        seed=args.seed,
-        qnr=args.qnr,
-        keep_arrays=bool(args.plot),
-    )
-    print(format_sharpen_table(result))
-    if args.plot:
-        save_sharpen_plot(result, args.plot)
-    if args.json:
-        clean = {**result, "groups": [{k: v for k, v in g.items() if k != "_arrays"} for g in result["groups"]]}
-        save_json(clean, args.json)

@@ -22,19 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from geo_med_sr.errors import ConfigError, file_error
 from geo_med_sr.scale import MAX_FACTOR, parse_scale
+from geo_med_sr.schema import Frozen, parse_yaml, validate
 from geo_med_sr.upscale.config import MethodName, SRConfig, load_config
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Match(_Strict):
+class Match(Frozen):
     """What a series must be for a rule to apply (every given condition; an empty match fits all).
 
     ``modality``: one value or a list (``MR``, ``[MR, CT]``); ``series_description``: a regular
@@ -79,7 +75,7 @@ class Match(_Strict):
         return True
 
 
-class Rule(_Strict):
+class Rule(Frozen):
     """What to do with a series: ``scale`` (``"1,1,4"``, or ``auto``: 1,1,round(thickness / in-plane
     spacing)), ``method`` (any upscale method; None: the default network), ``config`` (a YAML
     config or bundled name such as ``medical/mri``), ``forward`` (``AE@HOST:PORT``, or ``sender``:
@@ -154,7 +150,7 @@ class Rule(_Strict):
         return (1, 1, int(factor))
 
 
-class RulesFile(_Strict):
+class RulesFile(Frozen):
     """A rules file: ``rules`` (first match wins) and an optional ``default`` (used when none matches)."""
 
     rules: list[Rule] = Field(default_factory=list)
@@ -204,18 +200,14 @@ def load_rules(path: str | os.PathLike) -> Rules:
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise file_error(ConfigError, path, "no such rules file") from None
-    except yaml.YAMLError as exc:
-        raise file_error(ConfigError, path, f"not valid YAML ({exc})") from exc
+    data = parse_yaml(text, path)
     if isinstance(data, list):
         data = {"rules": data}
     if not isinstance(data, dict):
         raise file_error(ConfigError, path, "a rules file is a mapping with 'rules:' (a list) and optional 'default:'")
-    try:
-        parsed = RulesFile.model_validate(data)
-    except ValidationError as exc:  # a rule's bad config file too (a ConfigError is a ValueError)
-        problems = "; ".join(_problem(e, data) for e in exc.errors())
-        raise file_error(ConfigError, path, f"invalid rules: {problems}") from exc
+    # a rule's bad config file is one of the problems too (a ConfigError is a ValueError)
+    parsed = validate(RulesFile, data, path, "invalid rules", describe=lambda error: _problem(error, data))
     return Rules(parsed.rules, parsed.default)

@@ -1,6 +1,8 @@
 """``geo-med-sr train`` for guided sharpening: one guided network from the reduced-resolution pairs of many scenes.
 
-A training config with ``task: sharpen`` (``configs/train/*_guided_*.yaml``) names the group to
+A training config with ``task: sharpen`` (``configs/train/*_guided_*.yaml``, validated into
+:class:`~geo_med_sr.training.config.GuidedTrainConfig` by
+:func:`~geo_med_sr.training.config.load_training_config`) names the group to
 learn (``ratio``; S2 target ``bands``), the network and the schedule; ``--data`` lists products
 (an S2 folder, a STAC item) or pan-sharpening pairs written ``MS.tif::PAN.tif``. Every scene gives
 its Wald pairs (:func:`geo_med_sr.sharpening.training.wald_pairs`, normalised with the scene's own
@@ -14,61 +16,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
 
 from geo_med_sr.digest import sha256_file
-from geo_med_sr.errors import ConfigError, InputError, file_error
+from geo_med_sr.errors import InputError, file_error
 from geo_med_sr.sharpening.pipeline import open_scene
 from geo_med_sr.sharpening.scene import band_stats, plan
+from geo_med_sr.training.config import GuidedTrainConfig
 
-__all__ = ["GuidedTrainConfig", "is_sharpen_config", "load_guided_config", "train_sharpen"]
-
-
-class GuidedTrainConfig(BaseModel):
-    """What a guided sharpening network is trained on and how (``task: sharpen``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: Literal["sharpen"]
-    ratio: int = Field(2, ge=2, le=16)
-    factor: int | None = Field(None, ge=2, le=16)
-    bands: list[str] | None = None
-    features: int = Field(64, ge=4)
-    blocks: int = Field(6, ge=0)
-    bandwise: bool = False
-    region: tuple[float, float] | None = None
-    max_pixels: int = Field(1 << 20, ge=1024)
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(8, ge=1)
-    patch_size: int = Field(48, ge=8)
-    lr: float = Field(1e-3, gt=0)
-    seed: int = 0
-    device: str = "auto"
-
-
-def is_sharpen_config(path: str | os.PathLike | None) -> bool:
-    """Whether the YAML at ``path`` is a guided-sharpening training config (``task: sharpen``)."""
-    if path is None:
-        return False
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and data.get("task") == "sharpen"
-
-
-def load_guided_config(path: str | os.PathLike, **overrides: Any) -> GuidedTrainConfig:
-    """Validate the config at ``path`` (unknown keys are errors) with ``overrides`` applied."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return GuidedTrainConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise file_error(ConfigError, path, f"invalid training configuration: {problems}") from exc
+__all__ = ["GuidedTrainConfig", "train_sharpen"]
 
 
 def _split(item: str) -> tuple[list[Path], Path | None]:
@@ -180,69 +136,6 @@ def _probe(item: str, config: GuidedTrainConfig) -> tuple[None, dict[str, Any]]:
         }
 
 
-def guided_card(checkpoint: Path, bench: Path | None = None) -> str:
-    """The Markdown model card of a guided checkpoint (from its JSON sidecar; scores from ``bench``)."""
-    import json
-    import platform
-
-    from geo_med_sr.models.checkpoint import sidecar_path
-
-    info = json.loads(sidecar_path(checkpoint).read_text())
-    extra = info.get("extra", {})
-    config = extra.get("train_config", {})
-    lines = [
-        f"# {checkpoint.stem}",
-        "",
-        f"- Guided sharpening network `{info['network']['name']}` {json.dumps(info['network']['params'])}: residual "
-        "over the cubic-upsampled bands, zero-initialised last layer (MONAI Convolution/ResidualUnit blocks).",
-        f"- Ratio x{extra.get('ratio')}; targets {extra.get('targets') or 'any band (band-wise)'}; guides "
-        f"{extra.get('guides')}.",
-        f"- Trained by this project's own `geo-med-sr train` (task: sharpen), {extra.get('steps')} steps, last L1 "
-        f"{extra.get('loss', 0):.4f} (normalised units), on {platform.machine()} CPU:",
-        "",
-        "```bash",
-        extra.get("command", ""),
-        "```",
-        "",
-        f"- Training config: `{json.dumps(config)}`",
-        "- Protocol: reduced-resolution (Wald) pairs of each scene, every band reduced by the ratio (block average, "
-        "exact area averages where grids are offset); per-scene band statistics for normalisation.",
-    ]
-    if config.get("region"):
-        lines.append(
-            f"- Only the columns {config['region']} (fractions) of each scene were used; the rest is held out."
-        )
-    if bench and bench.is_file():
-        rows = _bench_rows(json.loads(bench.read_text()), checkpoint.stem)
-        if rows:
-            lines += ["", f"## Scores (`benchmarks/bench_sharpen.py`, {bench.name}; mean PSNR dB)", "", *rows]
-    lines += ["", "## Training data (SHA-256)", "", "| file | sha256 |", "|---|---|"]
-    lines += [
-        f"| {Path(f).parent.name}/{Path(f).name} | `{h}` |" for f, h in sorted(extra.get("files_sha256", {}).items())
-    ]
-    lines += ["", "Sources and licences of these files: `../shared/data/README.md` of the project workspace."]
-    return "\n".join(lines) + "\n"
-
-
-def _bench_rows(report: dict, stem: str) -> list[str]:
-    ratio = {"s2_guided_x2": 2, "s2_guided_x6": 6, "pan_guided_x2": 2}.get(stem)
-    rows = ["| scene | ratio | bicubic | glp | model | model - bicubic |", "|---|---|---|---|---|---|"]
-    for run in report.get("runs", []):
-        for group in run.get("groups", []):
-            m = group["methods"]
-            if group["ratio"][0] != ratio or "psnr_mean" not in m.get("model", {}):
-                continue
-            if stem.startswith("s2") != run["scene"].startswith("S2"):
-                continue
-            b, g, k = (
-                m["bicubic"]["psnr_mean"],
-                m.get("glp", {}).get("psnr_mean", float("nan")),
-                m["model"]["psnr_mean"],
-            )
-            rows.append(f"| {run['scene']} | x{ratio} | {b:.2f} | {g:.2f} | {k:.2f} | {k - b:+.2f} |")
-    return rows if len(rows) > 2 else []
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m geo_med_sr.sharpening.train card MODEL.safetensors [--bench JSON]``: write MODEL.md."""
     import argparse
@@ -252,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--bench", default="benchmarks/results/bench_sharpen.json")
     args = parser.parse_args(argv)
+    from geo_med_sr.models.card import guided_card
+
     path = Path(args.checkpoint)
     path.with_suffix(".md").write_text(guided_card(path, Path(args.bench)))
 

@@ -1,40 +1,55 @@
-"""Training configuration: YAML validated into a typed object (unknown keys are errors)."""
+"""Training configurations: YAML validated into typed objects (unknown keys are errors).
+
+``geo-med-sr train`` trains one of two kinds of network, told apart by the config's ``task``:
+``upscale`` (the default when ``task`` is absent: a single-image SR network, :class:`TrainConfig`)
+or ``sharpen`` (a guided sharpening network, :class:`GuidedTrainConfig`).
+:func:`load_training_config` returns the one the file asks for (a pydantic discriminated union on
+``task``); :func:`load_train_config` accepts only the first.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import Discriminator, Field, PositiveInt, Tag, field_validator
 
 from geo_med_sr.degrade import DEGRADATIONS
 from geo_med_sr.errors import ConfigError, file_error
 from geo_med_sr.normalize import NORMALIZERS
 from geo_med_sr.registry import Registry
+from geo_med_sr.schema import Frozen, Strict, parse_yaml, validate
+
+__all__ = [
+    "GuidedTrainConfig",
+    "NamedParams",
+    "TrainConfig",
+    "TrainingConfig",
+    "load_train_config",
+    "load_training_config",
+]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NamedParams(_Strict):
+class NamedParams(Frozen):
     """A registered name plus constructor parameters."""
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class TrainConfig(_Strict):
-    """Everything ``geo-med-sr train`` needs besides the data paths.
+class TrainConfig(Frozen):
+    """Everything ``geo-med-sr train`` needs besides the data paths for an SR network (``task: upscale``).
 
     ``patch_size`` is in LR pixels; ``scale`` one factor per spatial axis; ``lr`` the Adam
     learning rate, decayed to 0 by a cosine schedule over ``steps``. ``decimate_p`` is the share
     of HR patches taken from a nearest-neighbour decimated copy of a training image (by one of
     ``decimate_factors``), for the aliasing of scenes resampled by nearest neighbour;
-    ``transpose`` adds random 2D transposes to the random flips.
+    ``transpose`` adds random 2D transposes to the random flips. ``task`` may be omitted; it is
+    not part of the dumped configuration (what checkpoints record).
     """
 
+    task: Literal["upscale"] = Field("upscale", exclude=True)
     network: NamedParams = NamedParams(name="edsr", params={"features": 32, "num_blocks": 8})
     spatial_dims: Literal[2, 3] = 2
     scale: list[int] = Field(default_factory=lambda: [2, 2])
@@ -81,31 +96,105 @@ def _registered(registry: Registry, value: NamedParams) -> NamedParams:
     return value
 
 
-def load_train_config(path: str | os.PathLike | None, **overrides: Any) -> TrainConfig:
-    """Load a YAML training config (or the defaults when ``path`` is None) and apply overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path) as handle:
-                data = yaml.safe_load(handle) or {}
-        except OSError as exc:
-            raise file_error(ConfigError, path, f"cannot read the training config ({exc.strerror})") from exc
-        except yaml.YAMLError as exc:
-            raise file_error(ConfigError, path, f"not valid YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise file_error(ConfigError, path, "a training config must be a YAML mapping")
-    data.update({k: v for k, v in overrides.items() if v is not None})
+class GuidedTrainConfig(Strict):
+    """What a guided sharpening network is trained on and how (``task: sharpen``).
+
+    ``ratio``: the band group to learn (coarse / finest pixel size); ``factor``: the network's
+    factor when it differs from ``ratio``; ``bands``: the S2 band names to read (None: all);
+    ``region``: the fraction of each scene's columns to train on; ``max_pixels``: Wald pairs
+    per scene; ``patch_size`` in pixels of the reduced finest grid.
+    """
+
+    task: Literal["sharpen"]
+    ratio: int = Field(2, ge=2, le=16)
+    factor: int | None = Field(None, ge=2, le=16)
+    bands: list[str] | None = None
+    features: int = Field(64, ge=4)
+    blocks: int = Field(6, ge=0)
+    bandwise: bool = False
+    region: tuple[float, float] | None = None
+    max_pixels: int = Field(1 << 20, ge=1024)
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    patch_size: int = Field(48, ge=8)
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+    device: str = "auto"
+
+
+#: the tasks a training config may name (``task:``), the first the default.
+TASKS = ("upscale", "sharpen")
+
+
+def _task(value: Any) -> str:
+    """The ``task`` of a training config (a dict from YAML or a validated config); ``upscale`` if absent."""
+    if isinstance(value, dict):
+        return value.get("task", TASKS[0])
+    return getattr(value, "task", TASKS[0])
+
+
+#: a training config of either task, chosen by ``task``.
+TrainingConfig = Annotated[
+    Union[Annotated[TrainConfig, Tag("upscale")], Annotated[GuidedTrainConfig, Tag("sharpen")]],  # noqa: UP007
+    Discriminator(
+        _task,
+        custom_error_type="task",
+        custom_error_message=f"expected one of {', '.join(TASKS)} (the default when absent)",
+    ),
+]
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """``field: message`` of one error of the union (the task tag left out of the location)."""
+    loc = list(error["loc"])
+    if loc[:1] and loc[0] in TASKS:
+        loc = loc[1:]
+    return f"{'.'.join(str(p) for p in loc) or 'task'}: {error['msg']}"
+
+
+def _read(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The mapping of a training YAML file (empty when ``path`` is None)."""
+    if path is None:
+        return {}
     try:
-        config = TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise file_error(ConfigError, path, f"cannot read the training config ({exc.strerror})") from exc
+    data = parse_yaml(text, path) or {}
+    if not isinstance(data, dict):
+        raise file_error(ConfigError, path, "a training config must be a YAML mapping")
+    return data
+
+
+def load_training_config(path: str | os.PathLike | None, **overrides: Any) -> TrainConfig | GuidedTrainConfig:
+    """Load a training YAML of either task (the SR defaults when ``path`` is None) and apply overrides.
+
+    Args:
+        path: the YAML file; its ``task`` (``upscale`` when absent, or ``sharpen``) picks the type.
+        **overrides: top-level values that replace the file's (None values are ignored), e.g.
+            ``steps``, ``seed``, ``device``.
+
+    Raises:
+        ConfigError: one line naming the file and every bad field.
+    """
+    data = _read(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    source = path or "training options"
+    config = validate(TrainingConfig, data, source, "invalid training configuration", describe=_problem)
+    if isinstance(config, TrainConfig) and len(config.scale) != config.spatial_dims:
         raise file_error(
-            ConfigError, path or "training options", f"invalid training configuration: {problems}"
-        ) from exc
-    if len(config.scale) != config.spatial_dims:
-        raise file_error(
-            ConfigError,
-            path or "training options",
-            f"scale {config.scale} needs {config.spatial_dims} factors (one per spatial axis)",
+            ConfigError, source, f"scale {config.scale} needs {config.spatial_dims} factors (one per spatial axis)"
         )
+    return config
+
+
+def load_train_config(path: str | os.PathLike | None, **overrides: Any) -> TrainConfig:
+    """Load an SR training config (``task: upscale`` or no task) like :func:`load_training_config`.
+
+    Raises:
+        ConfigError: as :func:`load_training_config`, or the file is a guided sharpening config.
+    """
+    config = load_training_config(path, **overrides)
+    if not isinstance(config, TrainConfig):
+        raise file_error(ConfigError, path, "is a guided sharpening config (task: sharpen), not an SR one")
     return config

@@ -12,14 +12,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from geo_med_sr.degrade import DEGRADATIONS
 from geo_med_sr.errors import ConfigError, file_error
 from geo_med_sr.normalize import NORMALIZERS
 from geo_med_sr.registry import Registry
-from geo_med_sr.upscale.methods import METHODS
+from geo_med_sr.schema import Frozen, parse_yaml, validate
+from geo_med_sr.upscale.registry import METHODS
 
 
 def _registered(registry: Registry) -> AfterValidator:
@@ -40,11 +40,7 @@ DegradationName = Annotated[str, _registered(DEGRADATIONS)]
 NormalizerName = Annotated[str, _registered(NORMALIZERS)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Frozen):
     """Which upsampler to use.
 
     ``method``: ``model`` (with ``name``: a checkpoint path), ``self`` (trained on the input
@@ -73,14 +69,14 @@ class ModelConfig(_Strict):
         return self
 
 
-class NormalizeConfig(_Strict):
+class NormalizeConfig(Frozen):
     """Intensity normaliser applied before a network (``percentile``, ``window`` or ``none``)."""
 
     name: NormalizerName = "percentile"
     params: dict[str, float] = Field(default_factory=lambda: {"lower": 1.0, "upper": 99.0})
 
 
-class InferenceConfig(_Strict):
+class InferenceConfig(Frozen):
     """Patch engine settings in LR pixels.
 
     ``halo`` None = the model's receptive radius; ``fill_radius`` (how far nodata is filled from
@@ -101,13 +97,13 @@ class InferenceConfig(_Strict):
     amp: bool = False
 
 
-class OutputConfig(_Strict):
+class OutputConfig(Frozen):
     """Output values: ``input`` = cast back to the input's storage dtype, or ``float32``."""
 
     dtype: Literal["input", "float32"] = "input"
 
 
-class SRConfig(_Strict):
+class SRConfig(Frozen):
     """Everything :func:`geo_med_sr.upscale.pipeline.super_resolve` needs besides paths and scale."""
 
     model: ModelConfig = ModelConfig()
@@ -125,11 +121,7 @@ class SRConfig(_Strict):
 
 def validate_config(data: dict[str, Any], source: str | os.PathLike = "config") -> SRConfig:
     """Validate a plain dict into :class:`SRConfig`; errors name the source and the bad key."""
-    try:
-        return SRConfig.model_validate(data or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise file_error(ConfigError, source, f"invalid configuration: {problems}") from exc
+    return validate(SRConfig, data or {}, source)
 
 
 def as_config(value: SRConfig | dict[str, Any] | str | os.PathLike | None) -> SRConfig:
@@ -162,10 +154,7 @@ def load_config(path: str | os.PathLike) -> SRConfig:
         text = bundled.read_text()
     else:
         text = path_obj.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise file_error(ConfigError, path, f"not valid YAML ({exc})") from exc
+    data = parse_yaml(text, path)
     if data is not None and not isinstance(data, dict):
         raise file_error(ConfigError, path, "a config must be a YAML mapping")
     return validate_config(data or {}, source=path)

@@ -13,13 +13,13 @@ self-supervised training all take it instead of deciding again.
 safetensors header), so a batch worker that only skips up-to-date outputs stays light;
 :func:`build_upsampler` turns a Method into the module the engine runs.
 
-:data:`METHODS` is the registry of method names: the configuration validation and the
-command-line choices are derived from it.
+:data:`METHODS` (the registry of method names, from which the configuration validation and the
+command-line choices are derived) lives in the torch-free :mod:`geo_med_sr.upscale.registry`; it is
+re-exported here.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,55 +29,27 @@ from geo_med_sr.digest import sha256_file
 from geo_med_sr.errors import ConfigError, ModelError
 from geo_med_sr.models import bundled
 from geo_med_sr.models.checkpoint import model_path, read_config
-from geo_med_sr.registry import Registry
+from geo_med_sr.upscale.registry import CLASSICAL, METHODS, MODEL, SELF, MethodSpec, learned_methods
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from geo_med_sr.inference.protocols import Source, Upsampler
     from geo_med_sr.normalize import Normalizer
     from geo_med_sr.upscale.config import SRConfig
 
-#: kinds of method.
-CLASSICAL, MODEL, SELF = "classical", "model", "self"
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A registered method: its ``kind`` and, for classical ones, the upsampler class
-    (``"module:Class"``, imported when the method is built: the registry itself stays torch-free)."""
-
-    kind: str
-    upsampler: str | None = None
-    description: str = ""
-
-    def upsampler_class(self) -> type[nn.Module]:
-        """The classical upsampler class (imports its module)."""
-        module, _, name = str(self.upsampler).partition(":")
-        return getattr(importlib.import_module(module), name)
-
-
-#: name -> MethodSpec: every ``--method`` there is.
-METHODS: Registry[MethodSpec] = Registry("method", ConfigError)
-METHODS.add("model", MethodSpec(MODEL, description="the bundled network for the domain and scale, or --model"))
-METHODS.add("self", MethodSpec(SELF, description="a network trained on the input itself (no download)"))
-for _name, _cls, _text in (
-    ("bicubic", "BicubicUpsampler", "Keys cubic convolution"),
-    ("bspline", "BSplineUpsampler", "cubic B-spline interpolation"),
-    ("linear", "LinearUpsampler", "(bi/tri)linear interpolation"),
-    ("nearest", "NearestUpsampler", "nearest neighbour (each voxel a block)"),
-):
-    METHODS.add(_name, MethodSpec(CLASSICAL, f"geo_med_sr.inference.classical:{_cls}", _text))
-METHODS.add(
-    "bspline-ibp",
-    MethodSpec(CLASSICAL, "geo_med_sr.inference.consistency:BSplineIBP", "cubic B-spline + back-projection"),
-)
-
-
-def learned_methods() -> list[str]:
-    """Names of the methods that run a network (``model``, ``self``)."""
-    return [name for name in METHODS if METHODS.get(name).kind != CLASSICAL]
-
+__all__ = [
+    "CLASSICAL",
+    "IDENTITY",
+    "METHODS",
+    "MODEL",
+    "SELF",
+    "SELF_THROUGH_PLANE",
+    "SELF_ZERO_SHOT",
+    "Method",
+    "MethodSpec",
+    "build_upsampler",
+    "learned_methods",
+    "resolve_method",
+]
 
 #: network trained by ``--method self``: through-plane (2D, in-plane slices), and zero-shot from
 #: random init in 2D / 3D (measured choices, see training/selfsup.py).

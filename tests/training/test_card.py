@@ -41,3 +41,30 @@ def test_card_without_validation_says_so(tmp_path):
     card = model_card(ckpt, "cmd")
     assert "None recorded (trained without `--val`)" in card and "`slice` degradation" in card
     assert "Scores on the validation files" not in card
+
+
+def test_guided_card_has_the_one_card_layout(tmp_path):
+    """The guided card is written by the same layout as the SR card: title, facts, command, sections, data."""
+    from geo_med_sr.models.card import guided_card
+    from geo_med_sr.networks.guided import GuidedNet
+
+    ckpt = tmp_path / "g.safetensors"
+    extra = {
+        "task": "sharpen",
+        "targets": ["B05"],
+        "guides": ["B02", "B03"],
+        "ratio": 2,
+        "files_sha256": {"/d/S2X/B05.tif": "cd" * 32},
+        "train_config": {"region": [0.0, 0.5]},
+        "command": "geo-med-sr train --config g.yaml",
+        "steps": 3,
+        "loss": 0.125,
+    }
+    save_checkpoint(GuidedNet(1, 2, 2, 4, 1, False), ckpt, extra)
+    lines = guided_card(ckpt).splitlines()
+    assert lines[:2] == ["# g", ""] and lines[-2:] == ["", lines[-1]] and lines[-1].startswith("Sources and licences")
+    fence = lines.index("```bash")
+    assert lines[fence - 1] == "" and lines[fence + 1 : fence + 3] == ["geo-med-sr train --config g.yaml", "```"]
+    assert "- Only the columns [0.0, 0.5] (fractions) of each scene were used; the rest is held out." in lines
+    data = lines.index("## Training data (SHA-256)")
+    assert lines[data - 1] == "" and lines[data + 4] == f"| S2X/B05.tif | `{'cd' * 32}` |"

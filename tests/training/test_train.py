@@ -191,3 +191,29 @@ def test_photos_are_training_images_in_index_order(tmp_path):
     np.testing.assert_array_equal(images[1].values[0], rows[1].T)
     with pytest.raises(Exception, match="cannot train a 3D network"):
         load_training_images([tmp_path / "p.png"], build_normalizer("none"), 3)
+
+
+def test_one_loader_returns_the_config_of_the_task(tmp_path):
+    """``task`` picks the training config type (absent: upscale); both are strict; a bad task says which exist."""
+    from importlib import resources
+
+    from geo_med_sr.errors import ConfigError
+    from geo_med_sr.training.config import GuidedTrainConfig, TrainConfig, load_training_config
+
+    train = resources.files("geo_med_sr.configs").joinpath("train")
+    assert type(load_training_config(str(train / "sat_x2.yaml"))) is TrainConfig
+    guided = load_training_config(str(train / "s2_guided_x2.yaml"), steps=7, seed=None)
+    assert type(guided) is GuidedTrainConfig and guided.steps == 7
+    assert type(load_training_config(None)) is TrainConfig
+    path = tmp_path / "t.yaml"
+    path.write_text("task: upscale\nsteps: 5\n")
+    config = load_training_config(path)
+    assert type(config) is TrainConfig and config.steps == 5 and "task" not in config.model_dump()
+    path.write_text("task: sharpen\nfeatures: 2\nscale: [2, 2]\n")
+    with pytest.raises(ConfigError, match=r"invalid training configuration: features: .*; scale: Extra inputs"):
+        load_training_config(path)
+    path.write_text("task: sharpn\n")
+    with pytest.raises(ConfigError, match="task: expected one of upscale, sharpen"):
+        load_training_config(path)
+    with pytest.raises(ConfigError, match="task: sharpen"):
+        load_train_config(str(train / "s2_guided_x2.yaml"))
