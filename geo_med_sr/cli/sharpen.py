@@ -29,7 +29,7 @@ def add_sharpen(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--pan", default=None, help="panchromatic GeoTIFF: pan-sharpen the INPUT bands with it")
     source.add_argument("--guide", default=None, help="any finer GeoTIFF whose bands guide the INPUT bands")
     p.add_argument("--bands", default=None, help="band names to keep, e.g. B05,B06,B8A (default: all)")
-    p.add_argument("--method", default="self", choices=SHARPEN_METHODS, help="default self")
+    p.add_argument("--method", default="self", choices=SHARPEN_METHODS.names(), help="default self")
     training = p.add_mutually_exclusive_group()
     training.add_argument(
         "--budget", type=float, default=None, help="seconds of self-training (default 240 on a CPU, 60 on a GPU)"
@@ -106,7 +106,7 @@ def evaluate_sharpen_parser() -> argparse.ArgumentParser:
         "--method",
         action="append",
         dest="methods",
-        choices=SHARPEN_METHODS,
+        choices=SHARPEN_METHODS.names(),
         help="repeat for several (default: bicubic, brovey, glp, self)",
     )
     p.add_argument("--ratio", action="append", type=int, default=None, help="only the group with this ratio (2, 6)")
