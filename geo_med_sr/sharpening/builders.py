@@ -34,14 +34,18 @@ def build_group(
     return plan.method.build_function()(plan, plan.group(g), scene, layout, stats, progress)
 
 
-def build_bicubic(plan, group, scene, layout, stats, progress=False) -> tuple[Any, dict[str, Any]]:
+def build_bicubic(
+    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress: bool | None = False
+) -> tuple[Any, dict[str, Any]]:
     """:class:`~geo_med_sr.sharpening.methods.Bicubic` (nothing to record)."""
     from geo_med_sr.sharpening.methods import Bicubic
 
     return Bicubic(), {}
 
 
-def build_brovey(plan, group, scene, layout, stats, progress=False) -> tuple[Any, dict[str, Any]]:
+def build_brovey(
+    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress: bool | None = False
+) -> tuple[Any, dict[str, Any]]:
     """:class:`~geo_med_sr.sharpening.methods.Brovey` (nothing to record)."""
     from geo_med_sr.sharpening.methods import Brovey
 
@@ -49,7 +53,7 @@ def build_brovey(plan, group, scene, layout, stats, progress=False) -> tuple[Any
 
 
 def build_glp(
-    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress=False
+    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress: bool | None = False
 ) -> tuple[Any, dict[str, Any]]:
     """:class:`~geo_med_sr.sharpening.methods.GLP` with gains fitted on the reduced copy (bounded windows,
     one pair in memory at a time), or at full scale when the plan says the copy is too small."""
@@ -72,7 +76,7 @@ def build_glp(
 
 
 def build_model(
-    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress=False
+    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress: bool | None = False
 ) -> tuple[Any, dict[str, Any]]:
     """The planned guided checkpoint (given or bundled) on the group."""
     from geo_med_sr.inference.device import resolve_device
@@ -84,7 +88,7 @@ def build_model(
 
 
 def build_self(
-    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress=False
+    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress: bool | None = False
 ) -> tuple[Any, dict[str, Any]]:
     """A guided network trained on the scene's reduced copy (from the planned checkpoint or from
     scratch), or for a group too small for one, on finer coarse bands standing in (see :func:`_proxy`)."""
@@ -108,7 +112,7 @@ def build_self(
 
 
 def _proxy(
-    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress=False
+    plan: SharpenPlan, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], progress: bool | None = False
 ) -> tuple[Any, dict[str, Any]]:
     """``self`` for a group too small for its own reduced copy (S2 60 m bands of a small area): a band-wise
     guided network learns the group's ratio on the finer coarse bands (the 20 m bands reduced by 6, with the
@@ -155,7 +159,9 @@ def _network(group: GroupPlan) -> tuple[Any, dict[str, Any]]:
     return GuidedNet(**group.network["params"]), {}
 
 
-def _network_method(net: Any, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], device, amp):
+def _network_method(
+    net: Any, group: GroupPlan, scene: Scene, layout: Layout, stats: list[dict], device: Any, amp: bool
+) -> Any:
     """``net`` on the group: guides and in-between bands as inputs, or the guides only (as planned)."""
     from geo_med_sr.sharpening.methods import NetworkMethod
 
@@ -171,8 +177,11 @@ def _network_method(net: Any, group: GroupPlan, scene: Scene, layout: Layout, st
     )
 
 
-def _train_report(net, arrays, budget, plan: SharpenPlan, dev, bands: int, progress=False) -> dict[str, Any]:
-    """Train ``net`` on ``arrays`` (``budget`` seconds, or the plan's steps, or the device's default)."""
+def _train_report(
+    net: Any, arrays: list, budget: float | None, plan: SharpenPlan, dev: Any, bands: int, progress: bool | None = False
+) -> dict[str, Any]:
+    """Train ``net`` on ``arrays`` (``budget`` seconds, or the plan's steps, or the device's default) and
+    report it: budget, steps done, seconds, last loss, network, seed."""
     from tqdm.auto import tqdm
 
     from geo_med_sr.sharpening.training import DEFAULT_BUDGET_CPU, DEFAULT_BUDGET_GPU, train_guided

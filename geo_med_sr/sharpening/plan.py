@@ -225,6 +225,7 @@ def plan_sharpening(
 def _group_plan(
     spec: SharpenMethod, scene: Scene, layout: Layout, g: int, model: str | None, budget: float | None
 ) -> GroupPlan:
+    """The plan of group ``g``: where ``spec`` learns, the weights it loads or the network it trains."""
     group = layout.groups[g]
     base = {
         "index": g,
