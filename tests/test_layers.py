@@ -26,7 +26,10 @@ SOURCES = {PACKAGE: REPO / "geo_med_sr", f"{PACKAGE}.adapters": REPO / "adapters
 
 #: lowest first; a module matches the longest prefix listed (``a.b`` covers ``a.b.c``).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("ground", ["", "errors", "registry", "schema", "dtypes", "digest", "optional", "models.weights", "samples"]),
+    (
+        "ground",
+        ["", "errors", "registry", "schema", "provenance", "dtypes", "digest", "optional", "models.weights", "samples"],
+    ),
     ("geometry", ["geometry", "multires", "scale", "normalize"]),
     ("spatial", ["spatial"]),
     ("metrics", ["metrics"]),

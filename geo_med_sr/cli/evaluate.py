@@ -29,7 +29,7 @@ from geo_med_sr.cli.options import (
     add_series,
     add_sr_config,
 )
-from geo_med_sr.sharpening.pipeline import SHARPEN_METHODS
+from geo_med_sr.sharpening.registry import SHARPEN_METHODS
 from geo_med_sr.upscale.registry import METHODS
 
 __all__ = ["add_parser", "run"]
@@ -99,7 +99,7 @@ def _add_sharpen_mode(p: CommandParser) -> None:
         "--method",
         action="append",
         dest="methods",
-        choices=SHARPEN_METHODS,
+        choices=SHARPEN_METHODS.names(),
         help="repeat for several (default: bicubic, brovey, glp, self)",
     )
     m.add_argument("--ratio", action="append", type=int, default=None, help="only the group with this ratio (2, 6)")

@@ -23,7 +23,7 @@ from geo_med_sr.cli.options import (
     add_seed,
     progress_mode,
 )
-from geo_med_sr.sharpening.pipeline import SHARPEN_METHODS
+from geo_med_sr.sharpening.registry import DEFAULT_METHOD, SHARPEN_METHODS
 
 __all__ = ["add_parser", "run"]
 
@@ -45,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="output .tif (on the finest grid)")
     add_guides(p)
     add_band_names(p, "keep", "B05,B06,B8A")
-    p.add_argument("--method", default="self", choices=SHARPEN_METHODS, help="default self")
+    p.add_argument(
+        "--method", default=DEFAULT_METHOD, choices=SHARPEN_METHODS.names(), help=f"default {DEFAULT_METHOD}"
+    )
     add_budget_steps(p, "240 on a CPU, 60 on a GPU", exclusive=True)
     add_model(p, "guided checkpoint or bundled name", "--method model (or self)")
     add_offset(p)

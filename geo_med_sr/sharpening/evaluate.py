@@ -22,8 +22,11 @@ import numpy as np
 from geo_med_sr import __version__
 from geo_med_sr.errors import ConfigError, InputError, ModelError
 from geo_med_sr.inference.protocols import Window
+from geo_med_sr.sharpening.builders import build_group
 from geo_med_sr.sharpening.engine import run_method
-from geo_med_sr.sharpening.pipeline import SHARPEN_METHODS, build_method, open_scene
+from geo_med_sr.sharpening.pipeline import open_scene
+from geo_med_sr.sharpening.plan import plan_sharpening
+from geo_med_sr.sharpening.registry import SHARPEN_METHODS
 from geo_med_sr.sharpening.scene import band_stats, group_inputs, plan
 from geo_med_sr.sharpening.training import wald_pairs
 
@@ -55,7 +58,7 @@ def evaluate_sharpening(
 
     Args:
         inputs, pan, guide, bands, offset: the product, as for :func:`geo_med_sr.sharpening.pipeline.sharpen`.
-        methods: names from :data:`~geo_med_sr.sharpening.pipeline.SHARPEN_METHODS`.
+        methods: names from :data:`~geo_med_sr.sharpening.registry.SHARPEN_METHODS`.
         ratios: only the groups with these ratios (e.g. ``[2]`` for the S2 20 m bands); default all.
         budget, steps, model, device, seed: for ``self`` and ``model``.
         qnr: also run each method at full resolution and report QNR, D_lambda and D_s.
@@ -71,7 +74,7 @@ def evaluate_sharpening(
 
     unknown = [m for m in methods if m not in SHARPEN_METHODS]
     if unknown:
-        raise ConfigError(f"unknown sharpening method(s) {unknown}; choose from {', '.join(SHARPEN_METHODS)}")
+        raise ConfigError(f"unknown sharpening method(s) {unknown}; choose from {', '.join(SHARPEN_METHODS.names())}")
     paths = [Path(p) for p in inputs]
     result: dict[str, Any] = {
         "version": __version__,
@@ -101,19 +104,10 @@ def evaluate_sharpening(
             arrays: dict[str, Any] = {"truth": pair.label, "outputs": {}}
             for name in methods:
                 start = time.monotonic()
+                settings = {"model": model, "budget": budget, "steps": steps, "seed": seed, "device": device}
                 try:
-                    method, info = build_method(
-                        name,
-                        small,
-                        small_layout,
-                        gs,
-                        small_stats,
-                        budget=budget,
-                        steps=steps,
-                        model=model,
-                        device=device,
-                        seed=seed,
-                    )
+                    decided = plan_sharpening(small, small_layout, name, group=gs, **settings)
+                    method, info = build_group(decided, small, small_layout, small_stats, gs)
                 except (InputError, ModelError) as exc:  # this method cannot run here: say why, score the others
                     entry["methods"][name] = {"error": str(exc)}
                     continue
@@ -130,7 +124,7 @@ def evaluate_sharpening(
                 score["seconds"] = round(time.monotonic() - start, 2)
                 score.update({k: v for k, v in info.items() if k in ("steps", "train_seconds", "gains", "budget_s")})
                 if qnr:
-                    score.update(_qnr(name, scene, layout, g, stats, budget, steps, model, device, seed, qnr_score))
+                    score.update(_qnr(name, scene, layout, g, stats, settings, qnr_score))
                 entry["methods"][name] = score
                 arrays["outputs"][name] = estimate
             if keep_arrays:
@@ -141,12 +135,10 @@ def evaluate_sharpening(
     return result
 
 
-def _qnr(name, scene, layout, g, stats, budget, steps, model, device, seed, score) -> dict[str, float]:
+def _qnr(name, scene, layout, g, stats, settings, score) -> dict[str, float]:
     """QNR of ``name`` at full resolution (the output of ``sharpen`` on the scene itself)."""
     group = layout.groups[g]
-    method, _ = build_method(
-        name, scene, layout, g, stats, budget=budget, steps=steps, model=model, device=device, seed=seed
-    )
+    method, _ = build_group(plan_sharpening(scene, layout, name, group=g, **settings), scene, layout, stats, g)
     fused, _ = run_method(method, scene, layout, group, Window.from_shape(layout.grid.shape), stats)
     inputs = group_inputs(scene, layout, group, Window.from_shape(layout.grid.shape), stats)
     ms = []

@@ -23,7 +23,15 @@ from geo_med_sr.inference.protocols import Window
 from geo_med_sr.sharpening.scene import Group, Layout, Scene, group_inputs, plan
 from geo_med_sr.sharpening.wald import ReducedPair, label_range, reduce_group
 
-__all__ = ["TrainArrays", "reduced_inputs", "train_guided", "training_arrays", "wald_pairs"]
+__all__ = [
+    "TrainArrays",
+    "check_reducible",
+    "reduced_inputs",
+    "too_small",
+    "train_guided",
+    "training_arrays",
+    "wald_pairs",
+]
 
 #: default self-training budget in seconds (2-core CPU; a GPU gets a quarter of it).
 DEFAULT_BUDGET_CPU = 240.0
@@ -35,8 +43,6 @@ LABEL_WINDOW = 192
 PATCH = 48
 BATCH = 8
 LEARNING_RATE = 1e-3
-#: weight of the spectral-angle term (radians) next to the L1 of normalised values.
-SPECTRAL_WEIGHT = 0.0
 
 
 def _available(scene: Scene, layout: Layout, group: Group, factor: int | None = None) -> tuple[list, list, tuple]:
@@ -46,7 +52,7 @@ def _available(scene: Scene, layout: Layout, group: Group, factor: int | None = 
     return [max(0, (hi - lo) // s * s) for (lo, hi), s in zip(ranges, steps)], steps, ranges
 
 
-#: fewer reduced pixels per axis than this and ``self``/``glp`` learn elsewhere (see ``sharpen.build_method``).
+#: fewer reduced pixels per axis than this and ``self``/``glp`` learn elsewhere (see ``sharpening.plan``).
 MIN_REDUCED_PIXELS = 4
 
 
@@ -54,6 +60,25 @@ def too_small(scene: Scene, layout: Layout, group: Group, minimum: int = MIN_RED
     """Whether ``group``'s reduced-resolution copy would have fewer than ``minimum`` pixels per axis."""
     avail, _, _ = _available(scene, layout, group)
     return min(a // r for a, r in zip(avail, group.ratio)) < minimum
+
+
+def _refuse_small(scene: Scene, group: Group, avail: Sequence[int], ratio: Sequence[int]) -> None:
+    if min(a // r for a, r in zip(avail, ratio)) < MIN_REDUCED_PIXELS:
+        names = ", ".join(scene.bands[i].name for i in group.targets)
+        raise InputError(
+            f"bands {names} are too small for a reduced-resolution copy ({avail} pixels after reduction by "
+            f"{list(group.ratio)} leave fewer than 4 per axis); use --method bicubic, glp or model, or a larger area"
+        )
+
+
+def check_reducible(scene: Scene, layout: Layout, group: Group, factor: int | None = None) -> None:
+    """Refuse, as :func:`wald_pairs` would, a group too small for one reduced pair (grids only, no pixels).
+
+    Raises:
+        InputError: fewer than :data:`MIN_REDUCED_PIXELS` reduced pixels per axis.
+    """
+    avail, _, _ = _available(scene, layout, group, factor)
+    _refuse_small(scene, group, avail, group.ratio if factor is None else (factor, factor))
 
 
 def wald_pairs(
@@ -87,12 +112,7 @@ def wald_pairs(
         ranges = ((a, b), ranges[1])
         avail = [max(0, (b - a) // step * step), avail[1]]
     ratio = group.ratio if factor is None else (factor, factor)
-    if min(a // r for a, r in zip(avail, ratio)) < 4:
-        names = ", ".join(scene.bands[i].name for i in group.targets)
-        raise InputError(
-            f"bands {names} are too small for a reduced-resolution copy ({avail} pixels after reduction by "
-            f"{list(group.ratio)} leave fewer than 4 per axis); use --method bicubic, glp or model, or a larger area"
-        )
+    _refuse_small(scene, group, avail, ratio)
     # the cap counts guide pixels as a x2 group reads them (4 per label pixel): a x6 group's guides are 36 per
     # label pixel, so it gets 4/36 of the label pixels, and memory stays bounded for every ratio
     max_pixels = max(1, max_pixels * 4 // (ratio[0] * ratio[1]))
@@ -166,18 +186,6 @@ def _patches(arrays: Sequence[TrainArrays], rng: np.random.Generator, patch: int
     return [np.stack(s) for s in (ups, guides, labels, masks)]
 
 
-def _angle(out: Any, label: Any, mask: Any, moments: tuple) -> Any:
-    """Mean spectral angle (radians) between ``out`` and ``label`` ``(B, T, W, H)`` in physical units."""
-    import torch
-
-    mean, std = moments
-    p, q = out * std + mean, label * std + mean
-    cos = (p * q).sum(1) / (p.norm(dim=1) * q.norm(dim=1)).clamp(min=1e-8)
-    angle = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
-    m = mask[:, 0]
-    return (angle * m).sum() / m.sum().clamp(min=1.0)
-
-
 def train_guided(
     model: Any,
     arrays: Sequence[TrainArrays],
@@ -189,16 +197,11 @@ def train_guided(
     patch: int = PATCH,
     batch: int = BATCH,
     progress: Any = None,
-    spectral: tuple[np.ndarray, np.ndarray] | None = None,
-    spectral_weight: float = SPECTRAL_WEIGHT,
 ) -> dict[str, Any]:
     """Train ``model`` with L1 on valid pixels until ``steps`` are done or ``budget`` seconds have passed.
 
     The learning rate follows a cosine from ``lr`` to zero over the steps (or the time budget).
     With ``steps`` given the result is reproducible bit for bit on the CPU (seeded sampling).
-    With ``spectral`` (the targets' mean and std, ``(T,)`` each) and two or more targets, the mean
-    spectral angle (radians) of the physical values, times ``spectral_weight``, is added to the loss,
-    so training keeps the spectra's shape (SAM) as well as their values.
 
     Returns:
         ``{"steps", "seconds", "loss"}`` (the mean L1 of the last 50 steps, normalised units).
@@ -211,9 +214,6 @@ def train_guided(
     rng = np.random.default_rng(seed)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    moments = None
-    if spectral is not None:
-        moments = tuple(torch.as_tensor(np.asarray(v, np.float32)).view(1, -1, 1, 1).to(device) for v in spectral)
     start = time.monotonic()
     done = 0
     losses: list[float] = []
@@ -228,8 +228,6 @@ def train_guided(
         mask = mask.float()
         out = model(up, guides)
         loss = ((out - label).abs() * mask).sum() / (mask.sum() * out.shape[1]).clamp(min=1.0)
-        if spectral is not None and out.shape[1] > 1 and spectral_weight > 0:
-            loss = loss + spectral_weight * _angle(out, label, mask, moments)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

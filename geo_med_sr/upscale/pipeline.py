@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from geo_med_sr import __version__, io
+from geo_med_sr import io
 from geo_med_sr.dtypes import compute_dtype
 from geo_med_sr.errors import ConfigError, InputError, OutputError, ScaleError, file_error
 from geo_med_sr.geometry import scale_affine, scaled_shape
@@ -32,6 +32,7 @@ from geo_med_sr.inference.protocols import ImageSink, ImageSource, Window
 from geo_med_sr.inference.radiometry import Radiometry, sample_valid_values
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.normalize import Normalizer, build_normalizer
+from geo_med_sr.provenance import build_provenance
 from geo_med_sr.scale import factors_for_spacing, parse_scale
 from geo_med_sr.scale import for_input as scale_for_input
 from geo_med_sr.scale import for_shape as scale_for_shape
@@ -199,7 +200,7 @@ def _engine(
         column_size=inf.column_size,
         chunk_mb=inf.chunk_mb,
     )
-    provenance = {"tool": f"geo_med_sr {__version__}", **prov, "scale": list(method.scale), "normalization": stats}
+    provenance = build_provenance("upscale", **prov, scale=list(method.scale), normalization=stats)
     if profile is not None:
         provenance["slice_profile"] = profile
     return _Engine(resolver, normalizer, stats, fill, provenance)
@@ -355,7 +356,7 @@ def super_resolve(
         check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.writes_windows)
         with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
             engine = _engine(source, method, config, progress, slice_thickness)
-        provenance = {**engine.provenance, "request": request}
+        provenance = {**engine.provenance, "inputs": [str(src_path)], "request": request}
         if chosen is not None:
             provenance["target_spacing"] = chosen
         dtype = _output_dtype(config, source)

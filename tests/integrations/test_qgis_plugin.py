@@ -116,6 +116,14 @@ def test_plugin_choices_are_the_cli_choices():
     assert cli_spec.MAX_SCALE == MAX_FACTOR
 
 
+def test_plugin_sharpen_methods_are_the_registry_names():
+    """The plugin's static list is the sharpening method registry's, and its default the same."""
+    from geo_med_sr.sharpening.registry import DEFAULT_METHOD, SHARPEN_METHODS
+
+    assert cli_spec.SHARPEN_METHODS == tuple(SHARPEN_METHODS.names())
+    assert cli_spec.SHARPEN_DEFAULT == DEFAULT_METHOD
+
+
 def test_build_makes_an_installable_zip(tmp_path):
     """What Plugins > Install from ZIP and the plugin repository need: one folder at the root with
     __init__.py, metadata.txt (required fields) and LICENSE; no caches or hidden files; reproducible."""

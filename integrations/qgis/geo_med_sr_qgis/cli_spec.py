@@ -10,7 +10,8 @@ from __future__ import annotations
 
 #: ``geo-med-sr upscale/batch --method`` choices (``geo_med_sr.upscale.methods.METHODS``).
 UPSCALE_METHODS = ("bicubic", "bspline", "bspline-ibp", "linear", "model", "nearest", "self")
-#: ``geo-med-sr sharpen --method`` choices; the CLI's default is ``self``.
+#: ``geo-med-sr sharpen --method`` choices (``geo_med_sr.sharpening.registry.SHARPEN_METHODS``, a test
+#: compares them); the CLI's default is ``self`` (``DEFAULT_METHOD``).
 SHARPEN_METHODS = ("bicubic", "brovey", "glp", "model", "self")
 SHARPEN_DEFAULT = "self"
 #: ``--degrade`` choices (the degradation model of ``--consistency``).
