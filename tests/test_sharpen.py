@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -214,17 +213,29 @@ def test_stac_item_with_remote_hrefs_reads_the_files_beside_it(tmp_path):
     assert result.provenance["product"]["kind"] == "stac"
 
 
-def test_self_stays_within_its_budget_and_steps_are_reproducible(tmp_path):
+def test_self_stays_within_its_budget_and_steps_are_reproducible(tmp_path, monkeypatch):
+    from geo_med_sr.sharpening import training
+
+    class Clock:
+        """A training clock that advances 0.5 s per reading: the budget, not the machine, ends training."""
+
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            cls.now += 0.5
+            return cls.now
+
     folder = s2_folder(tmp_path / "S2X", n=48, scl=False)
-    start = time.monotonic()
     out = tmp_path / "self.tif"
-    result = sharpen(
-        folder, out, method="self", budget=4.0, bands="B02,B03,B04,B08,B05,B06", device="cpu", progress=False
-    )
-    elapsed = time.monotonic() - start
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "time", Clock)
+        result = sharpen(
+            folder, out, method="self", budget=4.0, bands="B02,B03,B04,B08,B05,B06", device="cpu", progress=False
+        )
     group = result.provenance["groups"][0]
-    assert group["train_seconds"] <= 4.0 + 1.0 and group["steps"] > 0
-    assert elapsed < 4.0 + 30
+    # readings at 0.5 (start), 1.0, ..., 4.0 s: 7 steps run before 4 s have passed, the 8th is not started
+    assert group["steps"] == 7 and group["train_seconds"] <= 4.0 + 0.5
     runs = []
     for k in range(2):
         path = tmp_path / f"steps{k}.tif"

@@ -66,14 +66,14 @@ def test_registry_names_the_methods_and_the_cli_offers_exactly_them():
     import argparse
 
     from geo_med_sr.cli.main import build_parser
-    from geo_med_sr.cli.sharpen import evaluate_sharpen_parser
 
     assert SHARPEN_METHODS.names() == ["bicubic", "brovey", "glp", "model", "self"]
     assert DEFAULT_METHOD in SHARPEN_METHODS
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     (method,) = [a for a in sub.choices["sharpen"]._actions if "--method" in a.option_strings]
     assert list(method.choices) == SHARPEN_METHODS.names() and method.default == DEFAULT_METHOD
-    (method,) = [a for a in evaluate_sharpen_parser()._actions if "--method" in a.option_strings]
+    evaluate_sharpen_parser = sub.choices["evaluate"].modes["--sharpen"]
+    (method,) = [a for a in evaluate_sharpen_parser._actions if "--method" in a.option_strings]
     assert list(method.choices) == SHARPEN_METHODS.names()
     for name in SHARPEN_METHODS:  # every record names a builder that exists
         assert callable(SHARPEN_METHODS.get(name).build_function())

@@ -58,7 +58,7 @@ def sharpen_request(scene: Scene, plan: SharpenPlan, *, cog: bool = True) -> dic
             "name": band.name,
             "role": band.role,
             "index": int(index),
-            "scale": band.scale,
+            "gain": band.gain,
             "offset": band.offset,
             "nodata": band.nodata,
             "dtype": band.dtype,
