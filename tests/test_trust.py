@@ -245,11 +245,9 @@ def test_a_signal_stops_the_run_prints_one_line_and_leaves_nothing(tmp_path, sig
     out = tmp_path / "out.nii.gz"
     proc = _start(["upscale", src, out, "--scale", "3", "--method", "bspline", "--quiet"], tmp_path)
     _wait_for_partial(proc, tmp_path)
-    sent = time.time()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    assert time.time() - sent < 5  # stopped promptly, not at the end of the job
-    assert proc.returncode == status
+    assert proc.returncode == status  # stopped by the signal mid-write, not at the end of the job (status 0)
     assert err.strip().splitlines() == [line]
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
@@ -303,13 +301,19 @@ def test_disk_full_while_writing_is_one_line_naming_the_output(tmp_path, capsys,
 
 
 @pytest.mark.parametrize("scale", ["64", "1000", "12345678901234567890", "2,2,1e30"])
-def test_absurd_scales_are_refused_before_any_work(tmp_path, capsys, scale):
+def test_absurd_scales_are_refused_before_any_work(tmp_path, capsys, monkeypatch, scale):
+    from geo_med_sr import io
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the input was opened: work started before the refusal")
+
     src, _ = make_geotiff(tmp_path / "in.tif", width=512, height=512, count=1)
-    start = time.perf_counter()
+    monkeypatch.setattr(io, "open_source", no_work)
+    monkeypatch.setattr(io, "open_sink", no_work)
     argv = ["upscale", src, tmp_path / "out.tif", "--scale", scale, "--method", "nearest"]
     code, _, err = run(capsys, *argv)
     one_line_error(code, err, "--scale")
-    assert time.perf_counter() - start < 5 and not (tmp_path / "out.tif").exists()
+    assert not (tmp_path / "out.tif").exists()
 
 
 def test_in_memory_output_larger_than_the_memory_available_is_refused(tmp_path, capsys, monkeypatch):
@@ -347,10 +351,8 @@ def test_a_checkpoint_asking_for_a_huge_network_is_refused_before_allocation(tmp
     metadata["geo_med_sr"] = json.dumps(config)
     save_file(load_file(str(path)), str(path), metadata=metadata)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
     with pytest.raises(ModelError, match="weights do not match"):
         load_checkpoint(path)
-    assert time.perf_counter() - start < 10
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # kB: nothing allocated
 
 
