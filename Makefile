@@ -18,7 +18,7 @@ GMS := $(VENV)/bin/geo-med-sr
 # Scores on the validation files (benchmarks/bench_quality.py) that the model cards quote.
 QUALITY = benchmarks/results/quality
 
-.PHONY: demo test lint typecheck install clean bench figures qgis-plugin weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
+.PHONY: demo test test-fast lint typecheck install clean bench figures qgis-plugin weights weights-sat-x2 weights-sat-x2-fast weights-sat-x4 weights-mri3d-x2 weights-mri-throughplane-x2 weights-mri-throughplane-x3 weights-mri-throughplane-x4 cards
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ typecheck: $(STAMP)
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the suite without the tests marked slow (processes, servers, whole jobs): a quick check while editing
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The README's hand-off and batch figures: made by notebooks/03_batch_and_workflows.ipynb.
 figures: $(STAMP)

@@ -49,6 +49,7 @@ def test_nifti_upscale_returns_the_original_grid(tmp_path, lr_shape, scale, meth
         np.testing.assert_array_equal(out.array[0, :: scale[0], :: scale[1], :: scale[2]], np.rint(lr.array[0]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,scale", [("T2w_1x1x2mm.nii.gz", (2, 2, 2)), ("MR_Gd_T1gd_1mm_iso.nii.gz", (1, 1, 4))])
 def test_real_mri_round_trip_keeps_the_grid(tmp_path, name, scale):
     real = io.read(shared_path("mri", name))

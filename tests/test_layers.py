@@ -244,6 +244,7 @@ def test_the_graph_reader_sees_what_it_should(tmp_path, monkeypatch, source, exp
     assert imports("geo_med_sr.m", typing=True)[0] == {"geo_med_sr.x"}
 
 
+@pytest.mark.slow
 def test_deciding_what_runs_needs_no_torch(tmp_path):
     """The command line, the configuration, the method and the batch request (what a batch
     worker computes to skip an up-to-date output) never import torch."""

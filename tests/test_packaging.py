@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_non_editable_install_imports_adapters_under_the_package(tmp_path):
     target = tmp_path / "site"
     subprocess.run(

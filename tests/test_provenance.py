@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from geotiff_fixtures import make_geotiff
-from test_sharpen import s2_folder
+from s2_fixtures import s2_folder
 
 from geo_med_sr import __version__, io, super_resolve
 from geo_med_sr.provenance import COMMON_KEYS, build_provenance, read_fields

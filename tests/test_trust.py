@@ -191,6 +191,7 @@ def test_property_nothing_that_is_not_ours_is_ever_replaced(tmp_path_factory, ex
 # --- temporaries, signals -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stale_partials_of_dead_runs_are_removed_and_live_ones_kept(tmp_path, capsys):
     src = small_nifti(tmp_path / "in.nii.gz")
     host = socket.gethostname().replace("-", "_")
@@ -233,6 +234,7 @@ def _wait_for_partial(proc: subprocess.Popen, folder: Path) -> None:
     pytest.fail("the run ended before it could be signalled mid-write")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "status", "line"),
     [
@@ -252,6 +254,7 @@ def test_a_signal_stops_the_run_prints_one_line_and_leaves_nothing(tmp_path, sig
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
+@pytest.mark.slow
 def test_after_sigkill_a_rerun_removes_the_partial_and_succeeds(tmp_path):
     src = write_nifti(tmp_path / "big.nii.gz", smooth_volume((64, 64, 48)), oblique_affine())
     out = tmp_path / "out.nii.gz"

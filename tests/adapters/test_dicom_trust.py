@@ -2,7 +2,7 @@
 
 Unit-level and fast: every test writes a small series with :class:`DicomAdapter` and reads it back
 with pydicom (applying RescaleSlope/Intercept exactly as MRtrix/GDCM do) or SimpleITK. The real
-clients (dciodvfy, dcm2niix, GDCM, DCMTK) run in ``tests/test_dicom_clients.py``.
+clients (dciodvfy, dcm2niix, GDCM, DCMTK) run in ``tests/adapters/test_dicom_clients.py``.
 """
 
 from __future__ import annotations

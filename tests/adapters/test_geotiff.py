@@ -654,6 +654,7 @@ DISK_FULL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cog", [False, True])
 def test_disk_full_is_an_output_error_and_leaves_no_files(tmp_path, cog):
     folder = tmp_path / "disk"

@@ -162,6 +162,7 @@ def test_oracle_detects_a_too_small_halo():
     assert np.abs(no_halo - whole_image(net, x, 2, net.receptive_radius)).max() > 1e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [(2, 2), (3, 1), (1, 1, 4)])
 def test_bspline_ibp_is_data_consistent_and_tile_invariant(scale):
     from geo_med_sr.degrade import BlockAverage

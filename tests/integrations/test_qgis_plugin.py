@@ -124,6 +124,7 @@ def test_plugin_sharpen_methods_are_the_registry_names():
     assert cli_spec.SHARPEN_DEFAULT == DEFAULT_METHOD
 
 
+@pytest.mark.slow
 def test_build_makes_an_installable_zip(tmp_path):
     """What Plugins > Install from ZIP and the plugin repository need: one folder at the root with
     __init__.py, metadata.txt (required fields) and LICENSE; no caches or hidden files; reproducible."""
@@ -202,6 +203,7 @@ def fake_cli(tmp_path: Path, body: str) -> list[str]:
     return [str(script)]
 
 
+@pytest.mark.slow
 def test_runner_reports_tqdm_progress_and_lines(tmp_path, monkeypatch):
     """The last NN% of tqdm's \\r-separated updates becomes setProgress(NN); other stderr lines are log
     lines (warnings as warnings), bars never are; QGIS's PYTHONPATH does not reach the CLI."""
@@ -244,6 +246,7 @@ def test_runner_raises_the_cli_one_line_error(tmp_path):
     assert caught.value.returncode == 2
 
 
+@pytest.mark.slow
 def test_runner_cancel_kills_a_stubborn_cli_and_removes_only_what_it_made(tmp_path):
     """A CLI (and its worker) that ignore SIGINT and SIGTERM are killed; the output, its hidden
     temporary and the new entries of a folder output go; everything that existed before stays."""
@@ -371,12 +374,14 @@ def method_index(name: str, choices=cli_spec.UPSCALE_METHODS, offset: int = 1) -
     return choices.index(name) + offset
 
 
+@pytest.mark.slow
 def test_provider_loads_in_qgis_process(qgis):
     listing = subprocess.run([QGIS_PROCESS, "list"], env=qgis, capture_output=True, text=True, timeout=60).stdout
     ids = {line.split()[0] for line in listing.splitlines() if line.strip().startswith("geo_med_sr:")}
     assert ids == {"geo_med_sr:upscale", "geo_med_sr:sharpen", "geo_med_sr:batch", "geo_med_sr:info"}, listing
 
 
+@pytest.mark.slow
 def test_real_scene_layer_equals_the_cli_output(qgis, tmp_path):
     """A real Sentinel-2 band (the CC BY 4.0 T49JGM crop shipped in the package, EPSG:32749): QGIS's upscaled layer
     has the extent, CRS, pixel size and pixels of the CLI's output."""
@@ -393,6 +398,7 @@ def test_real_scene_layer_equals_the_cli_output(qgis, tmp_path):
     np.testing.assert_array_equal(pixels(tmp_path / "q.tif"), pixels(tmp_path / "cli.tif"))
 
 
+@pytest.mark.slow
 def test_upscale_layer_equals_the_cli_output(qgis, tmp_path):
     """Extent, CRS, pixel size and pixels of QGIS's layer are those of the CLI's output (bands 1 and 3)."""
     source = write_geotiff(tmp_path / "scene.tif", 64, 64, 3, pixel=10.0)
@@ -408,6 +414,7 @@ def test_upscale_layer_equals_the_cli_output(qgis, tmp_path):
     np.testing.assert_array_equal(pixels(tmp_path / "qgis.tif"), pixels(tmp_path / "cli.tif"))
 
 
+@pytest.mark.slow
 def test_sharpen_layer_equals_the_cli_output(qgis, tmp_path):
     """A 20 m raster sharpened with a 10 m guide (glp): QGIS's layer is the CLI's output."""
     fine = write_geotiff(tmp_path / "fine_10m.tif", 64, 64, 2, pixel=10.0, seed=1)
@@ -420,6 +427,7 @@ def test_sharpen_layer_equals_the_cli_output(qgis, tmp_path):
     np.testing.assert_array_equal(pixels(tmp_path / "qgis.tif"), pixels(tmp_path / "cli.tif"))
 
 
+@pytest.mark.slow
 def test_batch_outputs_are_loaded_into_the_project(qgis, tmp_path):
     """processing.runAndLoadResults (what the toolbox does): every batch output is a layer of the
     project, with the input's extent and half its pixel size."""
@@ -434,6 +442,7 @@ def test_batch_outputs_are_loaded_into_the_project(qgis, tmp_path):
         assert got["bounds"] == geometry(source)["bounds"] and got["res"] == (5.0, 5.0) and got["shape"] == (64, 96)
 
 
+@pytest.mark.slow
 def test_info_text_with_the_executable_setting(qgis, tmp_path):
     """With geo-med-sr off the PATH, the Processing setting finds it; the TEXT is the CLI's own."""
     source = write_geotiff(tmp_path / "scene.tif", 16, 16, 1, pixel=30.0)
@@ -460,6 +469,7 @@ def test_info_text_with_the_executable_setting(qgis, tmp_path):
     assert "the configured geo-med-sr executable does not exist" in failed.stdout + failed.stderr
 
 
+@pytest.mark.slow
 def test_bad_input_shows_the_cli_one_line_error(qgis, tmp_path):
     """A text file named .tif reaches the CLI (not QGIS's "could not load"): its one-line error is QGIS's."""
     bad = tmp_path / "notes.tif"
@@ -537,6 +547,7 @@ def qgis_script(env: dict[str, str], tmp_path: Path, body: str, *args, timeout: 
     return json.loads(line[6:])
 
 
+@pytest.mark.slow
 def test_cancel_leaves_nothing_behind(qgis, tmp_path):
     """processing.run canceled from a thread while the CLI writes (bundled network, 512x512): the
     CLI is stopped, no output or temporary remains, an unrelated file in the folder is untouched."""
@@ -563,6 +574,7 @@ def test_cancel_leaves_nothing_behind(qgis, tmp_path):
     assert not alive, f"geo-med-sr still running: {alive}"
 
 
+@pytest.mark.slow
 def test_screenshot_script_saves_the_dialog(qgis, tmp_path):
     """integrations/qgis/screenshot.py (QGIS GUI under Xvfb) writes a PNG of the upscale dialog."""
     if shutil.which("xvfb-run") is None:

@@ -39,6 +39,7 @@ def streamed_column(net, x: torch.Tensor, margin: int, planes: int, hr_planes: i
     return torch.cat([c.data for c in out], dim=-1), starts[0]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     dims=st.sampled_from([2, 3]),

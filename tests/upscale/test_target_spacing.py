@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_fixtures import run_cli
 from conftest import oblique_affine, smooth_volume, write_nifti
 from geotiff_fixtures import make_geotiff
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli import run_cli
 
 from geo_med_sr import io
 from geo_med_sr.errors import ConfigError, ScaleError

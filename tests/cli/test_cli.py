@@ -11,27 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_fixtures import assert_clean_failure, run_cli
 from conftest import oblique_affine, smooth_volume, write_nifti
 
 from geo_med_sr import io
 from geo_med_sr.cli.main import main
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_clean_failure(code: int, err: str, path_named: Path, output: Path, problem: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("geo-med-sr: error: ")
-    assert str(path_named) in lines[0], lines[0]
-    assert problem in lines[0], lines[0]
-    assert not output.exists()
-    assert not [p for p in output.parent.iterdir() if ".partial-" in p.name]
 
 
 def test_missing_input(tmp_path, capsys):
@@ -156,6 +140,7 @@ def test_failed_write_leaves_no_output(oblique_nifti, capsys, monkeypatch):
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
 
+@pytest.mark.slow
 def test_killed_mid_run_leaves_no_output(tmp_path):
     """SIGKILL while the output is being produced: OUTPUT never exists half-written."""
     src = write_nifti(tmp_path / "big.nii.gz", smooth_volume((64, 64, 48)), oblique_affine())
@@ -188,6 +173,7 @@ def test_killed_mid_run_leaves_no_output(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_console_script_exit_code(tmp_path):
     exe = Path(sys.executable).with_name("geo-med-sr")
     if not exe.exists():
@@ -200,6 +186,7 @@ def test_console_script_exit_code(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.nii" in proc.stderr
 
 
+@pytest.mark.slow
 def test_ensemble_and_consistency_are_recorded(oblique_nifti, tmp_path, capsys):
     import json
 
@@ -225,6 +212,7 @@ def test_ensemble_and_consistency_are_recorded(oblique_nifti, tmp_path, capsys):
     assert prov["consistency"]["degradation"] == "blockavg"
 
 
+@pytest.mark.slow
 def test_progress_flag_shows_bars_off_a_terminal(tmp_path):
     """--progress keeps tqdm's bars on stderr when it is a pipe (what the QGIS plugin reads); without it a pipe
     gets no bar; --quiet and --progress together are refused."""

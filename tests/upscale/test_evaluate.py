@@ -18,6 +18,7 @@ def independent_psnr(ref: np.ndarray, est: np.ndarray, region: np.ndarray, data_
     return float(10 * np.log10(data_range**2 / np.mean(diff**2)))
 
 
+@pytest.mark.slow
 def test_psnr_matches_an_independent_computation_3d(tmp_path):
     path = write_nifti(tmp_path / "ref.nii.gz", smooth_volume((20, 18, 16)), oblique_affine())
     result = evaluate(path, "2", ["nearest", "bspline", "bspline-ibp"])
@@ -41,6 +42,7 @@ def test_psnr_matches_an_independent_computation_3d(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_masked_geotiff_and_cli_outputs(tmp_path, capsys):
     src, _ = make_geotiff(tmp_path / "ref.tif", width=64, height=48)
     code = main(
@@ -78,6 +80,7 @@ def test_model_method_without_a_matching_checkpoint(tmp_path, capsys):
     assert "no bundled model" in err and "--model" in err
 
 
+@pytest.mark.slow
 def test_ensemble_applies_to_learned_methods_only(tmp_path):
     from geo_med_sr.upscale.config import SRConfig
 

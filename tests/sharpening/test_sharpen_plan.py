@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from conftest import REPO
-from test_sharpen import S2_10, S2_20, s2_folder
+from s2_fixtures import S2_10, S2_20, s2_folder
 
 import geo_med_sr
 from geo_med_sr.digest import sha256_file

@@ -92,6 +92,7 @@ def sample(folder: Path) -> list[Path]:
     return [files[0], files[len(files) // 2], files[-1]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["real", "synthetic", "nifti"])
 def test_dciodvfy_reports_no_new_error(outputs, real_output, which) -> None:
     need("dciodvfy")
@@ -133,6 +134,7 @@ def test_dcm2niix_reads_our_grid_without_slice_timing_warnings(outputs, real_out
     assert sorted(img.shape[:3]) == sorted(shape)
 
 
+@pytest.mark.slow
 def test_gdcm_reports_origin_spacing_and_intensities_of_mr_from_nifti(outputs) -> None:
     gdcminfo = need("gdcminfo")
     _, out, expected = outputs["nifti"]
@@ -165,6 +167,7 @@ def test_gdcm_reports_origin_spacing_and_intensities_of_mr_from_nifti(outputs) -
     np.testing.assert_allclose(values, source, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["real", "synthetic", "nifti"])
 def test_dcmdump_parses_every_file(outputs, real_output, which) -> None:
     dcmdump = need("dcmdump")

@@ -156,6 +156,7 @@ def test_corrupted_input_fails_alone_with_report_and_exit_status(tmp_path, clust
     assert not (out / "t1.nii.gz").exists() and len(outputs_of(out)) == 5
 
 
+@pytest.mark.slow
 def test_killed_batch_is_finished_by_a_rerun_without_partial_files(tmp_path, cluster):
     (tmp_path / "in").mkdir()
     inputs = [
@@ -255,6 +256,7 @@ def test_planning_errors_come_before_any_work(tmp_path):
     assert not (out / LOCK_NAME).exists() and not (out / "x.tif").exists()  # the holder removes it when done
 
 
+@pytest.mark.slow
 def test_interrupted_batch_leaves_no_temporary_and_no_lock(tmp_path):
     """Ctrl-C (SIGINT) in the middle of a batch on a LocalCluster: the workers' half-written temporaries and the
     lock are removed, finished outputs and a file of the user's in the folder stay."""
@@ -334,6 +336,7 @@ def test_cli_refuses_bad_options_with_status_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_orphan_sidecar_is_ours_to_replace_a_users_file_is_not(tmp_path):
     from geo_med_sr.upscale.batch import Settings, run_job
 

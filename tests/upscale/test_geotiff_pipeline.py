@@ -7,10 +7,10 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
+from cli_fixtures import assert_clean_failure, run_cli
 from conftest import shared_path
 from geotiff_fixtures import make_geotiff
 from rio_cogeo.cogeo import cog_validate
-from test_cli import assert_clean_failure, run_cli
 
 from geo_med_sr import io
 from geo_med_sr.degrade import block_average
@@ -211,6 +211,7 @@ def test_geotiff_needs_a_tif_output(tmp_path, capsys):
     assert_clean_failure(code, err, out, out, "needs a .tif output")
 
 
+@pytest.mark.slow
 def test_disk_full_is_reported_cleanly(tmp_path):
     """A write that runs out of space (file-size limit) fails with one line, exit 2, no output."""
     import resource

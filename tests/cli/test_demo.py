@@ -26,6 +26,7 @@ def demo(tmp_path_factory):
     return out, scores, printed.getvalue()
 
 
+@pytest.mark.slow
 def test_demo_writes_outputs_and_figure(demo):
     out, scores, printed = demo
     assert (out / "side_by_side.png").stat().st_size > 10_000
@@ -43,6 +44,7 @@ def test_demo_writes_outputs_and_figure(demo):
     assert (out / "side_by_side_geotiff.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_demo_runs_the_bundled_through_plane_network(demo):
     """The bundled networks run in the demo too, on the exact grids (checked inside run_demo)."""
     if bundled.find("mri-throughplane-x4") is None:
@@ -61,12 +63,14 @@ def test_demo_runs_the_bundled_satellite_network(demo):
     assert scores["scene_60m_x2_model.tif"] > scores["scene_60m_x2_nearest.tif"]
 
 
+@pytest.mark.slow
 def test_demo_replaces_its_own_files(demo):
     out, scores, _ = demo
     again = run_demo(out)  # a second run replaces the demo's own files
     assert again == pytest.approx(scores)
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("keep me")

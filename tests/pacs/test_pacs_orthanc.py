@@ -22,9 +22,9 @@ from types import SimpleNamespace
 import numpy as np
 import pydicom
 import pytest
+from cli_fixtures import run_cli
 from conftest import REPO, shared_path
 from orthanc_server import free_port, orthanc_binary, start_orthanc
-from test_cli import run_cli
 
 from geo_med_sr.errors import InputError
 from geo_med_sr.pacs import dimse, net
@@ -108,6 +108,7 @@ def wait_for_echo(peer: net.Peer, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_node_receives_from_orthanc_and_forwards_the_sr_series_back_to_it(orthanc, stored, node_ports, tmp_path):
     known = set(orthanc.series_of_study(stored.study_uid))
     rule = Rule(
@@ -145,6 +146,7 @@ def _start_node(command: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_node_killed_mid_series_loses_no_acknowledged_instance(orthanc, stored, node_ports, tmp_path):
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
     from pynetdicom import AE
@@ -208,6 +210,7 @@ def _series_uid(folder: Path) -> str:
     return pydicom.dcmread(next(iter(sorted(folder.glob("*.dcm")))), stop_before_pixels=True).SeriesInstanceUID
 
 
+@pytest.mark.slow
 def test_upscale_reads_with_wado_rs_and_stores_with_stow_rs(orthanc, stored, tmp_path, own_tmp, capsys):
     known = set(orthanc.series_of_study(stored.study_uid))
     url = f"dicomweb://127.0.0.1:{orthanc.http_port}/dicom-web/studies/{stored.study_uid}/series/{stored.series_uid}"
@@ -222,6 +225,7 @@ def test_upscale_reads_with_wado_rs_and_stores_with_stow_rs(orthanc, stored, tmp
     assert list(own_tmp.iterdir()) == []  # the fetched series was removed
 
 
+@pytest.mark.slow
 def test_upscale_retrieves_with_c_get_and_sends_with_c_store(orthanc, stored, tmp_path, own_tmp, capsys):
     known = set(orthanc.series_of_study(stored.study_uid))
     out = tmp_path / "sr"
@@ -235,6 +239,7 @@ def test_upscale_retrieves_with_c_get_and_sends_with_c_store(orthanc, stored, tm
     assert list(own_tmp.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_series_the_pacs_does_not_have_is_one_line_and_leaves_nothing(orthanc, stored, tmp_path, own_tmp, capsys):
     out = tmp_path / "sr"
     missing = "1.2.3.4.5"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from cli_fixtures import run_cli
 from dicom_fixtures import make_synthetic_series
 from hypothesis import given
 from hypothesis import strategies as st
 from orthanc_server import free_port
-from test_cli import run_cli
 
 from geo_med_sr.errors import ConfigError, InputError, OutputError, file_error
 from geo_med_sr.pacs import dimse, net
@@ -163,11 +163,12 @@ def test_bad_rules_file_on_the_command_line_is_one_line(tmp_path, capsys):
 
 
 def test_the_example_rules_are_valid():
-    rules = load_rules(Path(__file__).parents[1] / "configs" / "dicom_node" / "rules.example.yaml")
+    rules = load_rules(Path(__file__).parents[2] / "configs" / "dicom_node" / "rules.example.yaml")
     assert len(rules.rules) == 3
     assert rules.select(MR_THICK)[0].scale_for(MR_THICK) == (1, 1, 4)
 
 
+@pytest.mark.slow
 def test_a_rule_without_destination_is_refused_at_start(tmp_path):
     with pytest.raises(ConfigError, match="rule 1 has no forward destination"):
         DicomNode(tmp_path / "spool", Rules([Rule()]), forward=None)

@@ -88,6 +88,7 @@ def _inputs(tmp_path: Path, name: str) -> Path:
 CASES = ["real:RGB.byte.tif", "real:LC08_232066_20190727.tif", "rotated", "north-up"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_gdal_and_rio_cogeo_accept_the_output_and_agree_with_numpy(tmp_path, name):
     src = _inputs(tmp_path, name)
@@ -121,6 +122,7 @@ def test_gdal_and_rio_cogeo_accept_the_output_and_agree_with_numpy(tmp_path, nam
             np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_gdalinfo_sees_the_output_mask(tmp_path):
     src = tmp_path / "masked.tif"
     mask = np.full((30, 40), 255, np.uint8)
@@ -141,6 +143,7 @@ def test_gdalinfo_sees_the_output_mask(tmp_path):
             np.testing.assert_array_equal(m.read(1), np.repeat(np.repeat(mask, SCALE, 0), SCALE, 1))
 
 
+@pytest.mark.slow
 def test_gdalinfo_sees_the_scaled_gcps(tmp_path):
     src = tmp_path / "gcp.tif"
     gcps = [

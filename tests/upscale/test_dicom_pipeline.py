@@ -6,9 +6,9 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from cli_fixtures import assert_clean_failure, run_cli
 from conftest import shared_path, smooth_volume
 from dicom_fixtures import make_synthetic_series, read_headers
-from test_cli import assert_clean_failure, run_cli
 
 from geo_med_sr import geometry, io
 from geo_med_sr.degrade import block_average
@@ -77,6 +77,7 @@ def test_dicom_in_nifti_out(tmp_path):
     assert out.meta["dtype"] == "uint16"
 
 
+@pytest.mark.slow
 def test_real_series_round_trip_through_block_average(tmp_path):
     real = shared_path("dicom", "mr_t1_fl2d_sag_HFS")
     image = io.read(real)
