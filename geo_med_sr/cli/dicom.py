@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from geo_med_sr.pacs.fetch import DEFAULT_AE_TITLE
+from geo_med_sr.pacs.fetch import DEFAULT_AE_TITLE, is_dicomweb
 
 __all__ = [
     "add_pacs_options",
@@ -45,6 +45,12 @@ def add_pacs_options(p: argparse.ArgumentParser) -> None:
         "--stow", metavar="URL", default=None, help="STOW-RS the written DICOM series to this DICOMweb root URL"
     )
     g.add_argument("--ae-title", default=DEFAULT_AE_TITLE, help=f"our calling AE title (default {DEFAULT_AE_TITLE})")
+
+
+def uses_pacs(args: argparse.Namespace) -> bool:
+    """Whether an ``upscale`` talks to a PACS: ``--from``, a ``dicomweb://`` INPUT, ``--send`` or ``--stow``
+    (or no INPUT at all, which the PACS input refuses in one line). A file-to-file run never enters ``pacs/``."""
+    return bool(args.input is None or args.from_peer or is_dicomweb(args.input) or args.send or args.stow)
 
 
 @contextlib.contextmanager

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
-from geo_med_sr.cli.dicom import add_pacs_options, check_upscale_push, push_upscale_result, upscale_input
+from geo_med_sr.cli.dicom import add_pacs_options, check_upscale_push, push_upscale_result, upscale_input, uses_pacs
 from geo_med_sr.cli.options import (
     add_method_options,
     add_overwrite,
@@ -99,8 +100,11 @@ def run(args: argparse.Namespace) -> None:
     """Upscale ``args.input`` (or the series fetched with ``--from``) and print what was written."""
     from geo_med_sr import super_resolve
 
-    check_upscale_push(args)  # --send/--stow need a DICOM series output: refused before any work
-    with upscale_input(args) as source:  # a PACS series is fetched into a temporary folder, removed afterwards
+    pacs = uses_pacs(args)  # a file-to-file run never enters the PACS code
+    if pacs:
+        check_upscale_push(args)  # --send/--stow need a DICOM series output: refused before any work
+    # a PACS series is fetched into a temporary folder, removed afterwards
+    with upscale_input(args) if pacs else contextlib.nullcontext(args.input) as source:
         result = super_resolve(
             source,
             args.output,
@@ -127,4 +131,5 @@ def run(args: argparse.Namespace) -> None:
             f"wrote {result.output}: {result.input_shape} -> {result.output_shape} voxels, method "
             f"{result.provenance['method']}, scale {tuple(result.provenance['scale'])}"
         )
-    push_upscale_result(args, result.output)
+    if pacs:
+        push_upscale_result(args, result.output)

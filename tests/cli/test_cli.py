@@ -328,3 +328,20 @@ def test_train_dispatches_on_the_task_of_the_config(tmp_path, monkeypatch, capsy
     code, _, err = run_cli(capsys, "train", "--config", config, "--data", "S2X", "--out", out)
     assert code == 2 and err.strip() == f"geo-med-sr: error: {config}: not valid YAML: key 'ratio' is given twice " \
         "(lines 2 and 3); keep one"  # fmt: skip
+
+
+def test_a_file_to_file_upscale_never_enters_the_pacs_code(oblique_nifti, capsys, monkeypatch):
+    from geo_med_sr.pacs import fetch
+
+    def pacs_called(*args, **kwargs):
+        raise AssertionError("the PACS code ran for a file-to-file upscale")
+
+    for name in ("fetched_input", "check_push", "push_series"):
+        monkeypatch.setattr(fetch, name, pacs_called)
+    out = oblique_nifti.parent / "out.nii.gz"
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--method", "linear")
+    assert code == 0, err
+    assert out.exists()
+    monkeypatch.undo()  # a PACS option still goes through it: --send needs a DICOM series output
+    code, _, err = run_cli(capsys, "upscale", oblique_nifti, out, "--scale", "2", "--send", "PACS@127.0.0.1:4242")
+    assert code == 2 and "--send" in err
