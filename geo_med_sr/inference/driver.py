@@ -25,19 +25,20 @@ import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from geo_med_sr.errors import ConfigError, InputError, ModelError
 from geo_med_sr.inference.arrays import read_reflected, read_reflected_mask
-from geo_med_sr.inference.device import autocast
 from geo_med_sr.inference.grid import Patch, PatchGrid
 from geo_med_sr.inference.protocols import OutputSpec, Sink, Source, Window
 from geo_med_sr.inference.threads import BackgroundWorker, prefetch
 from geo_med_sr.spatial import upsample_mask
+
+if TYPE_CHECKING:  # torch is imported only when a compute runs a torch model (``device`` given)
+    import torch
 
 __all__ = ["Progress", "WindowCompute", "WindowDriver", "WindowInputs", "batches"]
 
@@ -104,12 +105,13 @@ class WindowCompute(Protocol):
 
     * ``prepare(windows)`` runs in the reader thread: per-window preparation and any other I/O
       (e.g. normalise and fill nodata, stack a batch; read the bands a guide does not cover).
-    * ``__call__(prepared)`` runs in the main thread under ``torch.inference_mode`` and the
-      driver's autocast: the model. It returns, per window, ``(values, valid)``: ``values``
-      ``(C_out, *Q)`` on :attr:`WindowInputs.output_read` (the driver crops the owned part) or
-      ``(C_out, *owned)`` already cropped (told apart by shape: the owned box lies inside the
-      read box, so equal shapes are the same box); ``valid`` on the same box (``(C_out, ...)``
-      or per pixel), or None to take the input's validity, nearest-upsampled.
+    * ``__call__(prepared)`` runs in the main thread (under ``torch.inference_mode`` and the
+      driver's autocast when the driver has a ``device``): the model. It returns, per window,
+      ``(values, valid)``: ``values`` ``(C_out, *Q)`` on :attr:`WindowInputs.output_read` (the
+      driver crops the owned part) or ``(C_out, *owned)`` already cropped (told apart by shape:
+      the owned box lies inside the read box, so equal shapes are the same box); ``valid`` on the
+      same box (``(C_out, ...)`` or per pixel), or None to take the input's validity,
+      nearest-upsampled.
     * ``finish(values)`` runs in the writer thread on the owned values before the cast (e.g. the
       normaliser's inverse).
     """
@@ -171,7 +173,9 @@ class WindowDriver:
         threads: overlap reading and writing with the compute (False runs everything inline).
         progress: a progress bar (None = only on a terminal), or a ``(done, total)`` callback.
         desc, unit: the progress bar's label and unit.
-        device: the torch device the compute runs on (for autocast); None = CPU.
+        device: the torch device of the model the compute runs: the driver wraps every compute
+            call in ``torch.inference_mode`` and its autocast; None when the compute runs no
+            torch model itself (then the driver does not import torch).
         amp: float16 autocast on CUDA around the compute (ignored on CPU).
     """
 
@@ -201,8 +205,8 @@ class WindowDriver:
         self.threads = bool(threads)
         self.progress = progress
         self.desc, self.unit = desc, unit
-        self.device = torch.device("cpu") if device is None else device
-        self.amp = bool(amp) and self.device.type == "cuda"
+        self.device = device
+        self.amp = bool(amp) and device is not None and device.type == "cuda"
 
     @property
     def depth(self) -> int:
@@ -211,7 +215,15 @@ class WindowDriver:
 
     @contextlib.contextmanager
     def compute_context(self) -> Iterator[None]:
-        """``torch.inference_mode`` with the driver's autocast, around every compute call."""
+        """``torch.inference_mode`` with the driver's autocast (AMP) around every compute call, when
+        the compute runs a torch model on ``device``; nothing otherwise."""
+        if self.device is None:
+            yield
+            return
+        import torch
+
+        from geo_med_sr.inference.device import autocast
+
         with torch.inference_mode(), autocast(self.device, self.amp):
             yield
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +156,29 @@ def test_one_window_walk():
         if re.search(r"PatchGrid\.create\(|def tiles\(", p.read_text())
     )
     assert builders == ["inference/driver.py"]
+
+
+def test_a_classical_walk_imports_no_torch():
+    """Sharpening with a classical method never needed torch: the driver imports it only for a model."""
+    probe = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from geo_med_sr.inference.arrays import ArraySink, ArraySource\n"
+        "from geo_med_sr.inference.driver import WindowDriver\n"
+        "from geo_med_sr.inference.protocols import OutputSpec\n"
+        "import geo_med_sr.sharpening.engine, geo_med_sr.sharpening.methods\n"
+        "class Copy:\n"
+        "    prepare = staticmethod(lambda windows: windows)\n"
+        "    __call__ = staticmethod(lambda windows: [(w.values, None) for w in windows])\n"
+        "    finish = staticmethod(lambda values: values)\n"
+        "sink = ArraySink((1, 5, 4))\n"
+        "driver = WindowDriver((1, 1), 2, 1, progress=False)\n"
+        "driver.run(Copy(), sink, OutputSpec(None), source=ArraySource(np.ones((1, 5, 4))))\n"
+        "assert sink.array.sum() == 20\n"
+        "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.fixture
