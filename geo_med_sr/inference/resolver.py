@@ -155,13 +155,14 @@ class SuperResolver:
             y = y.reshape(b, c * y.shape[1], *y.shape[2:])
         return y
 
-    def driver(self, halo: Sequence[int]) -> WindowDriver:
+    def driver(self, halo: Sequence[int], threads: bool = True) -> WindowDriver:
         """The window driver of this resolver for a ``halo`` (LR pixels per axis, nodata fill included)."""
         return WindowDriver(
             self._scale(len(halo)),
             self.patch_size,
             halo,
             batch_size=self.batch_size,
+            threads=threads,
             progress=self.progress,
             desc="super-resolving",
             unit="patch",
@@ -189,8 +190,7 @@ class SuperResolver:
         extra = radiometry.fill_radius if radiometry is not None else 0
         halo = (self.halo,) * len(spatial) if np.isscalar(self.halo) else tuple(self.halo)
         halo = tuple(int(h) + extra for h in halo)
-        driver = self.driver(halo)
-        driver.threads = threads
+        driver = self.driver(halo, threads)
         spec = radiometry.spec if radiometry is not None else OutputSpec(None)
         with reuse_freed_memory(self.device.type == "cpu"):
             if self.streamed is not None and len(spatial) >= 2 and min(halo) - extra >= self.streamed.receptive_radius:
