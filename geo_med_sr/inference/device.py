@@ -1,6 +1,8 @@
-"""Which torch device runs the engine and training."""
+"""Which torch device runs the engine and training, and its mixed precision."""
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -22,3 +24,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
     return dev
+
+
+def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """Mixed precision (float16 autocast) on CUDA when ``amp``; a no-op context otherwise (CPU
+    always runs in the model's own dtype)."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()

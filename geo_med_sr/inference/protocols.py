@@ -6,6 +6,10 @@
   (what every adapter's ``open_source`` / ``open_sink`` returns, windowed or in memory).
 * :class:`Upsampler`: what the engine runs: ``(B, C, *P) -> (B, C', *P*scale)`` with a finite
   receptive radius (networks, classical interpolators, ensembles, back-projection).
+* :class:`GuidedMethod`: what guided sharpening runs on a window of the output grid (the coarse
+  bands sampled there and the guides, :class:`GuidedInputs`) with a finite receptive radius.
+* :class:`OutputSpec`: the storage of the output windows (dtype and nodata): the window driver's
+  last step before the sink.
 
 The protocols are structural (:class:`typing.Protocol`): a class satisfies one by having the
 attributes, without inheriting from it; they are checked by the type checker and by the tests
@@ -15,14 +19,27 @@ of each implementation, never probed with ``getattr`` at run time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from geo_med_sr.dtypes import cast_to_dtype, mark_nodata
+
 if TYPE_CHECKING:  # annotations only: this module never imports torch
     import torch
 
-__all__ = ["ImageSink", "ImageSource", "Sink", "Source", "Upsampler", "Window"]
+__all__ = [
+    "GuidedInputs",
+    "GuidedMethod",
+    "ImageSink",
+    "ImageSource",
+    "OutputSpec",
+    "Sink",
+    "Source",
+    "Upsampler",
+    "Window",
+]
 
 
 class Window(tuple):
@@ -181,3 +198,68 @@ class Upsampler(Protocol):
     receptive_radius: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class GuidedInputs(Protocol):
+    """The physical inputs of a :class:`GuidedMethod` on one window ``W`` of the output grid
+    (``W`` = the output window grown by the method's receptive radius; all arrays float64).
+
+    Attributes:
+        up: the coarse target bands sampled at the output pixel centres ``(T, *W)``.
+        guides: the guide bands, on the output grid ``(G, *W)``.
+        between: bands coarser than the guides but finer than the targets, sampled like ``up``
+            ``(I, *W)`` (``I`` may be 0).
+        valid: per target band ``(T, *W)``: its pixel and every guide valid.
+        detail: the guides' high-pass detail ``(G, *W)`` when the method asked for it, else None.
+    """
+
+    up: np.ndarray
+    guides: np.ndarray
+    between: np.ndarray
+    valid: np.ndarray
+    detail: np.ndarray | None
+
+
+class GuidedMethod(Protocol):
+    """A guided sharpening method: physical inputs on a window -> the sharpened targets there.
+
+    Attributes:
+        name: the method's registry name (``"bicubic"``, ``"glp"``...).
+        receptive_radius: output pixels of context an output pixel depends on (the driver's
+            halo: the method gets its window grown by it and the result is cropped back).
+        needs_detail: the method reads :attr:`GuidedInputs.detail` (it must be computed).
+
+    ``__call__(inputs)`` maps :class:`GuidedInputs` on ``W`` to the physical values ``(T, *W)``
+    of the target bands.
+    """
+
+    name: str
+    receptive_radius: int
+    needs_detail: bool
+
+    def __call__(self, inputs: GuidedInputs) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """How finished output windows are stored: the window driver's cast before the sink.
+
+    Attributes:
+        dtype: storage dtype of the written values, or None to write the values as computed
+            (float, no cast and no nodata marking).
+        nodata: value written at invalid pixels, or None.
+    """
+
+    dtype: np.dtype | None
+    nodata: float | None = None
+
+    def cast(self, values: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+        """``(C, *S)`` values -> stored ``dtype`` values (rounded, clipped), ``nodata`` where
+        ``valid`` (``S`` or ``(C, *S)``, None = all valid) is False; a valid pixel whose value would
+        equal ``nodata`` is moved one step away from it."""
+        if self.dtype is None:
+            return values
+        out = cast_to_dtype(values, self.dtype)
+        if valid is None:
+            return out
+        return mark_nodata(out, valid, self.nodata, copy=False)

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geo_med_sr.dtypes import cast_to_dtype, mark_nodata
-from geo_med_sr.inference.protocols import Source, Window
+from geo_med_sr.inference.protocols import OutputSpec, Source, Window
 from geo_med_sr.normalize import Normalizer
 
 
@@ -86,19 +85,22 @@ class Radiometry:
             x = fill_invalid(x, valid, self.fill_radius)
         return x
 
+    @property
+    def spec(self) -> OutputSpec:
+        """The storage of the output windows: ``out_dtype`` and ``nodata``."""
+        return OutputSpec(self.out_dtype, self.nodata)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        """``(C, *O)`` network output -> real values in ``compute_dtype`` (the normaliser's inverse)."""
+        return self.normalizer.inverse(y, self.stats, self.compute_dtype)
+
     def after(self, y: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
         """``(C, *O)`` network output -> real values in ``out_dtype`` with nodata re-applied.
 
         A valid pixel whose value would equal ``nodata`` is moved one step away from it, so
-        nodata never leaks into valid pixels.
+        nodata never leaks into valid pixels (:meth:`inverse`, then :meth:`OutputSpec.cast`).
         """
-        values = self.normalizer.inverse(y, self.stats, self.compute_dtype)
-        if self.out_dtype is None:
-            return values
-        out = cast_to_dtype(values, self.out_dtype)
-        if valid is None:
-            return out
-        return mark_nodata(out, valid, self.nodata, copy=False)  # valid: S-shaped, or (C, *S) per band
+        return self.spec.cast(self.inverse(y), valid)  # valid: S-shaped, or (C, *S) per band
 
 
 def sample_boxes(spatial: Sequence[int], max_pixels: int, window: int, seed: int = 0) -> list[Window]:

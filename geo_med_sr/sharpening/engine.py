@@ -1,11 +1,17 @@
-"""Streaming guided sharpening: tiles of the output grid, every band read by windows, written as finished.
+"""Guided sharpening on the window driver: only what is specific to sharpening lives here.
 
-For each tile of the output grid (``tile`` pixels, aligned with the sink's blocks) the engine
-reads the windows it needs of every band (the guides on the tile grown by the method's radius,
-the coarse bands under it), runs each group's method and writes the tile of every output band:
-bands of the output grid copied, sharpened bands converted back to their stored numbers,
-categorical bands (SCL) by nearest neighbour. Memory is bounded by the tile; inputs outside the
-output grid are mirror-reflected, so the result does not depend on the tile size.
+The walk over block-aligned tiles of the output grid, the halo (the methods' largest receptive
+radius), the reader and writer threads, progress, the cast to the output dtype, nodata marking
+and the writes belong to :class:`~geo_med_sr.inference.driver.WindowDriver`. The driver reads
+the **guides** (the bands of the output grid) itself, as guide Sources on the output grid, on
+each tile grown by the halo and mirror-reflected outside the grid. Sharpening's compute adds:
+
+* which bands each group needs: the coarse bands sampled under the tile
+  (:func:`~.scene.group_inputs`, fed the driver's guide windows cropped to each method's radius);
+* the output band order: guides copied, sharpened bands converted back to their stored numbers,
+  categorical bands (SCL) by nearest neighbour.
+
+Every value is a function of global indices, so the result does not depend on the tile size.
 """
 
 from __future__ import annotations
@@ -15,19 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geo_med_sr.dtypes import cast_to_dtype, mark_nodata
-from geo_med_sr.inference.protocols import Sink, Window
-from geo_med_sr.sharpening.scene import Group, Layout, Scene, group_inputs, nearest, on_grid
+from geo_med_sr.inference.driver import WindowDriver, WindowInputs
+from geo_med_sr.inference.protocols import GuidedMethod, OutputSpec, Sink, Window
+from geo_med_sr.multires import Relation
+from geo_med_sr.sharpening.scene import Band, Group, GroupInputs, Layout, Scene, group_inputs, nearest
 
-__all__ = ["OutputSpec", "output_spec", "run_method", "sharpen_scene", "tiles"]
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """Storage of the sharpened product: dtype and nodata of every written band."""
-
-    dtype: np.dtype
-    nodata: float | None
+__all__ = ["GuideSource", "OutputSpec", "output_spec", "run_method", "sharpen_scene"]
 
 
 def output_spec(scene: Scene, layout: Layout) -> OutputSpec:
@@ -42,86 +41,182 @@ def output_spec(scene: Scene, layout: Layout) -> OutputSpec:
     return OutputSpec(np.dtype(dtype), None if nodata is None else float(nodata))
 
 
-def tiles(shape: Sequence[int], tile: int) -> list[Window]:
-    """Windows of ``tile`` pixels covering ``shape`` (index order), row of tiles after row."""
-    return [
-        Window(((x, min(x + tile, shape[0])), (y, min(y + tile, shape[1]))))
-        for y in range(0, shape[1], tile)
-        for x in range(0, shape[0], tile)
-    ]
-
-
 def run_method(
-    method: Callable, scene: Scene, layout: Layout, group: Group, window: Window, stats: Sequence[dict]
+    method: GuidedMethod, scene: Scene, layout: Layout, group: Group, window: Window, stats: Sequence[dict]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``method`` on ``window`` of the output grid: its inputs read with the method's halo, the result cropped
-    back to ``window``. Returns physical values and validity, ``(T, *window.shape)`` each."""
-    r = int(method.radius)
+    """``method`` on one ``window`` of the output grid, outside the driver (whole-scene evaluation):
+    its inputs read with the method's halo, the result cropped back to ``window``. Returns physical
+    values and validity, ``(T, *window.shape)`` each."""
+    r = int(method.receptive_radius)
     inputs = group_inputs(scene, layout, group, Window(window).grown((r, r)), stats, detail=method.needs_detail)
-    shape = Window(window).shape
+    return _cropped(method, inputs, r, Window(window).shape)
+
+
+def _cropped(method: GuidedMethod, inputs: GroupInputs, r: int, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     crop = (slice(None), slice(r, r + shape[0]), slice(r, r + shape[1]))
     return method(inputs)[crop], inputs.valid[crop]
 
 
-def sharpen_tile(
-    scene: Scene,
-    layout: Layout,
-    methods: Mapping[int, Callable],
-    stats: Sequence[dict],
-    window: Window,
-    spec: OutputSpec,
-) -> np.ndarray:
-    """Stored values ``(C_out, *window.shape)`` of every written band on ``window`` of the output grid."""
-    bands = scene.bands
-    idx = [np.arange(a, b) for a, b in window]
-    shape = window.shape
-    out = np.zeros((len(layout.outputs), *shape), dtype=np.float64)
-    valid = np.ones(out.shape, bool)
-    slot = {band: k for k, band in enumerate(layout.outputs)}
-    for band in layout.outputs:
-        rel = layout.relations[band]
-        if band in layout.guides:
-            values, ok = on_grid(bands[band], rel, idx, 0.0)
-            out[slot[band]], valid[slot[band]] = bands[band].stored(values), ok
-        elif bands[band].role == "categorical":
-            out[slot[band]], valid[slot[band]] = nearest(bands[band], rel, idx)
-    for g, group in enumerate(layout.groups):
-        if not any(t in slot for t in group.targets):
-            continue
-        result, ok = run_method(methods[g], scene, layout, group, window, stats)
-        for k, band in enumerate(group.targets):
-            if band in slot:
-                out[slot[band]] = bands[band].stored(result[k])
-                valid[slot[band]] = ok[k]
-    stored = cast_to_dtype(out, spec.dtype)
-    return mark_nodata(stored, valid, spec.nodata, copy=False)
+class GuideSource:
+    """A band of the output grid as a one-channel Source on the output grid (its offset removed).
+
+    Args:
+        band: a guide band (ratio 1 to the output grid).
+        relation: its relation to the output grid (an integer offset).
+        shape: the output grid's shape.
+    """
+
+    def __init__(self, band: Band, relation: Relation, shape: Sequence[int]) -> None:
+        self.source = band.source
+        self.shift = tuple(int(round(o)) for o in relation.offset)
+        self.shape = (1, *(int(n) for n in shape))
+
+    def _own(self, window: Window) -> Window:
+        return Window((a - s, b - s) for (a, b), s in zip(window, self.shift))
+
+    def read(self, window: Window) -> np.ndarray:
+        """Stored values ``(1, *window.shape)``."""
+        return self.source.read(self._own(window))
+
+    def read_valid(self, window: Window) -> np.ndarray | None:
+        return self.source.read_valid(self._own(window))
+
+    def read_band_valid(self, window: Window) -> None:
+        """None: one band, whose validity :meth:`read_valid` gives."""
+        return None
+
+
+@dataclass
+class _Tile:
+    """What the reader prepared for one tile: its window, the copied bands' stored values and
+    validity (output slot -> ``(W, H)`` each), and each written group's inputs."""
+
+    window: Window
+    copies: dict[int, tuple[np.ndarray, np.ndarray]]
+    groups: dict[int, GroupInputs]
+
+
+class _Sharpening:
+    """The window driver's compute for guided sharpening (windows on the output grid, scale 1).
+
+    ``prepare`` (reader thread) turns the driver's guide windows into physical values, reads the
+    coarse and categorical bands under the tile; ``__call__`` (main thread) runs each group's
+    method and assembles the output bands in order.
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        layout: Layout,
+        methods: Mapping[int, GuidedMethod],
+        stats: Sequence[dict],
+    ) -> None:
+        self.scene, self.layout, self.methods, self.stats = scene, layout, methods, stats
+        self.slot = {band: k for k, band in enumerate(layout.outputs)}
+        self.written = [g for g, group in enumerate(layout.groups) if any(t in self.slot for t in group.targets)]
+        #: output pixels of context around a tile: the largest receptive radius of the methods that run
+        self.halo = max((int(methods[g].receptive_radius) for g in self.written), default=0)
+
+    def prepare(self, windows: list[WindowInputs]) -> list[_Tile]:
+        return [self._prepare(w) for w in windows]
+
+    def _prepare(self, w: WindowInputs) -> _Tile:
+        bands, layout, halo = self.scene.bands, self.layout, self.halo
+        window = w.patch.owned
+        shape = window.shape
+        physical = []  # per guide: physical values and validity on the read box (tile grown by the halo)
+        for i, raw, valid in zip(layout.guides, w.guides, w.guide_valid):
+            values = bands[i].physical(raw[0])
+            valid = np.ones(values.shape, bool) if valid is None else np.asarray(valid, bool).copy()
+            valid &= np.isfinite(values)
+            physical.append((values, valid))
+        copies = {}
+        own = (slice(halo, halo + shape[0]), slice(halo, halo + shape[1]))
+        idx = [np.arange(a, b) for a, b in window]
+        for band in layout.outputs:
+            if band in layout.guides:
+                values, valid = physical[layout.guides.index(band)]
+                copies[self.slot[band]] = (bands[band].stored(np.where(valid, values, 0.0)[own]), valid[own])
+            elif bands[band].role == "categorical":
+                copies[self.slot[band]] = nearest(bands[band], layout.relations[band], idx)
+        groups = {}
+        for g in self.written:
+            method = self.methods[g]
+            r = int(method.receptive_radius)
+            crop = (slice(halo - r, halo + r + shape[0]), slice(halo - r, halo + r + shape[1]))
+            guide_valid = np.ones((shape[0] + 2 * r, shape[1] + 2 * r), bool)
+            guides = []
+            for i, (values, valid) in zip(layout.guides, physical):
+                guides.append(np.where(valid, values, self.stats[i]["mean"])[crop])
+                guide_valid &= valid[crop]
+            groups[g] = group_inputs(
+                self.scene,
+                layout,
+                layout.groups[g],
+                window.grown((r, r)),
+                self.stats,
+                detail=method.needs_detail,
+                guide_values=(guides, guide_valid),
+            )
+        return _Tile(window, copies, groups)
+
+    def __call__(self, tiles: list[_Tile]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self._sharpen(tile) for tile in tiles]
+
+    def _sharpen(self, tile: _Tile) -> tuple[np.ndarray, np.ndarray]:
+        """Stored values (float64, not yet rounded) and validity ``(C_out, *tile.shape)``."""
+        bands = self.scene.bands
+        out = np.zeros((len(self.layout.outputs), *tile.window.shape), dtype=np.float64)
+        valid = np.ones(out.shape, bool)
+        for k, (values, ok) in tile.copies.items():
+            out[k], valid[k] = values, ok
+        for g, inputs in tile.groups.items():
+            method = self.methods[g]
+            result, ok = _cropped(method, inputs, int(method.receptive_radius), tile.window.shape)
+            for k, band in enumerate(self.layout.groups[g].targets):
+                if band in self.slot:
+                    out[self.slot[band]] = bands[band].stored(result[k])
+                    valid[self.slot[band]] = ok[k]
+        return out, valid
+
+    def finish(self, values: np.ndarray) -> np.ndarray:
+        return values
 
 
 def sharpen_scene(
     scene: Scene,
     layout: Layout,
-    methods: Mapping[int, Callable],
+    methods: Mapping[int, GuidedMethod],
     stats: Sequence[dict],
     sink: Sink,
     spec: OutputSpec,
     tile: int = 512,
     progress: Callable[[int, int], None] | None = None,
+    threads: bool = True,
 ) -> None:
     """Sharpen every group of ``scene`` tile by tile into ``sink`` (``(C_out, *layout.grid.shape)``).
 
     Args:
         scene, layout: the bands and their plan.
-        methods: group index -> method (:mod:`.fusion_methods`).
+        methods: group index -> method (:mod:`.methods`).
         stats: per band ``{"mean", "std"}`` (nodata fill, network normalisation).
         sink: where finished tiles go; its ``block`` rounds ``tile`` up to whole blocks.
         spec: output dtype and nodata.
         tile: output pixels per tile side.
         progress: called with ``(done, total)`` after each tile.
+        threads: read and write in background threads (False: everything inline).
     """
-    block = int(max(sink.block)) if sink.block else 1
-    tile = max(block, (int(tile) + block - 1) // block * block)
-    boxes = tiles(layout.grid.shape, tile)
-    for k, window in enumerate(boxes):
-        sink.write(window, sharpen_tile(scene, layout, methods, stats, window, spec))
-        if progress is not None:
-            progress(k + 1, len(boxes))
+    compute = _Sharpening(scene, layout, methods, stats)
+    shape = layout.grid.shape
+    guides = [GuideSource(scene.bands[i], layout.relations[i], shape) for i in layout.guides]
+    driver = WindowDriver(
+        (1, 1),
+        tile,
+        compute.halo,
+        aligned=True,
+        threads=threads,
+        progress=progress if progress is not None else False,
+        desc="sharpening",
+        unit="tile",
+    )
+    driver.run(compute, sink, spec, guides=guides, shape=shape)

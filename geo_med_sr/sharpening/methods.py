@@ -1,8 +1,10 @@
-"""The sharpening methods: what turns a group's inputs (:class:`~.fusion.GroupInputs`) into its bands.
+"""The sharpening methods: what turns a group's inputs (:class:`~.scene.GroupInputs`) into its bands.
 
-Every method maps physical values ``(T, W, H)`` on a window of the output grid to the sharpened
-``(T, W, H)``, needs ``radius`` output pixels of context around what it returns (the engine's
-halo) and says whether it uses the guides' MTF-GLP detail.
+Every method is a :class:`~geo_med_sr.inference.protocols.GuidedMethod`: it maps physical
+values on a window ``(W, H)`` of the output grid (``up`` ``(T, W, H)``, ``guides`` ``(G, W, H)``...)
+to the sharpened ``(T, W, H)``, needs ``receptive_radius`` output pixels of context around what it
+returns (the window driver's halo) and says whether it uses the guides' MTF-GLP detail
+(``needs_detail``).
 
 * :class:`Bicubic`: the coarse bands sampled at the output centres (the baseline).
 * :class:`Brovey`: GDAL's weighted Brovey (``gdal_pansharpen.py``): each band times
@@ -33,7 +35,7 @@ class Bicubic:
     """The coarse bands sampled at the output pixel centres (Keys cubic, through the grid offset)."""
 
     name = "bicubic"
-    radius = 0
+    receptive_radius = 0
     needs_detail = False
 
     def __call__(self, inputs: GroupInputs) -> np.ndarray:
@@ -44,7 +46,7 @@ class Brovey:
     """GDAL's weighted Brovey transform with equal weights (physical values, no offset)."""
 
     name = "brovey"
-    radius = 0
+    receptive_radius = 0
     needs_detail = False
 
     def __call__(self, inputs: GroupInputs) -> np.ndarray:
@@ -62,7 +64,7 @@ class GLP:
     """
 
     name = "glp"
-    radius = 0
+    receptive_radius = 0
     needs_detail = True
 
     def __init__(self, gains: np.ndarray) -> None:
@@ -158,7 +160,7 @@ class NetworkMethod:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.amp = bool(amp) and self.device.type == "cuda"
-        self.radius = int(model.receptive_radius)
+        self.receptive_radius = int(model.receptive_radius)
         self.t_mean, self.t_std = _moments(target_stats)
         self.g_mean, self.g_std = _moments(guide_stats)
         self.use_between = bool(use_between)
@@ -173,8 +175,10 @@ class NetworkMethod:
     def __call__(self, inputs: GroupInputs) -> np.ndarray:
         import torch
 
+        from geo_med_sr.inference.device import autocast
+
         up, guides = self.normalised(inputs)
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.amp):
+        with torch.inference_mode(), autocast(self.device, self.amp):
             out = self.model(torch.from_numpy(up)[None].to(self.device), torch.from_numpy(guides)[None].to(self.device))
         z = out[0].float().cpu().numpy().astype(np.float64)
         return z * self.t_std + self.t_mean

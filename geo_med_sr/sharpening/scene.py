@@ -332,6 +332,7 @@ def group_inputs(
     window: Window,
     stats: Sequence[dict[str, float]],
     detail: bool = False,
+    guide_values: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
 ) -> GroupInputs:
     """The inputs of ``group``'s methods on ``window`` of the output grid (mirror-reflected outside it).
 
@@ -341,12 +342,13 @@ def group_inputs(
         window: output-grid box (index order); may extend outside the grid.
         stats: per band of the scene ``{"mean", "std"}`` (invalid pixels are filled with the mean).
         detail: also compute the guides' MTF-GLP detail.
+        guide_values: the guides on ``window`` when already read (the window driver's): their
+            physical values ``(W, H)`` each (invalid pixels filled with the mean) and validity.
     """
     idx = _axis_indices(Window(window), layout)
     bands = scene.bands
-    guide_valid = np.ones((len(idx[0]), len(idx[1])), bool)
-    guides = []
-    for i in layout.guides:
+    guides, guide_valid = guide_values if guide_values is not None else ([], np.ones([len(i) for i in idx], bool))
+    for i in layout.guides if guide_values is None else ():
         values, valid = on_grid(bands[i], layout.relations[i], idx, stats[i]["mean"])
         guides.append(values)
         guide_valid &= valid

@@ -32,6 +32,22 @@ def test_every_pixel_is_owned_exactly_once_by_equal_size_tiles(shape, patch, hal
 
 
 @settings(max_examples=80, deadline=None)
+@given(dims, st.integers(1, 17), st.integers(0, 6))
+def test_clipped_tiles_start_on_multiples_of_the_patch_and_own_every_pixel_once(shape, patch, halo):
+    grid = PatchGrid.create(shape, patch, halo, clip=True, raster_order=True)
+    count = np.zeros(shape, int)
+    patches = list(grid)
+    assert len(patches) == len(grid)
+    for p in patches:
+        assert p.tile == p.owned and p.read == p.tile.grown(grid.halo)
+        assert all(a % q == 0 and b - a <= q for (a, b), q in zip(p.tile, grid.patch_size))
+        count[p.owned.toslices()] += 1
+    assert np.all(count == 1)
+    starts = [tuple(a for a, _ in p.tile)[::-1] for p in patches]
+    assert starts == sorted(starts)  # raster order: the last axis outermost
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.integers(1, 12), st.integers(0, 30))
 def test_reflect_indices_match_numpy_reflect_padding(n, pad):
     x = np.arange(n)
