@@ -142,3 +142,34 @@ def make_geotiff(
         for i, extra in enumerate(band_tags or ()):
             dst.update_tags(i + 1, **extra)
     return path, array
+
+
+def method_config(method: str, tmp_path: Path, scale: int, bands: int = 4, **inference):
+    """An SRConfig for ``method``; for "model", a small EDSR with seeded random (non-trivial) weights."""
+    import torch
+
+    from geo_med_sr.models.checkpoint import save_checkpoint
+    from geo_med_sr.networks import build_network
+    from geo_med_sr.upscale.config import SRConfig
+
+    name = None
+    if method == "model":
+        torch.manual_seed(0)
+        net = build_network("edsr", spatial_dims=2, in_channels=bands, scale=scale, features=6, num_blocks=1)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        name = str(tmp_path / f"edsr_x{scale}.safetensors")
+        save_checkpoint(net, name)
+    return SRConfig().updated(model={"method": method, "name": name}, inference=inference or {"patch_size": 8})
+
+
+def lr_file(tmp_path: Path, scale: int, size: tuple[int, int] = (48, 36)) -> tuple[Path, Path]:
+    """A synthetic GeoTIFF (``hr.tif``) and its block average by ``scale`` (``lr.tif``)."""
+    from geo_med_sr import io
+    from geo_med_sr.degrade import block_average
+
+    hr_path, _ = make_geotiff(tmp_path / "hr.tif", width=size[0], height=size[1])
+    lr = block_average(io.read(hr_path), scale)
+    io.write(lr, tmp_path / "lr.tif")
+    return hr_path, tmp_path / "lr.tif"

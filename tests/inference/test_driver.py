@@ -197,7 +197,8 @@ def walks(monkeypatch):
 
 @pytest.mark.parametrize("method", ["bspline", "model"])
 def test_upscale_goes_through_the_driver(tmp_path, walks, method):
-    from test_geotiff_pipeline import _config, _lr_file
+    from geotiff_fixtures import lr_file as _lr_file
+    from geotiff_fixtures import method_config as _config
 
     from geo_med_sr.upscale.pipeline import super_resolve
 
@@ -207,7 +208,7 @@ def test_upscale_goes_through_the_driver(tmp_path, walks, method):
 
 
 def test_sharpen_goes_through_the_driver(tmp_path, walks):
-    from test_sharpen import s2_folder
+    from s2_fixtures import s2_folder
 
     from geo_med_sr.sharpening.pipeline import sharpen
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-import torch
 from affine import Affine
 from cli_fixtures import assert_clean_failure, run_cli
 from conftest import shared_path
+from geotiff_fixtures import lr_file as _lr_file
 from geotiff_fixtures import make_geotiff
+from geotiff_fixtures import method_config as _config
 from rio_cogeo.cogeo import cog_validate
 
 from geo_med_sr import io
 from geo_med_sr.degrade import block_average
-from geo_med_sr.models.checkpoint import save_checkpoint
-from geo_med_sr.networks import build_network
 from geo_med_sr.upscale.config import SRConfig
 from geo_med_sr.upscale.pipeline import super_resolve
 
@@ -27,27 +26,6 @@ def transform_error_in_pixels(t_a: Affine, t_b: Affine) -> float:
     inv = ~t_a
     corners = [(0, 0), (1, 0), (0, 1), (1, 1)]
     return max(max(abs(u - c), abs(v - r)) for c, r in corners for u, v in [inv @ (t_b @ (c, r))])
-
-
-def _config(method: str, tmp_path, scale: int, bands: int = 4, **inference) -> SRConfig:
-    """Config for ``method``; for "model", a small EDSR with seeded random (non-trivial) weights."""
-    name = None
-    if method == "model":
-        torch.manual_seed(0)
-        net = build_network("edsr", spatial_dims=2, in_channels=bands, scale=scale, features=6, num_blocks=1)
-        with torch.no_grad():
-            for p in net.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-        name = str(tmp_path / f"edsr_x{scale}.safetensors")
-        save_checkpoint(net, name)
-    return SRConfig().updated(model={"method": method, "name": name}, inference=inference or {"patch_size": 8})
-
-
-def _lr_file(tmp_path, scale, size=(48, 36)):
-    hr_path, _ = make_geotiff(tmp_path / "hr.tif", width=size[0], height=size[1])
-    lr = block_average(io.read(hr_path), scale)
-    io.write(lr, tmp_path / "lr.tif")
-    return hr_path, tmp_path / "lr.tif"
 
 
 @pytest.mark.parametrize("scale", [2, 3])
