@@ -43,7 +43,7 @@ lint: $(STAMP) typecheck
 
 # mypy (configured in pyproject.toml) on TYPED. adapters/ is installed as geo_med_sr.adapters, a
 # mapping mypy cannot follow, so it reads a tree of links laid out as the installed package.
-TYPED = geo_med_sr.inference.protocols geo_med_sr.adapters.base
+TYPED = geo_med_sr.inference.protocols geo_med_sr.inference.driver geo_med_sr.upscale.registry geo_med_sr.upscale.methods geo_med_sr.sharpening.registry geo_med_sr.sharpening.plan geo_med_sr.adapters.base
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/geo_med_sr
 	for f in geo_med_sr/*; do ln -s ../../../$$f build/typecheck/geo_med_sr/; done

@@ -11,6 +11,7 @@ the patch engine like any other upsampler.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ from torch import nn
 from geo_med_sr.degrade import BlockAverage, Degradation
 from geo_med_sr.inference.classical import BSplineUpsampler
 from geo_med_sr.networks.upsample import interpolate_linear
+
+if TYPE_CHECKING:
+    from geo_med_sr.inference.protocols import Upsampler
 
 #: iterations used by ``bspline-ibp`` and ``--consistency``; the residual shrinks geometrically.
 DEFAULT_ITERATIONS = 20
@@ -34,7 +38,7 @@ class BackProjection(nn.Module):
         iterations: back-projection steps.
     """
 
-    def __init__(self, upsampler: nn.Module, degradation: Degradation, iterations: int = DEFAULT_ITERATIONS) -> None:
+    def __init__(self, upsampler: Upsampler, degradation: Degradation, iterations: int = DEFAULT_ITERATIONS) -> None:
         super().__init__()
         self.upsampler = upsampler
         self.degradation = degradation

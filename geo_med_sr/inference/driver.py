@@ -25,6 +25,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -91,13 +92,16 @@ class WindowInputs:
 
     def crop(self, array: np.ndarray) -> np.ndarray:
         """The owned part ``(C, *owned)`` of an array ``(C, *Q)`` on :attr:`output_read` (a view)."""
-        return array[(Ellipsis, *self.output_owned.relative_to(self.output_read).toslices())]
+        owned = self.output_owned.relative_to(self.output_read)
+        index: tuple[EllipsisType | slice, ...] = (Ellipsis, *owned.toslices())
+        return array[index]
 
     def owned_valid(self) -> np.ndarray | None:
         """The input validity of the owned input pixels (None when every pixel is valid)."""
         if self.valid is None:
             return None
-        return self.valid[(Ellipsis, *self.patch.owned.relative_to(self.patch.read).toslices())]
+        index: tuple[EllipsisType | slice, ...] = (Ellipsis, *self.patch.owned.relative_to(self.patch.read).toslices())
+        return self.valid[index]
 
 
 class WindowCompute(Protocol):
@@ -129,7 +133,7 @@ class ProgressBar:
     def __init__(self, progress: Progress, total: int, desc: str, unit: str) -> None:
         self.done, self.total = 0, total
         self.callback = progress if callable(progress) else None
-        self.bar = None
+        self.bar: tqdm | None = None
         if self.callback is None:
             disable = None if progress is None else not progress
             self.bar = tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False)
@@ -138,12 +142,19 @@ class ProgressBar:
         self.done += n
         if self.callback is not None:
             self.callback(self.done, self.total)
-        else:
+        elif self.bar is not None:  # always there without a callback
             self.bar.update(n)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _per_axis(value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    """``value`` on each of ``n`` axes: a scalar repeated, or one entry per axis."""
+    if isinstance(value, Iterable):
+        return tuple(int(v) for v in value)
+    return (int(value),) * n
 
 
 def _aligned(patch_size: tuple[int, ...], scale: tuple[int, ...], sink: Sink) -> tuple[int, ...]:
@@ -198,8 +209,8 @@ class WindowDriver:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.scale = tuple(int(s) for s in scale)
         n = len(self.scale)
-        self.patch_size = (int(patch_size),) * n if np.isscalar(patch_size) else tuple(int(p) for p in patch_size)
-        self.halo = (int(halo),) * n if np.isscalar(halo) else tuple(int(h) for h in halo)
+        self.patch_size = _per_axis(patch_size, n)
+        self.halo = _per_axis(halo, n)
         self.batch_size = int(batch_size)
         self.aligned = bool(aligned)
         self.threads = bool(threads)
@@ -272,9 +283,12 @@ class WindowDriver:
             InputError: a guide that is not on the output grid.
             ConfigError: neither ``source`` nor ``shape``.
         """
-        if source is None and shape is None:
+        if source is not None:
+            spatial = tuple(int(n) for n in source.shape[1:])
+        elif shape is not None:
+            spatial = tuple(int(n) for n in shape)
+        else:
             raise ConfigError("the window driver needs an input source or the shape of the input grid")
-        spatial = tuple(int(n) for n in (source.shape[1:] if source is not None else shape))
         output = tuple(n * s for n, s in zip(spatial, self.scale))
         for k, guide in enumerate(guides):
             if tuple(guide.shape[1:]) != output:

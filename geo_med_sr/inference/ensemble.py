@@ -24,9 +24,13 @@ through-plane super-resolution; the bundled ``mri-throughplane-x*`` models and
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from geo_med_sr.inference.protocols import Upsampler
 
 
 def transforms(scale: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
@@ -46,7 +50,7 @@ class SelfEnsemble(nn.Module):
     Shapes: same as ``upsampler``.
     """
 
-    def __init__(self, upsampler: nn.Module) -> None:
+    def __init__(self, upsampler: Upsampler) -> None:
         super().__init__()
         self.upsampler = upsampler
         self.scale = tuple(int(s) for s in upsampler.scale)

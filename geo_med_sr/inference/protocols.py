@@ -191,11 +191,23 @@ class Upsampler(Protocol):
         receptive_radius: LR pixels of context an output depends on (the engine's halo).
     """
 
-    scale: tuple[int, ...]
-    spatial_dims: int | None
-    in_channels: int | None
-    out_channels: int | None
-    receptive_radius: int
+    # read-only members: the engine never sets them, so an implementation may hold a narrower type
+    # (``in_channels = 1``) or compute one (``BackProjection.receptive_radius`` is a property)
+
+    @property
+    def scale(self) -> tuple[int, ...]: ...
+
+    @property
+    def spatial_dims(self) -> int | None: ...
+
+    @property
+    def in_channels(self) -> int | None: ...
+
+    @property
+    def out_channels(self) -> int | None: ...
+
+    @property
+    def receptive_radius(self) -> int: ...
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 

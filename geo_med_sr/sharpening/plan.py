@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from geo_med_sr.digest import sha256_file
 from geo_med_sr.errors import ConfigError, ModelError, file_error
@@ -75,6 +75,16 @@ class GroupPlan:
     network: dict[str, Any] | None = None
     use_between: bool = True
     budget: float | None = None
+
+
+class _Weights(TypedDict):
+    """The :class:`GroupPlan` fields of a group that loads a guided checkpoint."""
+
+    model: str
+    weights: Path
+    weights_sha256: str
+    network: dict[str, Any]
+    use_between: bool
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,8 @@ def split_budget(layout: Layout, budget: float | None) -> list[float | None]:
     if budget is None or len(layout.groups) == 1:
         return [budget] * len(layout.groups)
     coarsest = budget * COARSEST_SHARE / (len(layout.groups) - 1)
-    return [budget - coarsest * (len(layout.groups) - 1)] + [coarsest] * (len(layout.groups) - 1)
+    shares: list[float | None] = [budget - coarsest * (len(layout.groups) - 1)]
+    return shares + [coarsest] * (len(layout.groups) - 1)
 
 
 def plan_sharpening(
@@ -227,14 +238,12 @@ def _group_plan(
 ) -> GroupPlan:
     """The plan of group ``g``: where ``spec`` learns, the weights it loads or the network it trains."""
     group = layout.groups[g]
-    base = {
-        "index": g,
-        "bands": tuple(scene.bands[i].name for i in group.targets),
-        "ratio": tuple(int(r) for r in group.ratio),
-        "guides": tuple(guide_names(scene, layout, group)),
-        "budget": budget if spec.trains else None,
-    }
-    learn_from, donor = None, None
+    bands = tuple(scene.bands[i].name for i in group.targets)
+    ratio = (int(group.ratio[0]), int(group.ratio[1]))
+    guides = tuple(guide_names(scene, layout, group))
+    seconds = budget if spec.trains else None
+    learn_from: str | None = None
+    donor: int | None = None
     if spec.reduced:
         learn_from = REDUCED
         if too_small(scene, layout, group):
@@ -247,19 +256,29 @@ def _group_plan(
                 check_reducible(scene, layout, proxy, factor=group.ratio[0])
             else:
                 check_reducible(scene, layout, group)
-    base.update(learn_from=learn_from, donor=donor)
     name = model if spec.weights == "optional" else None
     if spec.weights == "required":
         name = model or bundled_guided(scene, group)
     if name:
-        return GroupPlan(**base, **_checkpoint(name, scene, layout, group))
+        weights = _checkpoint(name, scene, layout, group)
+        return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
     if not spec.trains:
-        return GroupPlan(**base)
+        return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds)
     if learn_from == PROXY:
-        params = _params(1, len(layout.guides), group.ratio, bandwise=True)
-        return GroupPlan(**base, network={"name": "guided", "params": params}, use_between=False)
-    params = _params(len(group.targets), len(layout.guides) + len(group.between), group.ratio)
-    return GroupPlan(**base, network={"name": "guided", "params": params}, use_between=True)
+        params, use_between = _params(1, len(layout.guides), group.ratio, bandwise=True), False
+    else:
+        params, use_between = _params(len(group.targets), len(layout.guides) + len(group.between), group.ratio), True
+    return GroupPlan(
+        g,
+        bands,
+        ratio,
+        guides,
+        learn_from=learn_from,
+        donor=donor,
+        network={"name": "guided", "params": params},
+        use_between=use_between,
+        budget=seconds,
+    )
 
 
 def _params(targets: int, guides: int, ratio: Sequence[int], bandwise: bool = False) -> dict[str, Any]:
@@ -274,7 +293,7 @@ def _params(targets: int, guides: int, ratio: Sequence[int], bandwise: bool = Fa
     }
 
 
-def _checkpoint(name: str, scene: Scene, layout: Layout, group: Group) -> dict[str, Any]:
+def _checkpoint(name: str, scene: Scene, layout: Layout, group: Group) -> _Weights:
     """The guided checkpoint ``name`` for ``group``, checked from its header: model, weights, SHA-256,
     network and whether it takes the in-between bands."""
     path = model_path(name)

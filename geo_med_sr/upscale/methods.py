@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from geo_med_sr.digest import sha256_file
 from geo_med_sr.errors import ConfigError, ModelError
@@ -114,6 +114,44 @@ class Method:
         return len(self.scale)
 
 
+class _Common(TypedDict):
+    """The :class:`Method` fields every kind sets (typed keyword arguments)."""
+
+    name: str
+    kind: str
+    scale: tuple[int, ...]
+    domain: str
+    ensemble: bool
+    consistency: str | None
+    bands: tuple[int, ...] | None
+
+
+class _CheckpointFields(TypedDict):
+    """The :class:`Method` fields of ``model``: the checkpoint and how it runs."""
+
+    normalize: dict[str, Any]
+    model: str
+    model_source: str
+    weights: Path
+    weights_sha256: str
+    network: dict[str, Any]
+    in_channels: int | None
+    through_plane_axis: int | None
+
+
+class _SelfFields(TypedDict, total=False):
+    """The :class:`Method` fields of ``self`` (through-plane and zero-shot set different ones)."""
+
+    protocol: str
+    network: dict[str, Any]
+    in_channels: int
+    through_plane_axis: int
+    weights: Path | None
+    start: str | None
+    budget: float | None
+    steps: int | None
+
+
 def resolve_method(
     config: SRConfig, *, domain: str, scale: Sequence[int], bands: Sequence[int] | None = None
 ) -> Method:
@@ -131,7 +169,7 @@ def resolve_method(
             checkpoint whose scale or number of axes does not fit the input.
     """
     spec = METHODS.get(config.model.method)
-    common = {
+    common: _Common = {
         "name": config.model.method,
         "kind": spec.kind,
         "scale": tuple(int(s) for s in scale),
@@ -152,7 +190,7 @@ def resolve_method(
     return Method(**common, **_checkpoint(config, domain, common["scale"], configured))
 
 
-def _checkpoint(config: SRConfig, domain: str, scale: tuple[int, ...], configured: dict[str, Any]) -> dict[str, Any]:
+def _checkpoint(config: SRConfig, domain: str, scale: tuple[int, ...], configured: dict[str, Any]) -> _CheckpointFields:
     """``model``: the checkpoint (given or bundled default), its configuration and how it runs."""
     name, source = config.model.name, "given"
     if not name:
@@ -193,7 +231,7 @@ def _through_plane_axis(scale: tuple[int, ...], net_scale: tuple[int, ...], net_
     return None
 
 
-def _self_training(scale: tuple[int, ...], domain: str, budget: float | None, steps: int | None) -> dict[str, Any]:
+def _self_training(scale: tuple[int, ...], domain: str, budget: float | None, steps: int | None) -> _SelfFields:
     """``self``: the protocol, the network trained and where it starts from."""
     thick = [a for a, s in enumerate(scale) if s > 1]
     if len(scale) == 3 and len(thick) == 1:
@@ -251,20 +289,26 @@ def build_upsampler(
     if method.ensemble:
         from geo_med_sr.inference.ensemble import SelfEnsemble
 
-        upsampler = SelfEnsemble(upsampler)
-        prov = {**prov, "ensemble": len(upsampler.members)}
+        ensemble = SelfEnsemble(upsampler)
+        prov = {**prov, "ensemble": len(ensemble.members)}
+        upsampler = ensemble
     if method.consistency is not None:
         from geo_med_sr.degrade import build_degradation
         from geo_med_sr.inference.consistency import BackProjection
 
         degradation = build_degradation(method.consistency, method.scale, method.spatial_dims)
-        upsampler = BackProjection(upsampler, degradation)
-        prov = {**prov, "consistency": {"degradation": method.consistency, "iterations": upsampler.iterations}}
+        projection = BackProjection(upsampler, degradation)
+        prov = {**prov, "consistency": {"degradation": method.consistency, "iterations": projection.iterations}}
+        upsampler = projection
     return upsampler, prov
 
 
 def _base_upsampler(
-    method: Method, source: Source | None, norm: Any, slice_thickness: float | None, device: str
+    method: Method,
+    source: Source | None,
+    norm: tuple[Normalizer, dict[str, Any]] | None,
+    slice_thickness: float | None,
+    device: str,
 ) -> tuple[Upsampler, dict[str, Any]]:
     if method.kind == CLASSICAL:
         return METHODS.get(method.name).upsampler_class()(method.scale), {"method": method.name}
@@ -273,9 +317,13 @@ def _base_upsampler(
 
         if source is None or norm is None:
             raise ConfigError("--method self needs the input image to train on")
-        model, info = self_supervised_upsampler(
+        if method.protocol is None or method.network is None:
+            raise ConfigError("--method self needs its protocol and network: resolve the method first")
+        normalizer, stats = norm
+        trained, info = self_supervised_upsampler(
             source,
-            *norm,
+            normalizer,
+            stats,
             method.scale,
             protocol=method.protocol,
             network=method.network,
@@ -287,14 +335,19 @@ def _base_upsampler(
             device=device,
             slice_thickness=slice_thickness,
         )
-        return model, {"method": "self", "self_supervised": info}
+        # the trained network (or its plane ensemble) has the Upsampler attributes; torch types it nn.Module
+        return cast("Upsampler", trained), {"method": "self", "self_supervised": info}
     from geo_med_sr.models.checkpoint import load_checkpoint
 
-    model, _ = load_checkpoint(method.weights)
+    if method.weights is None or method.network is None:
+        raise ModelError("--method model needs its checkpoint: resolve the method first")
+    network, _ = load_checkpoint(method.weights)
+    # an upscaling checkpoint's network has the Upsampler attributes; torch types it nn.Module
+    model: Upsampler = cast("Upsampler", network)
     if method.through_plane_axis is not None:
         from geo_med_sr.inference.ensemble import PlaneEnsemble
 
-        model = PlaneEnsemble(model, method.through_plane_axis)
+        model = PlaneEnsemble(network, method.through_plane_axis)
     prov = {
         "method": "model",
         "model": method.model,

@@ -10,6 +10,7 @@ methods never import each other.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from geo_med_sr.errors import ConfigError
 from geo_med_sr.registry import Registry
 
 if TYPE_CHECKING:
-    from torch import nn
+    from geo_med_sr.inference.protocols import Upsampler
 
 __all__ = ["CLASSICAL", "METHODS", "MODEL", "SELF", "MethodSpec", "learned_methods"]
 
@@ -34,7 +35,7 @@ class MethodSpec:
     upsampler: str | None = None
     description: str = ""
 
-    def upsampler_class(self) -> type[nn.Module]:
+    def upsampler_class(self) -> Callable[[int | Sequence[int]], Upsampler]:
         """The classical upsampler class (imports its module)."""
         module, _, name = str(self.upsampler).partition(":")
         return getattr(importlib.import_module(module), name)
