@@ -1,5 +1,7 @@
 """Through-plane SR side by side with a peer: our ``--method self`` vs ECLARE (issue 16), one table + JSON.
 
+Over 500 lines because one runnable script installs the peer in its own virtualenv, calibrates it and runs it.
+
     .venv/bin/python benchmarks/bench_peers.py [--only t1 t2w] [--scales 2 4] [--memory] \
         [--json benchmarks/results/bench_peers.json]
 

@@ -131,7 +131,7 @@ def _proxy(
     net, _ = _network(group)
     guide_stats = _stats_of(stats, layout.guides)
     trainer = NetworkMethod(net, _stats_of(stats, proxy.targets), guide_stats, use_between=False)
-    pairs = wald_pairs(scene, layout, proxy, stats, seed=plan.seed, factor=grp.ratio[0])
+    pairs = wald_pairs(scene, layout, proxy, stats, seed=plan.seed, scale=grp.ratio[0])
     arrays = training_arrays(pairs, proxy, stats, trainer.normalised)
     info = _train_report(net, arrays, group.budget, plan, dev, len(proxy.targets), progress)
     method = NetworkMethod(net.eval(), _stats_of(stats, grp.targets), guide_stats, dev, plan.amp, use_between=False)

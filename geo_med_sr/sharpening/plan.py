@@ -253,7 +253,7 @@ def _group_plan(
             elif spec.when_small == PROXY and donors and not model:
                 learn_from, donor = PROXY, donors[0]
                 proxy = Group(layout.groups[donor].targets, group.ratio, ())
-                check_reducible(scene, layout, proxy, factor=group.ratio[0])
+                check_reducible(scene, layout, proxy, scale=group.ratio[0])
             else:
                 check_reducible(scene, layout, group)
     name = model if spec.weights == "optional" else None

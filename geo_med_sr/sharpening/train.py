@@ -45,7 +45,7 @@ def _scene_arrays(item: str, config: GuidedTrainConfig, model: Any) -> tuple[lis
             raise file_error(InputError, inputs[0], f"has no bands at ratio {config.ratio} to its finest bands")
         group = matching[0]
         stats = [band_stats(b) for b in scene.bands]
-        pairs = wald_pairs(scene, layout, group, stats, config.max_pixels, config.seed, config.region, config.factor)
+        pairs = wald_pairs(scene, layout, group, stats, config.max_pixels, config.seed, config.region, config.scale)
         method = NetworkMethod(
             model, [stats[i] for i in group.targets], [stats[i] for i in (*layout.guides, *group.between)]
         )
@@ -79,7 +79,7 @@ def train_sharpen(config: GuidedTrainConfig, data: Sequence[str], out: str | os.
             first = GuidedNet(
                 1 if config.bandwise else len(record["targets"]),
                 len(record["guides"]),
-                config.factor or config.ratio,
+                config.scale or config.ratio,
                 config.features,
                 config.blocks,
                 config.bandwise,
@@ -111,7 +111,7 @@ def train_sharpen(config: GuidedTrainConfig, data: Sequence[str], out: str | os.
         "task": "sharpen",
         "targets": records[0]["targets"] if not config.bandwise else None,
         "guides": records[0]["guides"],
-        "ratio": config.factor or config.ratio,
+        "ratio": config.scale or config.ratio,
         "trained_on": records,
         "files_sha256": hashes,
         "train_config": config.model_dump(),

@@ -45,8 +45,8 @@ BATCH = 8
 LEARNING_RATE = 1e-3
 
 
-def _available(scene: Scene, layout: Layout, group: Group, factor: int | None = None) -> tuple[list, list, tuple]:
-    ratio = group.ratio if factor is None else (factor, factor)
+def _available(scene: Scene, layout: Layout, group: Group, scale: int | None = None) -> tuple[list, list, tuple]:
+    ratio = group.ratio if scale is None else (scale, scale)
     steps = [math.lcm(ratio[a], *[layout.relations[i].ratio[a] for i in group.between]) for a in range(2)]
     ranges = label_range(scene, layout, group)
     return [max(0, (hi - lo) // s * s) for (lo, hi), s in zip(ranges, steps)], steps, ranges
@@ -71,14 +71,14 @@ def _refuse_small(scene: Scene, group: Group, avail: Sequence[int], ratio: Seque
         )
 
 
-def check_reducible(scene: Scene, layout: Layout, group: Group, factor: int | None = None) -> None:
+def check_reducible(scene: Scene, layout: Layout, group: Group, scale: int | None = None) -> None:
     """Refuse, as :func:`wald_pairs` would, a group too small for one reduced pair (grids only, no pixels).
 
     Raises:
         InputError: fewer than :data:`MIN_REDUCED_PIXELS` reduced pixels per axis.
     """
-    avail, _, _ = _available(scene, layout, group, factor)
-    _refuse_small(scene, group, avail, group.ratio if factor is None else (factor, factor))
+    avail, _, _ = _available(scene, layout, group, scale)
+    _refuse_small(scene, group, avail, group.ratio if scale is None else (scale, scale))
 
 
 def wald_pairs(
@@ -89,7 +89,7 @@ def wald_pairs(
     max_pixels: int = MAX_LABEL_PIXELS,
     seed: int = 0,
     region: tuple[float, float] | None = None,
-    factor: int | None = None,
+    scale: int | None = None,
 ) -> list[ReducedPair]:
     """Reduced-resolution pairs of ``group``: the whole covered target grid when it is small, else seeded
     random label windows holding about ``max_pixels`` target pixels.
@@ -98,33 +98,33 @@ def wald_pairs(
         max_pixels: label pixels of a x2 group (scaled by ``4 / ratio**2`` for other ratios, so that the
             guide pixels read stay the same).
         region: only this fraction ``(start, stop)`` of the covered columns (a spatial train/test split).
-        factor: reduce the targets by this factor instead of their ratio (see
+        scale: reduce the targets by this SR factor instead of their ratio (see
             :func:`~geo_med_sr.sharpening.wald.reduce_group`).
 
     Raises:
         InputError: the scene is too small for one reduced pair.
     """
-    avail, steps, ranges = _available(scene, layout, group, factor)
+    avail, steps, ranges = _available(scene, layout, group, scale)
     if region is not None:
         (lo, hi), step = ranges[0], steps[0]
         a = lo + int(round((hi - lo) * region[0]))
         b = lo + int(round((hi - lo) * region[1]))
         ranges = ((a, b), ranges[1])
         avail = [max(0, (b - a) // step * step), avail[1]]
-    ratio = group.ratio if factor is None else (factor, factor)
+    ratio = group.ratio if scale is None else (scale, scale)
     _refuse_small(scene, group, avail, ratio)
     # the cap counts guide pixels as a x2 group reads them (4 per label pixel): a x6 group's guides are 36 per
     # label pixel, so it gets 4/36 of the label pixels, and memory stays bounded for every ratio
     max_pixels = max(1, max_pixels * 4 // (ratio[0] * ratio[1]))
     if avail[0] * avail[1] <= max_pixels:
-        return [reduce_group(scene, layout, group, (ranges[0][0], ranges[1][0]), tuple(avail), stats, factor)]
+        return [reduce_group(scene, layout, group, (ranges[0][0], ranges[1][0]), tuple(avail), stats, scale)]
     size = [min(a, max(s, LABEL_WINDOW // s * s)) for a, s in zip(avail, steps)]
     count = max(1, max_pixels // (size[0] * size[1]))
     rng = np.random.default_rng(seed)
     pairs = []
     for _ in range(count):
         start = [int(lo + rng.integers(0, hi - lo - n + 1)) for (lo, hi), n in zip(ranges, size)]
-        pairs.append(reduce_group(scene, layout, group, tuple(start), tuple(size), stats, factor))
+        pairs.append(reduce_group(scene, layout, group, tuple(start), tuple(size), stats, scale))
     return pairs
 
 

@@ -93,11 +93,11 @@ def reduce_group(
     start: tuple[int, int],
     size: tuple[int, int],
     stats: list[dict[str, float]],
-    factor: int | None = None,
+    scale: int | None = None,
 ) -> ReducedPair:
     """The Wald pair of ``group`` on the label window ``start``/``size`` of the targets' grid.
 
-    ``factor`` reduces the targets by another factor than their ratio to the guides (a x4 pair
+    ``scale`` reduces the targets by another SR factor than their ratio to the guides (a x4 pair
     from a x2 product: targets block-averaged by 4, guides onto the targets' grid as always).
 
     Args:
@@ -110,7 +110,7 @@ def reduce_group(
         InputError: a window that guides or in-between bands do not cover, or a bad size.
     """
     bands = scene.bands
-    ratio = group.ratio if factor is None else (int(factor), int(factor))
+    ratio = group.ratio if scale is None else (int(scale), int(scale))
     label_grid = bands[group.targets[0]].grid.window(start, size)
     for axis in range(2):
         steps = [ratio[axis]] + [layout.relations[i].ratio[axis] for i in group.between]

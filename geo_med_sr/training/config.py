@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, PositiveInt, Tag, field_validator
+from pydantic import AliasChoices, Discriminator, Field, PositiveInt, Tag, field_validator
 
 from geo_med_sr.degrade import DEGRADATIONS
 from geo_med_sr.errors import ConfigError, file_error
@@ -99,15 +99,16 @@ def _registered(registry: Registry, value: NamedParams) -> NamedParams:
 class GuidedTrainConfig(Strict):
     """What a guided sharpening network is trained on and how (``task: sharpen``).
 
-    ``ratio``: the band group to learn (coarse / finest pixel size); ``factor``: the network's
-    factor when it differs from ``ratio``; ``bands``: the S2 band names to read (None: all);
+    ``ratio``: the band group to learn (its pixel-size ratio to the finest grid); ``scale``: the
+    network's SR factor when it differs from ``ratio`` (``factor`` is read as ``scale``, as older
+    configs and checkpoints spell it); ``bands``: the S2 band names to read (None: all);
     ``region``: the fraction of each scene's columns to train on; ``max_pixels``: Wald pairs
     per scene; ``patch_size`` in pixels of the reduced finest grid.
     """
 
     task: Literal["sharpen"]
     ratio: int = Field(2, ge=2, le=16)
-    factor: int | None = Field(None, ge=2, le=16)
+    scale: int | None = Field(None, ge=2, le=16, validation_alias=AliasChoices("scale", "factor"))
     bands: list[str] | None = None
     features: int = Field(64, ge=4)
     blocks: int = Field(6, ge=0)

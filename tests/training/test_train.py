@@ -217,3 +217,15 @@ def test_one_loader_returns_the_config_of_the_task(tmp_path):
         load_training_config(path)
     with pytest.raises(ConfigError, match="task: sharpen"):
         load_train_config(str(train / "s2_guided_x2.yaml"))
+
+
+def test_guided_config_calls_the_sr_factor_scale_and_reads_the_older_factor(tmp_path):
+    """One word for the SR factor: ``scale``; ``factor`` (older configs and checkpoint headers) reads the same."""
+    from geo_med_sr.training.config import GuidedTrainConfig, load_training_config
+
+    for key in ("scale", "factor"):
+        path = tmp_path / f"{key}.yaml"
+        path.write_text(f"task: sharpen\nratio: 2\n{key}: 6\n")
+        config = load_training_config(path)
+        assert isinstance(config, GuidedTrainConfig) and config.scale == 6
+        assert "factor" not in config.model_dump() and config.model_dump()["scale"] == 6
