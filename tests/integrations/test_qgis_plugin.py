@@ -141,7 +141,8 @@ def test_build_makes_an_installable_zip(tmp_path):
     names = zipfile.ZipFile(first).namelist()
     assert all(n.startswith("geo_med_sr_qgis/") for n in names), names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/." in n], names
-    expected = {p.relative_to(PLUGIN_SRC).as_posix() for p in PLUGIN_SRC.iterdir() if p.is_file()} - {".hidden.swp"}
+    sources = [p for p in PLUGIN_SRC.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    expected = {p.relative_to(PLUGIN_SRC).as_posix() for p in sources} - {".hidden.swp"}
     assert {n.split("/", 1)[1] for n in names} == expected
     for required in build_script.REQUIRED_METADATA:
         assert meta[required].strip(), required

@@ -209,8 +209,8 @@ def test_one_loader_returns_the_config_of_the_task(tmp_path):
     path.write_text("task: upscale\nsteps: 5\n")
     config = load_training_config(path)
     assert type(config) is TrainConfig and config.steps == 5 and "task" not in config.model_dump()
-    path.write_text("task: sharpen\nfeatures: 2\nscale: [2, 2]\n")
-    with pytest.raises(ConfigError, match=r"invalid training configuration: features: .*; scale: Extra inputs"):
+    path.write_text("task: sharpen\nfeatures: 2\nzoom: [2, 2]\n")
+    with pytest.raises(ConfigError, match=r"invalid training configuration: features: .*; zoom: Extra inputs"):
         load_training_config(path)
     path.write_text("task: sharpn\n")
     with pytest.raises(ConfigError, match="task: expected one of upscale, sharpen"):
