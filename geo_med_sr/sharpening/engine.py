@@ -89,19 +89,22 @@ class GuideSource:
 @dataclass
 class _Tile:
     """What the reader prepared for one tile: its window, the copied bands' stored values and
-    validity (output slot -> ``(W, H)`` each), and each written group's inputs."""
+    validity (output slot -> ``(W, H)`` each), and the guides' physical values (invalid pixels at
+    the band's mean) and validity on the tile grown by the halo (one pair per guide band). Each
+    group's inputs are made from these only when the group runs, so one group's inputs are in
+    memory at a time."""
 
     window: Window
     copies: dict[int, tuple[np.ndarray, np.ndarray]]
-    groups: dict[int, GroupInputs]
+    physical: list[tuple[np.ndarray, np.ndarray]]
 
 
 class _Sharpening:
     """The window driver's compute for guided sharpening (windows on the output grid, scale 1).
 
-    ``prepare`` (reader thread) turns the driver's guide windows into physical values, reads the
-    coarse and categorical bands under the tile; ``__call__`` (main thread) runs each group's
-    method and assembles the output bands in order.
+    ``prepare`` (reader thread) turns the driver's guide windows into physical values and reads the
+    categorical bands under the tile; ``__call__`` (main thread) makes each group's inputs (the
+    coarse bands under the tile, the guides), runs its method and assembles the output bands in order.
     """
 
     def __init__(
@@ -139,26 +142,29 @@ class _Sharpening:
                 copies[self.slot[band]] = (bands[band].stored(np.where(valid, values, 0.0)[own]), valid[own])
             elif bands[band].role == "categorical":
                 copies[self.slot[band]] = nearest(bands[band], layout.relations[band], idx)
-        groups = {}
-        for g in self.written:
-            method = self.methods[g]
-            r = int(method.receptive_radius)
-            crop = (slice(halo - r, halo + r + shape[0]), slice(halo - r, halo + r + shape[1]))
-            guide_valid = np.ones((shape[0] + 2 * r, shape[1] + 2 * r), bool)
-            guides = []
-            for i, (values, valid) in zip(layout.guides, physical):
-                guides.append(np.where(valid, values, self.stats[i]["mean"])[crop])
-                guide_valid &= valid[crop]
-            groups[g] = group_inputs(
-                self.scene,
-                layout,
-                layout.groups[g],
-                window.grown((r, r)),
-                self.stats,
-                detail=method.needs_detail,
-                guide_values=(guides, guide_valid),
-            )
-        return _Tile(window, copies, groups)
+        for i, (values, valid) in zip(layout.guides, physical):
+            values[~valid] = self.stats[i]["mean"]  # as the methods see the guides (in place: no tile-sized copy)
+        return _Tile(window, copies, physical)
+
+    def _group_inputs(self, tile: _Tile, g: int) -> GroupInputs:
+        """Group ``g``'s inputs on ``tile`` grown by its method's radius (guides from the prepared ones)."""
+        method = self.methods[g]
+        halo, r, shape = self.halo, int(method.receptive_radius), tile.window.shape
+        crop = (slice(halo - r, halo + r + shape[0]), slice(halo - r, halo + r + shape[1]))
+        guide_valid = np.ones((shape[0] + 2 * r, shape[1] + 2 * r), bool)
+        guides = []
+        for values, valid in tile.physical:
+            guides.append(values[crop])  # invalid pixels already at the band mean (see _prepare)
+            guide_valid &= valid[crop]
+        return group_inputs(
+            self.scene,
+            self.layout,
+            self.layout.groups[g],
+            tile.window.grown((r, r)),
+            self.stats,
+            detail=method.needs_detail,
+            guide_values=(guides, guide_valid),
+        )
 
     def __call__(self, tiles: list[_Tile]) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self._sharpen(tile) for tile in tiles]
@@ -170,9 +176,11 @@ class _Sharpening:
         valid = np.ones(out.shape, bool)
         for k, (values, ok) in tile.copies.items():
             out[k], valid[k] = values, ok
-        for g, inputs in tile.groups.items():
+        for g in self.written:
             method = self.methods[g]
+            inputs = self._group_inputs(tile, g)
             result, ok = _cropped(method, inputs, int(method.receptive_radius), tile.window.shape)
+            del inputs
             for k, band in enumerate(self.layout.groups[g].targets):
                 if band in self.slot:
                     out[self.slot[band]] = bands[band].stored(result[k])
