@@ -149,7 +149,12 @@ def run(args: argparse.Namespace) -> None:
 
 def _run_sharpen(args: argparse.Namespace) -> None:
     """``evaluate --sharpen``: the guided-sharpening evaluation."""
-    from geo_med_sr.sharpening.evaluate import evaluate_sharpening, format_sharpen_table, save_sharpen_plot
+    from geo_med_sr.sharpening.evaluate import (
+        DEFAULT_METHODS,
+        evaluate_sharpening,
+        format_sharpen_table,
+        save_sharpen_plot,
+    )
     from geo_med_sr.upscale.evaluate import check_report_paths, save_json
 
     check_report_paths(args.json, args.plot)
@@ -158,7 +163,7 @@ def _run_sharpen(args: argparse.Namespace) -> None:
         pan=args.pan,
         guide=args.guide,
         bands=args.bands,
-        methods=args.methods or ["bicubic", "brovey", "glp", "self"],
+        methods=args.methods or list(DEFAULT_METHODS),
         ratios=args.ratio,
         budget=args.budget,
         steps=args.steps,
