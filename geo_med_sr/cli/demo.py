@@ -30,7 +30,6 @@ from geo_med_sr.inference.protocols import Window
 from geo_med_sr.metrics.image import psnr
 from geo_med_sr.optional import available, require
 from geo_med_sr.spatial import SpatialArray
-from geo_med_sr.upscale.config import SRConfig
 
 SCALE = (1, 1, 4)
 
@@ -165,6 +164,7 @@ def _save_figure(path: Path, panels: dict[str, np.ndarray], title: str) -> None:
 
 def run_demo(out: str | os.PathLike = "demo_output") -> dict[str, float]:
     """Run the demo into ``out``; returns PSNR (dB) per output against the phantom."""
+    from geo_med_sr.upscale.config import SRConfig  # pydantic + yaml: only when the demo runs
     from geo_med_sr.upscale.pipeline import super_resolve  # torch: only when the demo runs
 
     out = Path(out)
@@ -254,6 +254,7 @@ def _bundled(scale: tuple[int, ...], domain: str) -> bool:
 
 def _satellite_demo(out: Path) -> dict[str, float]:
     """Scene at 30 m -> block average to 60 m (GeoTIFF) -> x2 back to a COG; PSNR on valid pixels."""
+    from geo_med_sr.upscale.config import SRConfig  # pydantic + yaml: only when the demo runs
     from geo_med_sr.upscale.pipeline import super_resolve
 
     scene = make_scene()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -300,7 +300,10 @@ class WindowDriver:
 
         def load(batch: list[Patch]) -> tuple[list[WindowInputs], Any]:
             windows = [self._read(patch, source, guides) for patch in batch]
-            return windows, compute.prepare(windows)
+            prepared = compute.prepare(windows)
+            # the writer needs each window's geometry and input validity, not its guides: let the
+            # raw guide reads go now rather than hold them beside the compute's own copies
+            return [replace(w, guides=[], guide_valid=[]) for w in windows], prepared
 
         def store(item: tuple[list[WindowInputs], Sequence[tuple[np.ndarray, np.ndarray | None]]]) -> None:
             for window, (values, valid) in zip(*item):

@@ -88,11 +88,11 @@ class GuideSource:
 
 @dataclass
 class _Tile:
-    """What the reader prepared for one tile: its window, the copied bands' stored values and
-    validity (output slot -> ``(W, H)`` each), and the guides' physical values (invalid pixels at
-    the band's mean) and validity on the tile grown by the halo (one pair per guide band). Each
-    group's inputs are made from these only when the group runs, so one group's inputs are in
-    memory at a time."""
+    """What the reader prepared for one tile: its window, the copied categorical bands' stored
+    values and validity (output slot -> ``(W, H)`` each), and the guides' physical values (invalid
+    pixels at the band's mean) and validity on the tile grown by the halo (one pair per guide band).
+    Each group's inputs, and the guides' own output copies, are made from these only when needed
+    (in :meth:`_Sharpening._sharpen`), so no second copy of a guide is held beside the output."""
 
     window: Window
     copies: dict[int, tuple[np.ndarray, np.ndarray]]
@@ -124,9 +124,8 @@ class _Sharpening:
         return [self._prepare(w) for w in windows]
 
     def _prepare(self, w: WindowInputs) -> _Tile:
-        bands, layout, halo = self.scene.bands, self.layout, self.halo
+        bands, layout = self.scene.bands, self.layout
         window = w.patch.owned
-        shape = window.shape
         physical = []  # per guide: physical values and validity on the read box (tile grown by the halo)
         for i, raw, valid in zip(layout.guides, w.guides, w.guide_valid):
             values = bands[i].physical(raw[0])
@@ -134,17 +133,25 @@ class _Sharpening:
             valid &= np.isfinite(values)
             physical.append((values, valid))
         copies = {}
-        own = (slice(halo, halo + shape[0]), slice(halo, halo + shape[1]))
         idx = [np.arange(a, b) for a, b in window]
         for band in layout.outputs:
-            if band in layout.guides:
-                values, valid = physical[layout.guides.index(band)]
-                copies[self.slot[band]] = (bands[band].stored(np.where(valid, values, 0.0)[own]), valid[own])
-            elif bands[band].role == "categorical":
+            if band not in layout.guides and bands[band].role == "categorical":
                 copies[self.slot[band]] = nearest(bands[band], layout.relations[band], idx)
         for i, (values, valid) in zip(layout.guides, physical):
             values[~valid] = self.stats[i]["mean"]  # as the methods see the guides (in place: no tile-sized copy)
         return _Tile(window, copies, physical)
+
+    def _copy_guides(self, tile: _Tile, out: np.ndarray, valid: np.ndarray) -> None:
+        """Write the guide bands that are also outputs into their slots of ``out``/``valid``
+        (stored values; invalid pixels 0 before the inverse radiometry, as the writer re-marks them)."""
+        halo, shape, layout = self.halo, tile.window.shape, self.layout
+        own = (slice(halo, halo + shape[0]), slice(halo, halo + shape[1]))
+        for band in layout.outputs:
+            if band in layout.guides:
+                values, ok = tile.physical[layout.guides.index(band)]
+                k = self.slot[band]
+                out[k] = self.scene.bands[band].stored(np.where(ok[own], values[own], 0.0))
+                valid[k] = ok[own]
 
     def _group_inputs(self, tile: _Tile, g: int) -> GroupInputs:
         """Group ``g``'s inputs on ``tile`` grown by its method's radius (guides from the prepared ones)."""
@@ -176,6 +183,7 @@ class _Sharpening:
         valid = np.ones(out.shape, bool)
         for k, (values, ok) in tile.copies.items():
             out[k], valid[k] = values, ok
+        self._copy_guides(tile, out, valid)
         for g in self.written:
             method = self.methods[g]
             inputs = self._group_inputs(tile, g)
