@@ -316,8 +316,12 @@ class WindowDriver:
                 for windows, prepared in loaded:
                     with self.compute_context():
                         results = compute(prepared)
+                    del prepared  # the inputs go before the next window is read
+                    done = len(windows)
                     writer.submit((windows, results))
-                    bar.update(len(windows))
+                    # nor does this window's output stay alive while the next one is computed
+                    del windows, results
+                    bar.update(done)
         finally:
             loaded.close()
             bar.close()

@@ -90,13 +90,14 @@ class GuideSource:
 class _Tile:
     """What the reader prepared for one tile: its window, the copied categorical bands' stored
     values and validity (output slot -> ``(W, H)`` each), and the guides' physical values (invalid
-    pixels at the band's mean) and validity on the tile grown by the halo (one pair per guide band).
+    pixels at the band's mean) and validity on the tile grown by the halo (``(G, W, H)`` each).
     Each group's inputs, and the guides' own output copies, are made from these only when needed
     (in :meth:`_Sharpening._sharpen`), so no second copy of a guide is held beside the output."""
 
     window: Window
     copies: dict[int, tuple[np.ndarray, np.ndarray]]
-    physical: list[tuple[np.ndarray, np.ndarray]]
+    guides: np.ndarray
+    guide_valid: np.ndarray
 
 
 class _Sharpening:
@@ -126,20 +127,24 @@ class _Sharpening:
     def _prepare(self, w: WindowInputs) -> _Tile:
         bands, layout = self.scene.bands, self.layout
         window = w.patch.owned
-        physical = []  # per guide: physical values and validity on the read box (tile grown by the halo)
-        for i, raw, valid in zip(layout.guides, w.guides, w.guide_valid):
-            values = bands[i].physical(raw[0])
-            valid = np.ones(values.shape, bool) if valid is None else np.asarray(valid, bool).copy()
-            valid &= np.isfinite(values)
-            physical.append((values, valid))
+        # the guides' physical values and validity on the read box (tile grown by the halo), stacked
+        # ``(G, W, H)`` so that each group's inputs take a view of them instead of a copy
+        shape = w.output_read.shape
+        values = np.empty((len(layout.guides), *shape), np.float64)
+        valid = np.ones(values.shape, bool)
+        for k, (i, raw, ok) in enumerate(zip(layout.guides, w.guides, w.guide_valid)):
+            values[k] = bands[i].physical(raw[0])
+            if ok is not None:
+                valid[k] = np.asarray(ok, bool)
+            valid[k] &= np.isfinite(values[k])
         copies = {}
         idx = [np.arange(a, b) for a, b in window]
         for band in layout.outputs:
             if band not in layout.guides and bands[band].role == "categorical":
                 copies[self.slot[band]] = nearest(bands[band], layout.relations[band], idx)
-        for i, (values, valid) in zip(layout.guides, physical):
-            values[~valid] = self.stats[i]["mean"]  # as the methods see the guides (in place: no tile-sized copy)
-        return _Tile(window, copies, physical)
+        for k, i in enumerate(layout.guides):
+            values[k][~valid[k]] = self.stats[i]["mean"]  # as the methods see the guides (in place: no copy)
+        return _Tile(window, copies, values, valid)
 
     def _copy_guides(self, tile: _Tile, out: np.ndarray, valid: np.ndarray) -> None:
         """Write the guide bands that are also outputs into their slots of ``out``/``valid``
@@ -148,21 +153,18 @@ class _Sharpening:
         own = (slice(halo, halo + shape[0]), slice(halo, halo + shape[1]))
         for band in layout.outputs:
             if band in layout.guides:
-                values, ok = tile.physical[layout.guides.index(band)]
-                k = self.slot[band]
-                out[k] = self.scene.bands[band].stored(np.where(ok[own], values[own], 0.0))
-                valid[k] = ok[own]
+                g, k = layout.guides.index(band), self.slot[band]
+                ok = tile.guide_valid[g][own]
+                out[k] = self.scene.bands[band].stored(np.where(ok, tile.guides[g][own], 0.0))
+                valid[k] = ok
 
     def _group_inputs(self, tile: _Tile, g: int) -> GroupInputs:
         """Group ``g``'s inputs on ``tile`` grown by its method's radius (guides from the prepared ones)."""
         method = self.methods[g]
         halo, r, shape = self.halo, int(method.receptive_radius), tile.window.shape
-        crop = (slice(halo - r, halo + r + shape[0]), slice(halo - r, halo + r + shape[1]))
-        guide_valid = np.ones((shape[0] + 2 * r, shape[1] + 2 * r), bool)
-        guides = []
-        for values, valid in tile.physical:
-            guides.append(values[crop])  # invalid pixels already at the band mean (see _prepare)
-            guide_valid &= valid[crop]
+        crop = (slice(None), slice(halo - r, halo + r + shape[0]), slice(halo - r, halo + r + shape[1]))
+        guides = tile.guides[crop]  # a view; invalid pixels already at the band mean (see _prepare)
+        guide_valid = tile.guide_valid[crop].all(axis=0)
         return group_inputs(
             self.scene,
             self.layout,

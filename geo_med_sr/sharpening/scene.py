@@ -332,7 +332,7 @@ def group_inputs(
     window: Window,
     stats: Sequence[dict[str, float]],
     detail: bool = False,
-    guide_values: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+    guide_values: tuple[Sequence[np.ndarray] | np.ndarray, np.ndarray] | None = None,
 ) -> GroupInputs:
     """The inputs of ``group``'s methods on ``window`` of the output grid (mirror-reflected outside it).
 
@@ -343,7 +343,8 @@ def group_inputs(
         stats: per band of the scene ``{"mean", "std"}`` (invalid pixels are filled with the mean).
         detail: also compute the guides' MTF-GLP detail.
         guide_values: the guides on ``window`` when already read (the window driver's): their
-            physical values ``(W, H)`` each (invalid pixels filled with the mean) and validity.
+            physical values ``(W, H)`` each or stacked ``(G, W, H)`` (used as given: no copy; invalid pixels
+            filled with the mean) and their common validity ``(W, H)``.
     """
     idx = _axis_indices(Window(window), layout)
     bands = scene.bands
@@ -361,7 +362,7 @@ def group_inputs(
     shape = (0, len(idx[0]), len(idx[1]))
     out = GroupInputs(
         np.stack(ups),
-        np.stack(guides),
+        guides if isinstance(guides, np.ndarray) else np.stack(guides),
         np.stack(between) if between else np.zeros(shape),
         np.stack(valids),
     )
