@@ -208,7 +208,7 @@ def _train_report(
         "budget_s": budget,
         "steps": report["steps"],
         "train_seconds": report["seconds"],
-        "train_loss": round(report["loss"], 6),
+        "train_loss": None if report["loss"] is None else round(report["loss"], 6),
         "network": net.config(),
         "seed": seed,
     }

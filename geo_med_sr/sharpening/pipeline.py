@@ -161,7 +161,7 @@ def sharpen(
     """
     from tqdm.auto import tqdm
 
-    check_settings(method, budget, steps)  # before touching a file
+    check_settings(method, budget, steps, model)  # before touching a file
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     out = Path(output)
     extra = [Path(p) for p in (pan, guide) if p is not None]

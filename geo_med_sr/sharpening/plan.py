@@ -148,8 +148,14 @@ class SharpenPlan:
         }
 
 
-def check_settings(method: str, budget: float | None = None, steps: int | None = None) -> SharpenMethod:
+def check_settings(
+    method: str, budget: float | None = None, steps: int | None = None, model: str | None = None
+) -> SharpenMethod:
     """The registered method called ``method``, once ``budget``/``steps`` are known to be usable.
+
+    ``steps=0`` is allowed where a training method starts from ``model``: the starting model runs
+    unchanged (the fine-tune path's origin, e.g. ``--method self --model s2-guided-x2 --steps 0`` is
+    ``--method model --model s2-guided-x2``).
 
     Raises:
         ConfigError: an unknown method (with the closest name), both or a non-positive budget/steps.
@@ -159,7 +165,9 @@ def check_settings(method: str, budget: float | None = None, steps: int | None =
         raise ConfigError("give --budget or --steps, not both")
     if budget is not None and not budget > 0:
         raise ConfigError(f"--budget must be a positive number of seconds, got {budget}")
-    if steps is not None and steps < 1:
+    if steps == 0 and not (spec.trains and model):
+        raise ConfigError("--steps 0 needs a model to start from: --method self --model NAME_OR_PATH")
+    if steps is not None and steps < 0:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     return spec
 
@@ -227,7 +235,7 @@ def plan_sharpening(
             network, or made for another ratio, other guides or other bands.
         InputError: a group too small to learn on (and nothing to stand in for it).
     """
-    spec = check_settings(method, budget, steps)
+    spec = check_settings(method, budget, steps, model)
     shares = dict(enumerate(split_budget(layout, budget))) if group is None else {group: budget}
     groups = tuple(_group_plan(spec, scene, layout, g, model, share) for g, share in shares.items())
     return SharpenPlan(spec, groups, budget, steps, int(seed), str(device), bool(amp))

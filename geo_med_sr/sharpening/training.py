@@ -204,7 +204,8 @@ def train_guided(
     With ``steps`` given the result is reproducible bit for bit on the CPU (seeded sampling).
 
     Returns:
-        ``{"steps", "seconds", "loss"}`` (the mean L1 of the last 50 steps, normalised units).
+        ``{"steps", "seconds", "loss"}`` (the mean L1 of the last 50 steps, normalised units; None
+        after zero steps, which leave ``model`` as it was).
     """
     import torch
 
@@ -219,7 +220,7 @@ def train_guided(
     losses: list[float] = []
     while True:
         elapsed = time.monotonic() - start
-        fraction = done / steps if steps is not None else elapsed / budget
+        fraction = (done / steps if steps else 1.0) if steps is not None else elapsed / budget
         if fraction >= 1.0:
             break
         for group in optimizer.param_groups:
@@ -236,4 +237,5 @@ def train_guided(
         if progress is not None:
             progress(fraction)
     model.eval()
-    return {"steps": done, "seconds": round(time.monotonic() - start, 3), "loss": float(np.mean(losses[-50:] or [0]))}
+    loss = float(np.mean(losses[-50:])) if losses else None  # None: no step (the model is unchanged)
+    return {"steps": done, "seconds": round(time.monotonic() - start, 3), "loss": loss}
