@@ -253,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    _HEAD_AT_START.update(
+        commit=_git("rev-parse", "--short", "HEAD"),
+        uncommitted=bool(_git("status", "--porcelain", "--untracked-files=no")),
+    )
 
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_compare_") as tmp:
@@ -323,17 +327,21 @@ def run_case(case: str, trees: dict, envs: dict, modules: dict, args: argparse.N
     return result
 
 
+def _git(*words: str) -> str:
+    return subprocess.run(["git", *words], capture_output=True, text=True, cwd=REPO).stdout.strip()
+
+
+#: the head as it was when this run started (its working tree is what gets installed, at the start)
+_HEAD_AT_START = {"commit": "", "uncommitted": False}
+
+
 def write_report(path: Path, results: list[dict], args: argparse.Namespace, argv: list[str] | None) -> None:
     """The JSON report: the cases so far and what was compared on which machine."""
-
-    def git(*words: str) -> str:
-        return subprocess.run(["git", *words], capture_output=True, text=True, cwd=REPO).stdout.strip()
-
     meta = {
         "base": args.base,
-        "base_commit": git("rev-parse", "--short", args.base),
-        "head": git("rev-parse", "--short", "HEAD"),
-        "head_uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "base_commit": _git("rev-parse", "--short", args.base),
+        "head": _HEAD_AT_START["commit"] or _git("rev-parse", "--short", "HEAD"),
+        "head_uncommitted_changes": _HEAD_AT_START["uncommitted"],
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
