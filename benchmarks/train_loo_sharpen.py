@@ -11,9 +11,10 @@ as ``_``), the names ``bench_peers_sharpen.py --model-dir`` looks for. ``--all``
 scene (``s2_guided_x{r}_all.safetensors``: the candidate for the bundled model).
 
 Each fold runs our own ``train`` in a fresh process with ``configs/train/s2_guided_x{r}.yaml``
-minus its ``region`` (the held-out scene is the test set, so the training scenes are used whole) and
-``--steps`` if given. A scene too small for a ratio's reduced pairs is left out of that ratio
-(reported). Existing checkpoints are kept unless ``--retrain``. Prints one row per fold and writes JSON.
+minus its ``region`` (the held-out scene is the test set, so the training scenes are used whole),
+with ``--steps`` / ``--balance`` (how a patch picks its scene) if given. A scene too small for a
+ratio's reduced pairs is left out of that ratio (reported). Existing checkpoints are kept unless
+``--retrain``. Prints one row per fold and writes JSON.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ def usable(scene: Path, config: dict) -> str | None:
     return None
 
 
-def fold_config(ratio: int, steps: int | None, work: Path) -> tuple[Path, dict]:
-    """The training config of ``ratio`` without its ``region`` (and with ``steps``), written to ``work``."""
+def fold_config(ratio: int, steps: int | None, balance: str | None, work: Path) -> tuple[Path, dict]:
+    """The training config of ``ratio`` without its ``region`` (and with ``steps``, ``balance``), in ``work``."""
     config = yaml.safe_load((REPO / "configs" / "train" / f"s2_guided_x{ratio}.yaml").read_text())
     config.pop("region", None)
     if steps is not None:
         config["steps"] = steps
+    if balance is not None:
+        config["balance"] = balance
     path = work / f"s2_guided_x{ratio}_loo.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path, config
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenes", nargs="+", type=Path, default=None, help="default: every folder of ../shared/data/s2"
     )
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's)")
+    parser.add_argument("--balance", choices=["pair", "scene"], default=None, help="default: the config's")
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / ".work" / "loo")
     parser.add_argument("--all", action="store_true", help="also train on every scene (the bundled candidate)")
     parser.add_argument("--retrain", action="store_true", help="replace checkpoints this script already wrote")
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="loo_") as tmp:
         for ratio in args.ratios:
-            config_path, config = fold_config(ratio, args.steps, Path(tmp))
+            config_path, config = fold_config(ratio, args.steps, args.balance, Path(tmp))
             skipped = {s.name: why for s in scenes if (why := usable(s, config))}
             for name, why in skipped.items():
                 print(f"x{ratio}: {name} left out: {why}")

@@ -72,7 +72,7 @@ def train_sharpen(config: GuidedTrainConfig, data: Sequence[str], out: str | os.
     from geo_med_sr.sharpening.training import train_guided
 
     torch.manual_seed(config.seed)
-    first, records, arrays = None, [], []
+    first, records, arrays, scenes = None, [], [], []
     for item in data:
         if first is None:  # the first item decides the band layout; the network is built for it
             probe, record = _probe(item, config)
@@ -93,6 +93,7 @@ def train_sharpen(config: GuidedTrainConfig, data: Sequence[str], out: str | os.
             raise file_error(
                 InputError, item, f"has {got[0].guides.shape[0]} guides, the first item {first.guide_channels}"
             )
+        scenes.append(list(range(len(arrays), len(arrays) + len(got))))
         arrays.extend(got)
         records.append(record)
     device = resolve_device(config.device)
@@ -105,6 +106,7 @@ def train_sharpen(config: GuidedTrainConfig, data: Sequence[str], out: str | os.
         lr=config.lr,
         patch=config.patch_size,
         batch=config.batch_size,
+        scenes=scenes if config.balance == "scene" else None,
     )
     hashes = {f: sha256_file(f) for r in records for f in r["files"]}
     extra = {

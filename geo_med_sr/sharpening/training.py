@@ -163,10 +163,26 @@ def training_arrays(pairs: Sequence[ReducedPair], group: Group, stats: list[dict
     return out
 
 
-def _patches(arrays: Sequence[TrainArrays], rng: np.random.Generator, patch: int, batch: int):
+def _patches(
+    arrays: Sequence[TrainArrays],
+    rng: np.random.Generator,
+    patch: int,
+    batch: int,
+    scenes: Sequence[Sequence[int]] | None = None,
+):
+    """A batch ``(up, guides, label, mask)`` of random patches (random dihedral transform each).
+
+    Each patch comes from a pair drawn uniformly from ``arrays``, or with ``scenes`` (the indices of
+    each scene's pairs, two scenes or more) from a scene drawn uniformly, then one of its pairs, so
+    that a large scene with many pairs does not outweigh the small ones.
+    """
     ups, guides, labels, masks = [], [], [], []
     for _ in range(batch):
-        a = arrays[int(rng.integers(len(arrays)))]
+        if scenes is not None and len(scenes) > 1:
+            own = scenes[int(rng.integers(len(scenes)))]
+            a = arrays[own[int(rng.integers(len(own)))]]
+        else:
+            a = arrays[int(rng.integers(len(arrays)))]
         w, h = a.valid.shape
         p = (min(patch, w), min(patch, h))
         x, y = int(rng.integers(0, w - p[0] + 1)), int(rng.integers(0, h - p[1] + 1))
@@ -197,11 +213,14 @@ def train_guided(
     patch: int = PATCH,
     batch: int = BATCH,
     progress: Any = None,
+    scenes: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` with L1 on valid pixels until ``steps`` are done or ``budget`` seconds have passed.
 
     The learning rate follows a cosine from ``lr`` to zero over the steps (or the time budget).
     With ``steps`` given the result is reproducible bit for bit on the CPU (seeded sampling).
+    ``scenes``: indices of ``arrays`` per scene, to draw each patch's scene uniformly (see
+    :func:`_patches`); None: every pair alike.
 
     Returns:
         ``{"steps", "seconds", "loss"}`` (the mean L1 of the last 50 steps, normalised units; None
@@ -225,7 +244,7 @@ def train_guided(
             break
         for group in optimizer.param_groups:
             group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0)))
-        up, guides, label, mask = (torch.from_numpy(v).to(device) for v in _patches(arrays, rng, patch, batch))
+        up, guides, label, mask = (torch.from_numpy(v).to(device) for v in _patches(arrays, rng, patch, batch, scenes))
         mask = mask.float()
         out = model(up, guides)
         loss = ((out - label).abs() * mask).sum() / (mask.sum() * out.shape[1]).clamp(min=1.0)

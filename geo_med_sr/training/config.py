@@ -103,7 +103,9 @@ class GuidedTrainConfig(Strict):
     network's SR factor when it differs from ``ratio`` (``factor`` is read as ``scale``, as older
     configs and checkpoints spell it); ``bands``: the S2 band names to read (None: all);
     ``region``: the fraction of each scene's columns to train on; ``max_pixels``: Wald pairs
-    per scene; ``patch_size`` in pixels of the reduced finest grid.
+    per scene; ``patch_size`` in pixels of the reduced finest grid; ``balance``: how a training
+    patch picks its scene (``pair``: every Wald pair alike, so a large scene with many pairs
+    dominates; ``scene``: each scene alike, then one of its pairs).
     """
 
     task: Literal["sharpen"]
@@ -121,6 +123,7 @@ class GuidedTrainConfig(Strict):
     lr: float = Field(1e-3, gt=0)
     seed: int = 0
     device: str = "auto"
+    balance: Literal["pair", "scene"] = "pair"
 
 
 #: the tasks a training config may name (``task:``), the first the default.

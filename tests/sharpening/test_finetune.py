@@ -57,3 +57,28 @@ def test_zero_steps_without_a_model_to_start_from_is_refused_before_any_work(tmp
     with pytest.raises(ConfigError, match="positive integer"):
         sharpen(tmp_path / "no_such_scene", out, method="self", model="s2-guided-x2", steps=-1, progress=False)
     assert not out.exists()
+
+
+def _arrays(n: int, value: float):
+    """``n`` training pairs whose every pixel says which scene they come from (``value``)."""
+    from geo_med_sr.sharpening.training import TrainArrays
+
+    ones = np.ones((1, 8, 8), np.float32)
+    return [TrainArrays(ones * value, ones * value, ones * value, np.ones((8, 8), bool)) for _ in range(n)]
+
+
+def test_scene_balance_draws_each_scene_alike_however_many_pairs_it_has():
+    from geo_med_sr.sharpening.training import _patches
+
+    arrays = _arrays(27, 0.0) + _arrays(1, 1.0) + _arrays(2, 2.0)  # one large scene, two small ones
+    scenes = [list(range(27)), [27], [28, 29]]
+    rng = np.random.default_rng(0)
+    drawn = np.concatenate([_patches(arrays, rng, 8, 64, scenes)[0][:, 0, 0, 0] for _ in range(30)])
+    shares = np.bincount(drawn.astype(int), minlength=3) / drawn.size
+    np.testing.assert_allclose(shares, 1 / 3, atol=0.03)  # 1920 draws: each scene about a third
+    rng = np.random.default_rng(0)
+    drawn = np.concatenate([_patches(arrays, rng, 8, 64)[0][:, 0, 0, 0] for _ in range(30)])
+    assert (drawn == 0).mean() > 0.85  # by pair, the large scene takes 27 of 30 draws
+    # one scene: the same draws as without scenes (``self`` keeps its sampling, bit for bit)
+    a, b = (_patches(arrays[:27], np.random.default_rng(1), 8, 4, s) for s in (None, [list(range(27))]))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
