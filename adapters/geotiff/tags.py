@@ -274,3 +274,11 @@ def layout_metadata(src: Any) -> dict[str, Any]:
         "mask": [sorted(f.name for f in flags) for flags in src.mask_flag_enums],
         "gcps": [(g.col, g.row, g.x, g.y, g.z) for g in src.gcps[0]],
     }
+
+
+def dataset_tags(path: str | Path) -> dict[str, str]:
+    """The dataset-level tags (GDAL metadata, default domain) of the raster at ``path``."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return dict(src.tags())

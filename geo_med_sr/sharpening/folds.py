@@ -44,10 +44,9 @@ def _product_tag(scene: Path) -> str | None:
     files = sorted(scene.glob("*.tif")) if scene.is_dir() else [scene] if scene.suffix.lower() == ".tif" else []
     if not files:
         return None
-    import rasterio
+    from geo_med_sr.adapters.geotiff.tags import dataset_tags
 
-    with rasterio.open(files[0]) as src:
-        return src.tags().get("PRODUCT")
+    return dataset_tags(files[0]).get("PRODUCT")
 
 
 def _name(scene: Path) -> str:
