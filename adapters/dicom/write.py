@@ -227,6 +227,25 @@ def user_folder(folder: Path) -> Path:
     return folder
 
 
+def system_reason(exc: BaseException) -> tuple[str, int | None]:
+    """The system's reason for a failed write (``strerror``, one line) and its errno.
+
+    pydicom re-raises an error met while writing an element as a new exception of the same type
+    whose text embeds the traceback (``With tag ... got exception: ...``) and which has no errno;
+    the original ``OSError`` is its ``__cause__``. This walks ``exc``'s chain to the first
+    ``OSError`` with an errno; without one it is the first line of ``exc``'s text (never a traceback).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            return current.strerror or os.strerror(current.errno), current.errno
+        current = current.__cause__ or current.__context__
+    lines = str(exc).strip().splitlines()
+    return (lines[0].strip() if lines else type(exc).__name__), None
+
+
 def save_slice(ds: Dataset, path: Path) -> None:
     """Save one slice as a DICOM Part 10 file (Explicit VR Little Endian) at ``path``.
 
@@ -244,8 +263,8 @@ def save_slice(ds: Dataset, path: Path) -> None:
     try:
         ds.save_as(os.fspath(path), enforce_file_format=True)
     except OSError as exc:
-        reason = (exc.strerror or os.strerror(exc.errno)) if exc.errno else (str(exc) or type(exc).__name__)
-        hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
+        reason, code = system_reason(exc)
+        hint = "free some space" if code in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
         raise file_error(
             OutputError,
             user_folder(path.parent),

@@ -11,6 +11,8 @@ Every failure is a :mod:`geo_med_sr.errors` exception naming the peer (``AE@HOST
 
 from __future__ import annotations
 
+import errno
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 
-from geo_med_sr.errors import ConfigError, InputError, file_error
+from geo_med_sr.errors import ConfigError, GeoMedSRError, InputError, OutputError, file_error
 
 __all__ = [
     "Instance",
@@ -31,6 +33,7 @@ __all__ = [
     "parse_peer",
     "read_instance",
     "save_instance",
+    "storage_error",
 ]
 
 #: a UID: digits and dots, at most 64 characters (safe as a file or folder name).
@@ -108,13 +111,16 @@ class Instance:
 
 
 def _number(ds: Dataset, keyword: str, index: int | None = None) -> float | None:
+    """The value of ``keyword`` (its ``index``-th value) as a finite float; None when missing, not a number,
+    NaN or infinite (a header the sender wrote: nothing downstream may divide by it or round it)."""
     try:
         value = ds.get(keyword)
         if value is None or value == "":
             return None
-        return float(value[index] if index is not None else value)
-    except (TypeError, ValueError, IndexError):
+        number = float(value[index] if index is not None else value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _expected_count(ds: Dataset) -> int | None:
@@ -173,12 +179,35 @@ def read_instance(path: Path) -> Instance:
 
 
 def save_instance(ds: Dataset, folder: Path) -> Path:
-    """Save a retrieved dataset as ``folder/<SOPInstanceUID>.dcm`` (written whole, then renamed)."""
+    """Save a retrieved dataset as ``folder/<SOPInstanceUID>.dcm`` (written whole, then renamed).
+
+    Raises:
+        InputError: the dataset has no valid SOPInstanceUID.
+        OutputError: the file cannot be written (disk full, read-only folder...), naming it, with
+            the system's reason on one line (never pydicom's traceback text); nothing is left behind.
+    """
     uid = str(ds.get("SOPInstanceUID", "") or "")
     if not is_uid(uid):
         raise InputError("a retrieved instance has no valid SOPInstanceUID")
     path = folder / f"{uid}.dcm"
     tmp = folder / f".{uid}.part"
-    ds.save_as(tmp, enforce_file_format=True)
-    os.replace(tmp, path)
+    try:
+        ds.save_as(tmp, enforce_file_format=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, exc, "cannot be written") from exc
     return path
+
+
+def storage_error(path: Path, exc: OSError, what: str) -> GeoMedSRError:
+    """``OutputError("<path>: <what>: <system's reason>; <what to do>")`` for a failed write of ``path``.
+
+    The reason is the ``strerror`` of the first ``OSError`` with an errno in ``exc``'s chain
+    (:func:`geo_med_sr.adapters.dicom.write.system_reason`), never pydicom's traceback text.
+    """
+    from geo_med_sr.adapters.dicom.write import system_reason
+
+    reason, code = system_reason(exc)
+    hint = "free some space" if code in (errno.ENOSPC, errno.EDQUOT) else "check that the folder is writable"
+    return file_error(OutputError, path, f"{what}: {reason}; {hint}")

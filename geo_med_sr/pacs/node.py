@@ -33,16 +33,18 @@ Rules (YAML, :mod:`geo_med_sr.pacs.rules`; see ``configs/dicom_node/rules.exampl
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +151,28 @@ class Spool:
         """Write one received :class:`~geo_med_sr.pacs.net.Instance` durably into ``incoming/``.
 
         Raises:
-            OSError: the disk could not take it (the C-STORE is then refused).
+            OutputError: the disk could not take it (the C-STORE is then refused), see :meth:`storing`.
         """
-        tmp = self.write_tmp(instance.data)
-        with self.lock:
-            return self.commit(tmp, instance)
+        with self.storing(instance):
+            tmp = self.write_tmp(instance.data)
+            with self.lock:
+                return self.commit(tmp, instance)
+
+    @contextlib.contextmanager
+    def storing(self, instance: Any) -> Iterator[None]:
+        """Turn an ``OSError`` met while storing ``instance`` (disk full, read-only spool...) into one line.
+
+        Raises:
+            OutputError: ``"<spool>/incoming/<series>/<sop>.dcm: cannot store a received instance:
+                <strerror>; <what to do>"`` (the cause chained, never a traceback in the text).
+        """
+        from geo_med_sr.pacs.net import storage_error
+
+        try:
+            yield
+        except OSError as exc:
+            target = self.folder("incoming", instance.series_uid) / f"{instance.sop_uid}.dcm"
+            raise storage_error(target, exc, "cannot store a received instance") from exc
 
     def incoming(self) -> list[str]:
         """SeriesInstanceUIDs being received."""
@@ -238,6 +257,30 @@ class Spool:
 # ---------------------------------------------------------------------------------------------- node
 
 
+def _seconds(value: float, option: str) -> float:
+    """``value`` as a finite positive number of seconds.
+
+    Raises:
+        ConfigError: naming ``option`` (NaN, infinite, zero, negative or not a number).
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{option} {value!r}: expected a finite positive number of seconds, e.g. 10")
+    return seconds
+
+
+def _one_line(exc: BaseException) -> str:
+    """The one-line text of ``exc`` for a log line and ``error.txt``: our errors' message; for others their
+    type and the first line of their text (never a traceback some library embedded in it)."""
+    if isinstance(exc, GeoMedSRError):
+        return " ".join(str(exc).split())
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+
+
 def _output_series_uid(folder: Path) -> str:
     from geo_med_sr.pacs.net import read_instance
 
@@ -262,7 +305,8 @@ class DicomNode:
         clock: monotonic seconds (replaceable in tests).
 
     Raises:
-        ConfigError: a rule has no destination (no ``forward`` and no ``forward`` argument), or
+        ConfigError: ``idle`` or ``retry`` is not a finite positive number (NaN, infinite, zero...),
+            a rule has no destination (no ``forward`` and no ``forward`` argument), or
             ``forward: sender`` without a return port.
     """
 
@@ -287,9 +331,7 @@ class DicomNode:
         self.forward = net.parse_peer(forward, "--forward") if forward else None
         self.return_port = return_port
         self.rules = rules if rules is not None else Rules(default=Rule(name="auto"))
-        if idle <= 0 or retry <= 0:
-            raise ConfigError(f"--idle ({idle}) and --retry ({retry}) must be positive seconds")
-        self.idle, self.retry, self.keep = float(idle), float(retry), keep
+        self.idle, self.retry, self.keep = _seconds(idle, "--idle"), _seconds(retry, "--retry"), keep
         self._upscale, self._send, self.clock = upscale, send or dimse.send_files, clock
         for rule, label in self.rules.all():
             if rule.forward is None and self.forward is None:
@@ -301,18 +343,28 @@ class DicomNode:
         self._sops: dict[str, set[str]] = {}
         self._retry_at: dict[str, float] = {}
         self._warned: set[str] = set()
+        self._unrecorded: dict[str, str] = {}  # uid -> stage of a failure the spool could not record
         self.resume()
 
     # -- receiving (pynetdicom's association threads)
 
     def receive(self, instance: Any) -> None:
-        """Store one instance durably (the C-STORE is answered after this returns) and note its arrival."""
-        tmp = self.spool.write_tmp(instance.data)
-        with self.spool.lock:
-            self.spool.commit(tmp, instance)
-            uid = instance.series_uid
-            self._last[uid] = self.clock()
-            self._sops.setdefault(uid, set()).add(instance.sop_uid)
+        """Store one instance durably (the C-STORE is answered after this returns) and note its arrival.
+
+        Runs in the association's thread: it only writes and takes the spool lock for a rename,
+        never matches a rule (that is :meth:`poll`'s work, on the main thread).
+
+        Raises:
+            OutputError: the spool could not take it (disk full, read-only...), one line with the
+                system's reason and the file; the C-STORE is then refused (0xA700).
+        """
+        with self.spool.storing(instance):
+            tmp = self.spool.write_tmp(instance.data)
+            with self.spool.lock:
+                self.spool.commit(tmp, instance)
+                uid = instance.series_uid
+                self._last[uid] = self.clock()
+                self._sops.setdefault(uid, set()).add(instance.sop_uid)
 
     # -- state
 
@@ -339,10 +391,12 @@ class DicomNode:
                 log.info("resuming series %s: %s", uid, "forward" if stage else "processing")
 
     def _expected(self, uid: str, info: dict[str, Any]) -> int | None:
+        """The instance count that completes series ``uid``: its rule's ``expected``, else its header's."""
         chosen = self.rules.select(info)
         if chosen is not None and chosen[0].expected:
             return chosen[0].expected
-        return info.get("expected")
+        expected = info.get("expected")
+        return expected if isinstance(expected, int) and not isinstance(expected, bool) else None
 
     def complete(self) -> list[str]:
         """SeriesInstanceUIDs in ``incoming/`` that are complete now (idle, or expected count reached)."""
@@ -352,7 +406,15 @@ class DicomNode:
                 last = self._last.setdefault(uid, now)
                 sops = self._sops.get(uid)
             count = len(sops) if sops is not None else self.spool.count(self.spool.folder("incoming", uid))
-            expected = self._expected(uid, self.spool.info("incoming", uid))
+            try:
+                expected = self._expected(uid, self.spool.info("incoming", uid))
+            except (GeoMedSRError, OSError) as exc:  # an unreadable series JSON and instance: idle time ends it
+                if f"header {uid}" not in self._warned:
+                    self._warned.add(f"header {uid}")
+                    log.warning(
+                        "series %s: cannot read its header (%s); complete after %.0f s idle", uid, exc, self.idle
+                    )
+                expected = None
             if now - last >= self.idle or (expected is not None and count >= expected):
                 out.append(uid)
         return out
@@ -388,12 +450,21 @@ class DicomNode:
                 if not self.keep:
                     self.spool.remove(uid)  # a node killed between the marker and the clean-up
                 continue
-            stage = self.spool.failed_stage(uid)
+            stage = self.spool.failed_stage(uid) or self._unrecorded.get(uid)
             if stage == "process" or (stage == "forward" and self._retry_at.get(uid, 0.0) > now):
                 continue
-            if self.handle(uid):
+            if self._handle_guarded(uid):
                 finished.append(uid)
         return finished
+
+    def _handle_guarded(self, uid: str) -> bool:
+        """:meth:`handle`, with anything it did not expect (a spool that cannot be written, a header
+        nothing foresaw) recorded as a failure of the series instead of stopping the node."""
+        try:
+            return self.handle(uid)
+        except Exception as exc:  # one series never stops the node
+            self._record_failure(uid, "process", _one_line(exc))
+            return False
 
     def handle(self, uid: str) -> bool:
         """Process (unless already processed) and forward the ready series ``uid``; True when done.
@@ -415,9 +486,7 @@ class DicomNode:
             try:
                 self._process(uid, rule, label, scale, output)
             except Exception as exc:  # the node keeps running; the series is kept and the error recorded
-                text = str(exc) if isinstance(exc, GeoMedSRError) else f"{type(exc).__name__}: {exc}"
-                path = self.spool.mark_failed(uid, "process", f"{label}: {text}")
-                log.error("series %s failed (%s): %s", uid, path, " ".join(text.split()))
+                self._record_failure(uid, "process", f"{label}: {_one_line(exc)}")
                 return False
         try:
             destination = self._destination(rule, info)
@@ -425,8 +494,7 @@ class DicomNode:
             sent = self._send(files, destination, self.ae_title)
         except (GeoMedSRError, OSError) as exc:
             self._retry_at[uid] = self.clock() + self.retry
-            path = self.spool.mark_failed(uid, "forward", str(exc))
-            log.error("series %s: forward failed, retry in %.0f s (%s): %s", uid, self.retry, path, exc)
+            self._record_failure(uid, "forward", _one_line(exc))
             return False
         record = {
             "output_series_uid": _output_series_uid(output),
@@ -449,6 +517,21 @@ class DicomNode:
             destination,
         )
         return True
+
+    def _record_failure(self, uid: str, stage: str, message: str) -> None:
+        """Record and log a failure of series ``uid`` at ``stage`` (``process``/``forward``; a forward is
+        retried every ``retry`` seconds). When the spool cannot take the record either (disk full), it is
+        kept in memory until the node restarts, so that the series is not processed again in a loop."""
+        try:
+            where = str(self.spool.mark_failed(uid, stage, message))
+            self._unrecorded.pop(uid, None)
+        except OSError as exc:
+            self._unrecorded[uid] = stage
+            where = f"not recorded: {exc.strerror or _one_line(exc)}"
+        if stage == "forward":
+            log.error("series %s: forward failed, retry in %.0f s (%s): %s", uid, self.retry, where, message)
+        else:
+            log.error("series %s failed (%s): %s", uid, where, message)
 
     def _process(self, uid: str, rule: Rule, label: str, scale: tuple[int, ...], output: Path) -> None:
         upscale = self._upscale
@@ -487,10 +570,37 @@ class DicomNode:
         log.info("DICOM node %s listening on %s:%d, spool %s", self.ae_title, host, port, self.spool.root)
         stop = stop or threading.Event()
         interval = interval if interval is not None else min(0.5, self.idle / 4)
+        restore = _stop_on_signals(stop)
         try:
             while not stop.is_set():
                 self.poll()
                 stop.wait(interval)
         finally:
+            restore()
             server.stop()
             log.info("DICOM node %s stopped", self.ae_title)
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGINT (Ctrl-C) and SIGTERM set ``stop``: the node stops between two steps, never inside the
+    server's or the logger's locks (a KeyboardInterrupt raised at an arbitrary point could leave one held and the
+    shutdown waiting on it). A second signal stops at once (KeyboardInterrupt). Returns the function that puts
+    the previous handlers back; does nothing outside the main thread, where handlers cannot be set."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.info("%s: stopping after the current step (again to stop now)", signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

@@ -12,12 +12,18 @@ A rules file is YAML (``configs/dicom_node/rules.example.yaml`` documents every 
 
 :func:`load_rules` validates it (pydantic: unknown keys are errors) and names the rule and field of
 a bad value; :meth:`Rules.select` returns the first rule whose ``match`` fits a series.
+
+``series_description`` patterns run on RE2 (``google-re2``), a linear-time engine: a sender controls
+the SeriesDescription it is matched against, and a backtracking engine (Python's ``re``) can take
+exponential time on a pattern like ``(a+)+$`` while holding the GIL, which freezes every thread of the
+node. RE2 has no backreferences or lookaround; such a pattern is refused when the rules are loaded.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,12 +35,46 @@ from geo_med_sr.scale import MAX_FACTOR, parse_scale
 from geo_med_sr.schema import Frozen, parse_yaml, validate
 from geo_med_sr.upscale.config import MethodName, SRConfig, load_config
 
+#: the longest ``series_description`` pattern accepted (characters); RE2 also bounds its compiled size.
+MAX_PATTERN_CHARS = 1000
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (linear-time matching), case-insensitive; cached.
+
+    Raises:
+        ValueError: RE2 cannot compile it (bad syntax, a backreference, lookaround, a repetition
+            above 1000, a program too large), with RE2's reason, on one line.
+    """
+    import re2
+
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a pattern of at most {MAX_PATTERN_CHARS} characters, got {len(pattern)}")
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # RE2 would also print the error on stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(
+            f"not a valid regular expression for RE2 ({reason}); backreferences and lookaround are not supported"
+        ) from None
+
+
+def search_pattern(pattern: str, text: str) -> bool:
+    """Whether ``pattern`` (see :func:`compile_pattern`) is found in ``text``, in time linear in ``len(text)``."""
+    return compile_pattern(pattern).search(text.encode("utf-8", "replace")) is not None
+
 
 class Match(Frozen):
     """What a series must be for a rule to apply (every given condition; an empty match fits all).
 
     ``modality``: one value or a list (``MR``, ``[MR, CT]``); ``series_description``: a regular
-    expression searched in SeriesDescription, case-insensitive; ``slice_thickness``: ``[min, max]``
+    expression (RE2 syntax: no backreferences or lookaround) searched in SeriesDescription,
+    case-insensitive, in linear time; ``slice_thickness``: ``[min, max]``
     mm, inclusive (a series without SliceThickness does not fit).
     """
 
@@ -46,10 +86,7 @@ class Match(Frozen):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression ({exc})") from None
+            compile_pattern(value)  # a ValueError naming what RE2 cannot run
         return value
 
     @field_validator("slice_thickness")
@@ -66,11 +103,11 @@ class Match(Frozen):
             if str(series.get("modality", "")).upper() not in {m.upper() for m in wanted}:
                 return False
         if self.series_description is not None:
-            if not re.search(self.series_description, str(series.get("series_description", "")), re.IGNORECASE):
+            if not search_pattern(self.series_description, str(series.get("series_description") or "")):
                 return False
         if self.slice_thickness is not None:
-            thickness = series.get("slice_thickness")
-            if thickness is None or not self.slice_thickness[0] <= float(thickness) <= self.slice_thickness[1]:
+            thickness = _finite(series.get("slice_thickness"))
+            if thickness is None or not self.slice_thickness[0] <= thickness <= self.slice_thickness[1]:
                 return False
         return True
 
@@ -142,12 +179,24 @@ class Rule(Frozen):
         if self.scale != "auto":
             factors = tuple(parse_scale(self.scale))
             return (factors[0],) * 3 if len(factors) == 1 else factors
-        thickness = series.get("slice_thickness") or series.get("spacing_between_slices")
+        thickness = _finite(series.get("slice_thickness")) or _finite(series.get("spacing_between_slices"))
         spacing = series.get("pixel_spacing")
-        if not thickness or not spacing:
+        values = [_finite(s) for s in spacing] if isinstance(spacing, (list, tuple)) and len(spacing) == 2 else []
+        if not thickness or not values or None in values or min(values) <= 0:
             return "scale auto needs SliceThickness (or SpacingBetweenSlices) and PixelSpacing in the header"
-        factor = min(MAX_FACTOR, max(1, round(float(thickness) / (sum(float(s) for s in spacing) / 2))))
-        return (1, 1, int(factor))
+        ratio = thickness / (sum(values) / 2)
+        if not (math.isfinite(ratio) and ratio > 0):
+            return f"scale auto: SliceThickness {thickness} mm over PixelSpacing {values} mm is not a positive number"
+        return (1, 1, int(min(MAX_FACTOR, max(1, round(ratio)))))
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, not a number, NaN or infinite: a header a sender wrote)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class RulesFile(Frozen):

@@ -430,3 +430,57 @@ def test_send_to_a_closed_port_says_the_output_was_written(tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"PACS@127.0.0.1:{port}: cannot connect" in err and f"the output {out} was written" in err
     assert len(list(out.glob("*.dcm"))) == 6
+
+
+def test_a_signal_stops_the_node_between_steps_and_a_second_one_at_once():
+    """Ctrl-C or SIGTERM sets the node's stop event (no KeyboardInterrupt inside the server's or the logger's
+    locks, which once left a stopping node hanging); a second signal interrupts at once; the previous handlers
+    come back."""
+    import signal
+    import threading
+
+    from geo_med_sr.pacs.node import _stop_on_signals
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        stop = threading.Event()
+        restore = _stop_on_signals(stop)
+        try:
+            os.kill(os.getpid(), sig)
+            assert stop.wait(5)
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), sig)
+                stop.wait(5)  # the handler runs in the main thread between two bytecodes
+        finally:
+            restore()
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_the_node_command_stops_cleanly_on_a_signal(tmp_path, signame):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    command = [sys.executable, "-m", "geo_med_sr", "dicom-node", "--ae-title", "STOPME", "--port", str(port)]
+    command += ["--forward", f"NOBODY@127.0.0.1:{free_port()}", "--spool", str(tmp_path / "spool")]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until it answers C-ECHO
+            try:
+                dimse.echo(net.Peer("STOPME", "127.0.0.1", port), "TEST")
+                break
+            except InputError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout and proc.stdout.read()
+                time.sleep(0.1)
+        proc.send_signal(getattr(signal, signame))
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "DICOM node STOPME stopped" in out and "Traceback" not in out
