@@ -44,6 +44,7 @@ ADAPTER_DEPENDENCIES = {
     "",
     "errors",
     "registry",
+    "schema",
     "dtypes",
     "geometry",
     "multires",

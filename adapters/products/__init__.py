@@ -4,11 +4,12 @@ Modules, one job each (one file per sensor):
 
 * :mod:`.names`: the one parser of band lists (``"B05,B8A"``) and the key two spellings of a band
   share (``"B5"`` == ``"B05"``); file stems. Pure Python.
-* :mod:`.records`: :class:`BandSpec`, :class:`Product`, band candidates, raster headers.
+* :mod:`.records`: :class:`BandSpec`, :class:`Product`, band candidates, raster headers, and the
+  checks every product shares (metadata files validated into typed records, one band per band file).
 * :mod:`.sentinel2`: band names and wavelengths, band file names, COG folders, ``.SAFE`` products,
   MTD metadata and the L1C/L2A offsets.
 * :mod:`.landsat`: Landsat product ids, band codes, OLI / ETM+ wavelengths.
-* :mod:`.stac`: local STAC items.
+* :mod:`.stac`: local STAC items (validated; asset files confined to the item's folder).
 * :mod:`.discovery`: :func:`discover`: which kind each input path is, band selection, the product.
 
 Radiometry: ``physical = (DN + offset) * gain`` (``offset`` in DN units).

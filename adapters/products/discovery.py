@@ -11,13 +11,16 @@ Inputs (each a path; several may be given):
   is a STAC item, the item is read instead (:mod:`.stac`);
 * a ``.SAFE`` folder, one of its granule or ``IMG_DATA`` folders, or its ``MTD_MSIL*.xml``
   (:mod:`.sentinel2`);
-* a local STAC item JSON (:mod:`.stac`);
+* a local STAC item JSON (:mod:`.stac`; its asset files must lie in its folder);
 * band files: Sentinel-2 band files by name (``B05.tif``, ``.._B05.jp2``, ``.._B05_20m.jp2``), or any
   raster, one band per band of the file, named from the band description, else the Landsat band
   code of the file name (``LC08_.._B3.tif`` -> ``"B3"``, :mod:`.landsat`), else ``"<stem> band <i>"``
   (``"<stem>"``);
 * ``pan=`` (a single-band file, role ``"pan"``) or ``guide=`` (a file of any number of bands, role
   ``"guide"``), added to the bands of the inputs.
+
+Every Sentinel-2 band file, however it was found, must hold exactly one band
+(:func:`~.records.check_one_band`, run on each selected band).
 
 Central wavelengths (nm): a STAC item's ``eo:bands`` when given, else the Sentinel-2A table; the
 Landsat 8/9 OLI or 7 ETM+ table for a band named ``"B<n>"`` in a file whose name is a Landsat product
@@ -42,6 +45,7 @@ from geo_med_sr.adapters.products.records import (
     Header,
     Product,
     S2Meta,
+    check_one_band,
     duplicate_error,
     existing,
     read_header,
@@ -82,12 +86,7 @@ def _folder(folder: Path, safe_cache: dict) -> Found:
 def _file(path: Path, role: str, position: int, cache: dict, safe_cache: dict) -> list[Candidate]:
     """Candidates of one band file: a Sentinel-2 band by name, or every band of any raster."""
     code = s2_file(path)
-    if code is not None and role != "pan":
-        header = read_header(path, cache)
-        if header.count != 1:
-            raise file_error(
-                InputError, path, f"named as Sentinel-2 band {code[0]} but holds {header.count} bands; expected one"
-            )
+    if code is not None and role != "pan":  # its band count is checked with every band's (_spec)
         return [s2_candidate(code[0], path, safe_meta(safe_root(path.parent), safe_cache), role)]
     header = read_header(path, cache)
     file_stem, sensor = stem(path), landsat_sensor(path.name)
@@ -146,7 +145,10 @@ def _spec(candidate: Candidate, offset: float | None, cache: dict) -> tuple[Band
     """The BandSpec of a selected candidate, with the offset source of a Sentinel-2 spectral band (else None)."""
     if candidate.error is not None:
         raise candidate.error
-    header = read_header(candidate.path, cache)
+    if candidate.s2 is not False:  # a Sentinel-2 band, found however: one band per file
+        header = check_one_band(candidate.name, candidate.path, cache)
+    else:
+        header = read_header(candidate.path, cache)
     gain, offset_value, source = candidate.gain, candidate.offset, None
     if candidate.s2 is not False and candidate.name not in S2_CATEGORICAL:
         gain, offset_value, source = s2_radiometry(candidate.name, candidate.s2, offset)

@@ -8,6 +8,10 @@ metadata (MTD ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET``, STAC ``raster:bands`` o
 04.00 on ("baseline default") and 0 before it; the baseline is also read from a product name's
 ``_Nxxyy_`` field. An ``offset=`` given to discovery overrides all of this ("--offset"); with no
 metadata at all the offset is 0 ("none"). Categorical bands (SCL): gain 1, offset 0.
+
+The MTD fields read are validated (:class:`MtdFields`): quantification values from 1 to 1e9, offsets
+finite and within +-65535 DN, ``band_id`` 0..12; anything else is one line naming the MTD file and
+the field.
 """
 
 from __future__ import annotations
@@ -15,10 +19,21 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from geo_med_sr.adapters.products.landsat import landsat_sensor
 from geo_med_sr.adapters.products.names import RASTER_SUFFIXES, band_key, stem
-from geo_med_sr.adapters.products.records import Candidate, S2Meta, duplicate_error
+from geo_med_sr.adapters.products.records import (
+    Candidate,
+    DnOffset,
+    MetadataRecord,
+    S2Meta,
+    duplicate_error,
+    read_metadata,
+    validated,
+)
 from geo_med_sr.errors import InputError, file_error
 
 __all__ = [
@@ -103,33 +118,87 @@ def safe_root(path: Path) -> Path | None:
     return None
 
 
-def read_mtd(mtd: Path, meta: S2Meta) -> None:
-    """Fill ``meta`` from an ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` (tags matched by local name)."""
-    quantification: dict[str, float] = {}
+#: a quantification value of an MTD (DN per unit reflectance; 10000 in every product so far).
+Quantification = Annotated[float, Field(ge=1.0, le=1e9, allow_inf_nan=False)]
+#: a ``band_id`` of an MTD offset: the position in S2_BANDS.
+BandId = Annotated[int, Field(ge=0, le=len(S2_BANDS) - 1)]
+_MTD_TAGS = (
+    "PROCESSING_BASELINE",
+    "BOA_QUANTIFICATION_VALUE",
+    "QUANTIFICATION_VALUE",
+    "SPACECRAFT_NAME",
+    "PRODUCT_URI",
+)
+_MTD_OFFSETS = ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")
+_MTD_HINT = "not valid Sentinel-2 metadata: repair or remove it, or give the offset with --offset"
+
+
+class MtdFields(MetadataRecord):
+    """The fields read from an ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` (element text, converted here).
+
+    Offsets are ``{band_id: DN offset}``; quantification values are DN per unit reflectance.
+    """
+
+    PROCESSING_BASELINE: str | None = None
+    BOA_QUANTIFICATION_VALUE: Quantification | None = None
+    QUANTIFICATION_VALUE: Quantification | None = None
+    SPACECRAFT_NAME: str | None = None
+    PRODUCT_URI: str | None = None
+    BOA_ADD_OFFSET: dict[BandId, DnOffset] = Field(default_factory=dict)
+    RADIO_ADD_OFFSET: dict[BandId, DnOffset] = Field(default_factory=dict)
+
+
+def _mtd_field(loc: tuple) -> str:
+    """``RADIO_ADD_OFFSET band_id 13`` for an offset, else the tag name."""
+    if loc and loc[0] in _MTD_OFFSETS and len(loc) > 1:
+        return f"{loc[0]} band_id {loc[1] if str(loc[1]) else '(none)'}"
+    return str(loc[0]) if loc else "<top>"
+
+
+def _mtd_text(mtd: Path) -> dict[str, object]:
+    """The text of the MTD elements we read, by local tag name (offsets as ``{band_id text: text}``).
+
+    Raises:
+        InputError: not a regular file, too large, or not well-formed XML.
+    """
+    data = read_metadata(mtd, "the MTD_MSIL*.xml of a Sentinel-2 product")
     try:
-        for element in ET.parse(mtd).iter():
-            tag = element.tag.rsplit("}", 1)[-1]
-            text = (element.text or "").strip()
-            if tag == "PROCESSING_BASELINE":
-                meta.baseline = text
-            elif tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE"):
-                quantification[tag] = float(text)
-            elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
-                band_id = int(element.get("band_id", ""))
-                if not 0 <= band_id < len(S2_BANDS):
-                    raise ValueError(f"band_id {band_id} outside 0..{len(S2_BANDS) - 1}")
-                meta.offsets[S2_BANDS[band_id]] = float(text)
-            elif tag == "SPACECRAFT_NAME":
-                meta.spacecraft = spacecraft(text)
-            elif tag == "PRODUCT_URI":
-                meta.product = text.removesuffix(".SAFE")
-    except (ET.ParseError, OSError, ValueError, IndexError) as exc:
+        root = ET.fromstring(data)  # noqa: S314 - expat refuses entity expansion bombs; no external entities
+    except (ET.ParseError, ValueError, LookupError) as exc:  # LookupError: an unknown declared encoding
         raise file_error(
             InputError,
             mtd,
             f"unreadable Sentinel-2 metadata ({exc}); repair or remove it, or give the offset with --offset",
         ) from exc
-    value = quantification.get("BOA_QUANTIFICATION_VALUE", quantification.get("QUANTIFICATION_VALUE"))
+    fields: dict[str, object] = {}
+    offsets: dict[str, dict[str, str]] = {}
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+        text = (element.text or "").strip()
+        if tag in _MTD_TAGS:
+            fields[tag] = text
+        elif tag in _MTD_OFFSETS:
+            offsets.setdefault(tag, {})[element.get("band_id", "")] = text
+    return {**fields, **offsets}
+
+
+def read_mtd(mtd: Path, meta: S2Meta) -> None:
+    """Fill ``meta`` from an ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` (tags matched by local name).
+
+    Raises:
+        InputError: unreadable or malformed XML, or a field we read of the wrong type or range
+            (one line naming the file and the field, e.g. ``RADIO_ADD_OFFSET band_id 13``).
+    """
+    fields = validated(MtdFields, _mtd_text(mtd), mtd, _MTD_HINT, where=_mtd_field)
+    if fields.PROCESSING_BASELINE:
+        meta.baseline = fields.PROCESSING_BASELINE
+    for tag in _MTD_OFFSETS:
+        meta.offsets.update({S2_BANDS[band_id]: value for band_id, value in getattr(fields, tag).items()})
+    if fields.SPACECRAFT_NAME:
+        meta.spacecraft = spacecraft(fields.SPACECRAFT_NAME)
+    if fields.PRODUCT_URI:
+        meta.product = fields.PRODUCT_URI.removesuffix(".SAFE")
+    value = fields.BOA_QUANTIFICATION_VALUE or fields.QUANTIFICATION_VALUE
     if value:
         meta.gain = 1.0 / value
 

@@ -1,7 +1,15 @@
 """Local STAC items of Sentinel-2 products (Earth Search and the like).
 
+An item is validated into :class:`StacItem` first: the fields read here are typed (a wrong type is
+one line naming the item and the field path, ``assets.rededge1.raster:bands[0].scale: expected a
+number``); any other field, of any STAC extension, is left alone.
+
 An item's data assets that are Sentinel-2 bands become the product's bands: COG assets are preferred
-over ``*-jp2`` ones, and a remote href is replaced by the file of the same name beside the item.
+over ``*-jp2`` ones. An asset's file must lie in the item's folder (checked on the resolved path, so
+neither ``..`` nor a symbolic link leads out): a relative href, or an absolute path or ``file://`` URL
+inside the folder; a remote href (``https://``, ``s3://``...) is replaced by the file of the same
+name beside the item (download the assets there). Anything else is refused when the band is
+selected; band files passed explicitly are not subject to this.
 Radiometry comes from ``raster:bands`` (scale -> gain, offset / scale -> DN offset) and
 ``earthsearch:boa_offset_applied``; wavelengths from ``eo:bands`` ``center_wavelength`` (µm).
 """
@@ -10,14 +18,25 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
 from urllib.parse import unquote, urlparse
 
-from geo_med_sr.adapters.products.records import Candidate, S2Meta
+from pydantic import Field, model_validator
+
+from geo_med_sr.adapters.products.records import (
+    DN_OFFSET_LIMIT,
+    Candidate,
+    MetadataRecord,
+    S2Meta,
+    read_metadata,
+    validated,
+)
 from geo_med_sr.adapters.products.sentinel2 import S2_GAIN, baseline_from_name, s2_band, s2_candidate, spacecraft
 from geo_med_sr.errors import InputError, file_error
 
-__all__ = ["STAC_NAMES", "is_stac_item", "read_stac"]
+__all__ = ["STAC_NAMES", "StacItem", "is_stac_item", "read_stac"]
 
 #: STAC asset keys / eo:bands names of the Sentinel-2 bands (Earth Search).
 STAC_NAMES = {
@@ -38,76 +57,231 @@ STAC_NAMES = {
 }
 
 _BAND_IN_TEXT = re.compile(r"\bband\s*(\d{1,2}a?)\b", re.IGNORECASE)
+_WHAT = "a STAC item JSON"
+_HINT = "fix the item, or pass the band files explicitly"
+_FIX_HREF = "copy or download the asset beside the item (with a relative href), or pass the band files explicitly"
+_SHOWN_CHARS = 200
+
+# ---------------------------------------------------------------- the fields we read, typed
+
+#: text, never a number or an object converted to text.
+Text = Annotated[str, Field(strict=True)]
+#: a finite JSON number (an integer is a number; text and true/false are not).
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class RasterBand(MetadataRecord):
+    """One ``raster:bands`` entry: ``scale`` is the gain (physical per DN), ``offset`` in physical units."""
+
+    scale: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=1e3)] | None = None
+    offset: Number | None = None
+
+    @model_validator(mode="after")
+    def _offset_in_dn_is_bounded(self) -> RasterBand:
+        if self.offset is not None and abs(self.offset / (self.scale or S2_GAIN)) > DN_OFFSET_LIMIT:
+            raise ValueError(f"offset / scale is beyond +-{DN_OFFSET_LIMIT:g} DN")
+        return self
+
+
+class EoBand(MetadataRecord):
+    """One ``eo:bands`` entry: its name, description and central wavelength (µm)."""
+
+    name: Text | None = None
+    description: Text | None = None
+    center_wavelength: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=100)] | None = None
+
+
+class Asset(MetadataRecord):
+    """A STAC asset: where its file is, what it is, its bands."""
+
+    href: Text
+    type: Text | None = None
+    title: Text | None = None
+    roles: list[Text] | None = None
+    raster_bands: list[RasterBand] | None = Field(None, alias="raster:bands")
+    eo_bands: list[EoBand] | None = Field(None, alias="eo:bands")
+
+
+class Properties(MetadataRecord):
+    """The item properties read here: mission, processing baseline, product name, offset applied."""
+
+    platform: Text | None = None
+    constellation: Text | None = None
+    processing_baseline: Text | None = Field(None, alias="s2:processing_baseline")
+    product_uri: Text | None = Field(None, alias="s2:product_uri")
+    boa_offset_applied: Annotated[bool, Field(strict=True)] | None = Field(None, alias="earthsearch:boa_offset_applied")
+
+
+class StacItem(MetadataRecord):
+    """A STAC item (type ``Feature``), only the fields read here typed; every other field is ignored."""
+
+    id: Text | None = None
+    properties: Properties | None = None
+    assets: dict[str, Asset]
+
+
+# ---------------------------------------------------------------- reading the item
+
+
+def _item_json(path: Path) -> Any:
+    """The parsed JSON of ``path`` (size-capped, regular files only).
+
+    Raises:
+        InputError: not a regular file, too large, not UTF-8 JSON (or nested beyond Python's limit).
+    """
+    data = read_metadata(path, _WHAT)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise file_error(InputError, path, f"not a readable JSON file ({problem}); pass {_WHAT}") from exc
 
 
 def is_stac_item(path: Path) -> bool:
-    """Whether ``path`` is a readable JSON STAC item (type ``Feature`` with assets); never raises."""
+    """Whether ``path`` is a JSON object of type ``Feature`` (a STAC item, valid or not); never raises."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = _item_json(path)
+    except InputError:
         return False
-    return isinstance(data, dict) and data.get("type") == "Feature" and isinstance(data.get("assets"), dict)
+    return isinstance(data, dict) and data.get("type") == "Feature"
 
 
-def _asset_band(key: str, asset: dict) -> str | None:
+def _asset_band(key: str, asset: Asset) -> str | None:
     """The Sentinel-2 band of a STAC asset from its key, its eo:bands name or its description/title."""
     base = key.lower().removesuffix("-jp2")
     code = s2_band(base) or STAC_NAMES.get(base)
-    eo = asset.get("eo:bands") or []
-    if code is None and len(eo) == 1 and isinstance(eo[0], dict):
-        name = str(eo[0].get("name", "")).lower()
+    eo = asset.eo_bands or []
+    if code is None and len(eo) == 1:
+        name = (eo[0].name or "").lower()
         code = s2_band(name) or STAC_NAMES.get(name)
-        text = f"{eo[0].get('description', '')} {asset.get('title', '')}"
+        text = f"{eo[0].description or ''} {asset.title or ''}"
         match = _BAND_IN_TEXT.search(text) if code is None else None
         code = s2_band(match[1]) if match else code
     return code
 
 
-def _resolve_href(item: Path, href: str) -> tuple[Path | None, list[str]]:
-    """Local file of an asset href: the local path when it exists, else the same basename beside the item."""
+# ---------------------------------------------------------------- hrefs, confined to the item's folder
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, shortened to about 200 characters (an href may be anything)."""
+    return repr(text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "...")
+
+
+@dataclass(frozen=True)
+class _Located:
+    """Where a band asset's href leads: ``path`` (inside the item's folder, maybe missing) or a refusal."""
+
+    key: str
+    href: str
+    path: Path | None
+    refusal: Exception | None = None
+
+
+def _href_target(folder: Path, href: str) -> Path | str:
+    """The path an href names (not resolved yet), or why it names none.
+
+    Local hrefs (relative, absolute, ``file://``) name that path; remote ones (``https://``,
+    ``s3://``...) the file of the same name in ``folder``.
+    """
+    if "\x00" in href:
+        return "holds a NUL character"
     parsed = urlparse(href)
-    beside = item.parent / Path(unquote(parsed.path)).name
-    tried = [beside]
-    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a path (a Windows drive letter is a scheme)
-        local = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(href)
-        tried.insert(0, local if local.is_absolute() else item.parent / local)
-    for path in tried:
-        if path.is_file():
-            return path.resolve(), [str(p) for p in tried]
-    return None, [href if len(tried) == 1 else str(tried[0]), str(beside)]
+    scheme = parsed.scheme.lower()
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            return f"is a file URL on another host ({parsed.netloc})"
+        return Path(unquote(parsed.path))
+    if not scheme or len(scheme) == 1:  # a path (a Windows drive letter parses as a scheme)
+        local = Path(href)
+        return local if local.is_absolute() else folder / local
+    name = PurePosixPath(unquote(parsed.path)).name
+    if name in ("", ".", ".."):
+        return "names no file"
+    return folder / name
+
+
+def _locate(item: Path, key: str, href: str) -> _Located:
+    """The file of asset ``key`` of ``item``: its resolved path, which must lie in the item's folder.
+
+    Nothing is opened; a refusal names the item, the asset, the href and what to do.
+    """
+    folder = item.parent.resolve()
+    target = _href_target(folder, href)
+    problem = target if isinstance(target, str) else None
+    if isinstance(target, Path):
+        try:
+            resolved = target.resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symbolic link loop, a name too long
+            problem = f"cannot be resolved ({exc})"
+        else:
+            if not resolved.is_relative_to(folder):
+                problem = f"leads outside the item's folder {folder} (to {resolved})"
+            else:
+                return _Located(key, href, resolved)
+    refusal = file_error(InputError, item, f"asset {_shown(key)}: href {_shown(href)} {problem}; {_FIX_HREF}")
+    return _Located(key, href, None, refusal)
+
+
+def _band_files(item: Path, code: str, entries: list[tuple[bool, str, Asset]]) -> list[Path] | Exception:
+    """The files of band ``code`` (COG assets first; a jp2 asset only when no COG asset's file exists).
+
+    Returns:
+        The distinct existing files, or the refusal to raise if the band is selected: an href that
+        leads out of the item's folder, or no asset file present.
+    """
+    tried: list[_Located] = []
+    for jp2 in (False, True):
+        located = [_locate(item, key, asset.href) for is_jp2, key, asset in entries if is_jp2 is jp2]
+        refused = next((loc.refusal for loc in located if loc.refusal is not None), None)
+        if refused is not None:
+            return refused
+        found = [loc.path for loc in located if loc.path is not None and loc.path.is_file()]
+        if found:
+            return list(dict.fromkeys(found if not jp2 else found[:1]))  # two assets of one file: one band
+        tried += located
+    first = tried[0]
+    return file_error(
+        InputError,
+        item,
+        f"asset {_shown(first.key)} (band {code}, href {_shown(first.href)}): no file {first.path}; "
+        "download it beside the item, pass the band files explicitly, or select other bands with --bands",
+    )
+
+
+# ---------------------------------------------------------------- the item
 
 
 def read_stac(path: Path) -> tuple[str, str, list[Candidate]]:
     """(kind, product, candidates) of a local STAC item JSON.
 
     Raises:
-        InputError: not a readable JSON, not a STAC item, an item of another mission, or no band asset.
+        InputError: not a readable JSON, not a STAC item, a field we read of the wrong type (one line
+            naming the item and the field path), an item of another mission, or no band asset.
+            A band asset's href out of the item's folder, or its missing file, is refused when that
+            band is selected (the candidate's ``error``).
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise file_error(InputError, path, f"not a readable JSON file ({exc}); pass a STAC item JSON") from exc
-    if not (isinstance(data, dict) and data.get("type") == "Feature" and isinstance(data.get("assets"), dict)):
+    data = _item_json(path)
+    if not (isinstance(data, dict) and data.get("type") == "Feature"):
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise file_error(
             InputError, path, f"not a STAC item (type {kind!r}); pass the JSON of one item (type 'Feature' with assets)"
         )
-    props = data.get("properties") or {}
-    platform = f"{props.get('constellation', '')} {props.get('platform', '')}".lower()
-    if platform.strip() and not re.search(r"sentinel[-_ ]?2", platform):
-        raise file_error(InputError, path, f"a STAC item of {platform.strip()}, not Sentinel-2; pass its band files")
+    item = validated(StacItem, data, path, _HINT)
+    props = item.properties or Properties()
+    platform = f"{props.constellation or ''} {props.platform or ''}".lower().strip()
+    if platform and not re.search(r"sentinel[-_ ]?2", platform):
+        raise file_error(InputError, path, f"a STAC item of {platform[:80]}, not Sentinel-2; pass its band files")
     meta = S2Meta(
-        baseline=props.get("s2:processing_baseline") or baseline_from_name(str(props.get("s2:product_uri", ""))),
-        offset_applied=props.get("earthsearch:boa_offset_applied") is True,
-        spacecraft=spacecraft(props.get("platform")),
-        product=str(data.get("id") or path.stem),
+        baseline=props.processing_baseline or baseline_from_name(props.product_uri or ""),
+        offset_applied=props.boa_offset_applied is True,
+        spacecraft=spacecraft(props.platform),
+        product=item.id or path.stem,
     )
-    assets: dict[str, list[tuple[bool, str, dict]]] = {}
-    for key, asset in data["assets"].items():
-        roles = asset.get("roles") if isinstance(asset, dict) else []
-        href = str(asset.get("href", "")) if isinstance(asset, dict) else ""
-        kind = f"{asset.get('type', '')} {href}".lower() if isinstance(asset, dict) else ""
-        code = _asset_band(key, asset) if isinstance(asset, dict) and (roles is None or "data" in roles) else None
+    assets: dict[str, list[tuple[bool, str, Asset]]] = {}
+    for key, asset in item.assets.items():
+        kind = f"{asset.type or ''} {asset.href}".lower()
+        code = _asset_band(key, asset) if asset.roles is None or "data" in asset.roles else None
         if code is None or not any(s in kind for s in ("tiff", "jp2", ".tif")):
             continue
         jp2 = key.lower().endswith("-jp2") or "jp2" in kind
@@ -115,41 +289,28 @@ def read_stac(path: Path) -> tuple[str, str, list[Candidate]]:
         _stac_radiometry(code, asset, meta)
     candidates = []
     for code, entries in assets.items():
-        entries.sort(key=lambda e: e[0])  # COG assets first
-        resolved = [(k, _resolve_href(path, str(a.get("href", "")))) for jp2, k, a in entries if not jp2]
-        found = [(k, p) for k, (p, _) in resolved if p is not None]
-        if not found:  # a jp2 asset only when no COG asset can be used
-            resolved += [(k, _resolve_href(path, str(a.get("href", "")))) for jp2, k, a in entries if jp2]
-            found = [(k, p) for k, (p, _) in resolved if p is not None][:1]
-        for file in dict.fromkeys(p for _, p in found):  # two assets of one file give one band
-            candidates.append(s2_candidate(code, file, meta))
-        if not found:
-            key, (_, tried) = resolved[0]
+        files = _band_files(path, code, entries)
+        if isinstance(files, Exception):
             candidate = s2_candidate(code, None, meta)
-            candidate.error = file_error(
-                InputError,
-                path,
-                f"asset {key!r} (band {code}): neither {tried[0]} nor {tried[-1]} exists; "
-                "download the file beside the item, or select other bands with --bands",
-            )
+            candidate.error = files
             candidates.append(candidate)
+            continue
+        candidates += [s2_candidate(code, file, meta) for file in files]
     if not candidates:
         raise file_error(
             InputError, path, "no Sentinel-2 band asset (blue, B02, ...) with the role 'data' in this item"
         )
-    return "stac", meta.product, candidates
+    return "stac", meta.product or path.stem, candidates
 
 
-def _stac_radiometry(code: str, asset: dict, meta: S2Meta) -> None:
-    """Per-band gain (``raster:bands`` scale), DN offset (reflectance offset / scale) and wavelength of a
-    STAC asset into ``meta``."""
-    bands = asset.get("raster:bands") or [{}]
-    raster = bands[0] if isinstance(bands[0], dict) else {}
-    if code not in meta.gains and raster.get("scale"):
-        meta.gains[code] = float(raster["scale"])
-    if code not in meta.offsets and raster.get("offset") is not None:
-        meta.offsets[code] = round(float(raster["offset"]) / float(raster.get("scale") or S2_GAIN), 6)
-    eo = asset.get("eo:bands") or [{}]
-    wavelength = eo[0].get("center_wavelength") if isinstance(eo[0], dict) else None
+def _stac_radiometry(code: str, asset: Asset, meta: S2Meta) -> None:
+    """Per-band gain (``raster:bands`` scale), DN offset (reflectance offset / scale) and wavelength
+    (``eo:bands`` center_wavelength, µm -> nm) of a STAC asset into ``meta``."""
+    raster = (asset.raster_bands or [RasterBand()])[0]
+    if code not in meta.gains and raster.scale:
+        meta.gains[code] = raster.scale
+    if code not in meta.offsets and raster.offset is not None:
+        meta.offsets[code] = round(raster.offset / (raster.scale or S2_GAIN), 6)
+    wavelength = (asset.eo_bands or [EoBand()])[0].center_wavelength
     if code not in meta.wavelengths and wavelength:
-        meta.wavelengths[code] = round(float(wavelength) * 1000.0, 3)
+        meta.wavelengths[code] = round(wavelength * 1000.0, 3)
