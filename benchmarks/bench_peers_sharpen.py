@@ -27,7 +27,9 @@ Methods, each run as a fresh process (wall time and peak RSS by ``_peak.peak_run
 * ours: ``python -m geo_med_sr sharpen REDUCED OUT --method M --quiet --overwrite --bands ...`` for bicubic,
   glp, model (bundled ``s2-guided-x{r}``, or ``--model-dir``/``s2_guided_x{r}_without_<ground key, ':' -> '_'>
   .safetensors`` when present; ``model_saw_scene`` in the JSON says whether its training saw this ground) and
-  self with a fixed ``--steps`` (``--self-steps``). At x6 they get the 10 m and 60 m bands, except self, which
+  self with a fixed ``--steps`` (``--self-steps``): ``self`` from a new network (``--model scratch``), ``self-ft``
+  fine-tuning the model that ``model`` runs (early stopping on a held-out strip of the reduced copy). At x6
+  they get the 10 m and 60 m bands, except self, which
   also gets the 20 m bands (it learns the 60 m group through them), so its time includes the 20 m group;
 * s2super (PyPI, TensorFlow; x2 only: it sharpens the 20 m bands): its quickstart call
   ``super_sample(data, method="fast", fit_data=False)`` on the 10 m bands plus the 20 m bands resampled
@@ -72,7 +74,7 @@ TOOLBOX_MIRROR = Path("/work/.mirror/matciotola+Sentinel2-SR-Toolbox/repo")
 B10, B20, B60 = ("B02", "B03", "B04", "B08"), ("B05", "B06", "B07", "B8A", "B11", "B12"), ("B01", "B09")
 NATIVE_M = {**dict.fromkeys(B10, 10), **dict.fromkeys(B20, 20), **dict.fromkeys(B60, 60)}
 TARGETS = {2: B20, 6: B60}
-OURS = ("bicubic", "glp", "model", "self")
+OURS = ("bicubic", "glp", "model", "self", "self-ft")
 TOOLBOX = {"fuse": "FUSE", "gsa": "SYNTH-GSA", "bt-h": "SYNTH-BT-H", "supreme": "SupReMe"}
 PEERS = ("s2super", *TOOLBOX)
 MIN_SIDE_60 = 16  # reduced 60 m pixels per side below which x6 is skipped
@@ -360,15 +362,18 @@ def ours_command(case: dict, method: str, out: Path, args: argparse.Namespace) -
     """``python -m geo_med_sr sharpen ...`` for ``method`` on the reduced folder, and what the row records."""
     ratio = case["ratio"]
     bands = [*B10, *TARGETS[ratio]] if not (ratio == 6 and method == "self") else [*B10, *B20, *B60]
-    cmd = [sys.executable, "-m", "geo_med_sr", "sharpen", str(case["folder"]), str(out), "--method", method]
+    run = "self" if method == "self-ft" else method
+    cmd = [sys.executable, "-m", "geo_med_sr", "sharpen", str(case["folder"]), str(out), "--method", run]
     cmd += ["--quiet", "--overwrite", "--bands", ",".join(bands)]
     info: dict = {"bands_given": bands}
-    if method == "self":
+    if run == "self":
         cmd += ["--steps", str(args.self_steps)]
         info["steps"] = args.self_steps
-        if ratio == 6:
+        if method == "self":
+            cmd += ["--model", "scratch"]
+        if ratio == 6 and method == "self":
             info["note"] = "given the 20 m bands too (it learns x6 through them): its time includes the 20 m group"
-    if method == "model":
+    if method in ("model", "self-ft"):
         key = case["ground_key"].replace(":", "_")
         loo = args.model_dir / f"s2_guided_x{ratio}_without_{key}.safetensors" if args.model_dir else None
         if loo is not None and loo.exists():
@@ -377,6 +382,8 @@ def ours_command(case: dict, method: str, out: Path, args: argparse.Namespace) -
         else:
             from geo_med_sr.sharpening.folds import ground_key
 
+            if method == "self-ft":
+                cmd += ["--model", f"s2-guided-x{ratio}"]
             seen = {ground_key(DATA / n) for n in BUNDLED_TRAINING if (DATA / n).exists()}
             info.update(model_weights=f"bundled s2-guided-x{ratio}", model_saw_scene=case["ground_key"] in seen)
             if info["model_saw_scene"]:

@@ -1,6 +1,6 @@
 """Leave-one-scene-out guided S2 models: one ``geo-med-sr train`` per fold, so every score is on unseen ground.
 
-    .venv/bin/python benchmarks/train_loo_sharpen.py [--ratios 2 6] [--steps N] [--scenes NAME ...] \
+    .venv/bin/python benchmarks/train_loo_sharpen.py [--ratios 2 6] [--steps N] [--scenes NAME ...] [--folds KEY ...] \
         [--out-dir benchmarks/.work/loo] [--all] [--dry-run] [--json benchmarks/results/train_loo_sharpen.json]
 
 For every ratio, the shared Sentinel-2 scenes (``../shared/data/s2``, or ``--scenes``) are split by
@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenes", nargs="+", type=Path, default=None, help="default: every folder of ../shared/data/s2"
     )
+    parser.add_argument(
+        "--folds", nargs="+", default=None, help="train only these folds (keys as printed, e.g. tile:29RKH)"
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's)")
     parser.add_argument("--balance", choices=["pair", "scene"], default=None, help="default: the config's")
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / ".work" / "loo")
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             for fold in folds:
                 if fold.key in runs:
                     runs[fold.key]["held_out"].append(fold.held_out.name)
+                    continue
+                if args.folds and fold.key not in args.folds:
                     continue
                 out = args.out_dir / f"s2_guided_x{ratio}_without_{fold.key.replace(':', '_')}.safetensors"
                 row = {"held_out": [fold.held_out.name], "train": [p.name for p in fold.train], "checkpoint": str(out)}

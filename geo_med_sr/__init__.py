@@ -20,6 +20,11 @@ _LAZY = {
 __all__ = ["__version__", "batch", "sharpen", "super_resolve"]
 
 
+def __dir__() -> list[str]:
+    """The module's names with the lazy entry points (``dir(geo_med_sr)`` and completion list them)."""
+    return sorted({*globals(), *_LAZY})
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib

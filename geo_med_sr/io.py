@@ -4,8 +4,11 @@
 * :func:`open_source` / :func:`open_sink`: an input and an output for the engine, window by
   window or in memory as each adapter declares (``reads_windows``: GeoTIFF; ``writes_windows``:
   GeoTIFF, NIfTI): the one path the pipeline runs for every format.
-* :func:`check_output`, :func:`atomic_path`: nothing is replaced by surprise and no partial
-  output is ever left at the output's name.
+* :func:`check_output`, :func:`check_output_size`, :func:`check_file_output`: the pre-flight of
+  every output, before any pixel is read or any training starts (format, what may be replaced,
+  a writable folder, the size against the free disk space and, for in-memory outputs, memory).
+* :func:`atomic_path`: nothing is replaced by surprise and no partial output is ever left at
+  the output's name.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from geo_med_sr.adapters.base import ADAPTERS, Adapter
 from geo_med_sr.errors import ConfigError, GeoMedSRError, InputError, InputNotFoundError, OutputError, file_error
+from geo_med_sr.inference.memory import available_bytes
 from geo_med_sr.inference.protocols import ImageSink, ImageSource
 from geo_med_sr.spatial import SpatialArray
 
@@ -298,27 +302,202 @@ def _check_not_an_input(path: Path, inputs: Sequence[str | os.PathLike]) -> None
             )
 
 
+#: what each output format's name looks like, for the message refusing another format.
+_FORMAT_NAMES = {
+    "geotiff": "a .tif/.tiff file name (GeoTIFF)",
+    "nifti": "a .nii/.nii.gz file name (NIfTI)",
+    "dicom": "a folder name (DICOM series)",
+}
+
+
+def _check_name(path: Path, what: str = "the output") -> None:
+    """Refuse an output named ``""``, ``.``, ``..`` or the root folder."""
+    if path.name in ("", ".", "..") or path.resolve() == Path(path.resolve().anchor):
+        raise file_error(OutputError, path, f"{what} needs a file or folder name, not the current or root folder")
+
+
+def _check_folder(path: Path) -> None:
+    """Refuse an output whose folder is missing or cannot be written (checked before any work)."""
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise file_error(OutputError, path, f"the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise file_error(OutputError, path, f"cannot write in the folder {parent} (permission denied)")
+
+
+def _output_adapter(path: Path, formats: Sequence[str] | None) -> type[Adapter]:
+    """The adapter that writes ``path``, refusing a name that selects no format or (``formats``: the
+    adapter names the command writes) a format the command does not write."""
+    try:
+        adapter = adapter_for_output(path)
+    except OutputError:
+        if formats is None:
+            raise
+    else:
+        if formats is None or adapter.name in formats:
+            return adapter
+    wanted = " or ".join(_FORMAT_NAMES.get(f, f) for f in formats)
+    raise file_error(OutputError, path, f"this command writes {wanted}; rename the output")
+
+
 def check_output(
-    path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = (), overwrite: bool = False
+    path: str | os.PathLike,
+    *,
+    inputs: Sequence[str | os.PathLike] = (),
+    overwrite: bool = False,
+    formats: Sequence[str] | None = None,
 ) -> type[Adapter]:
-    """Validate an output path before any work is done; returns its adapter.
+    """The pre-flight of an image output, before any input is opened; returns its adapter.
+
+    The size of the output is checked once the input headers give it (:func:`check_output_size`).
+
+    Args:
+        path: the output (a file, or a folder for a DICOM series).
+        inputs: the command's inputs (the output may not be, hold or lie inside one).
+        overwrite: an existing earlier output of this tool may be replaced.
+        formats: the adapter names the command writes (``("geotiff",)`` for ``sharpen``); None: any.
 
     Raises:
-        OutputError: the output is, holds or lies inside an input; it exists without
-            ``overwrite``, or exists and is not ours (:func:`owns_output`) even with it; its
-            parent folder is missing; its format is unknown; or a companion file the adapter
-            writes beside it (the ``.json`` sidecar of a NIfTI output) exists without
-            ``overwrite`` or is not ours.
+        OutputError: the output is, holds or lies inside an input; its format is unknown or not
+            one of ``formats``; it exists without ``overwrite``, or exists and is not ours
+            (:func:`owns_output`) even with it; its parent folder is missing or not writable; or
+            a companion file the adapter writes beside it (the ``.json`` sidecar of a NIfTI
+            output) exists without ``overwrite`` or is not ours.
     """
     path = Path(path)
-    if path.name in ("", ".", "..") or path.resolve() == Path(path.resolve().anchor):
-        raise file_error(OutputError, path, "the output needs a file or folder name, not the current or root folder")
+    _check_name(path)
     _check_not_an_input(path, inputs)
-    adapter = adapter_for_output(path)
+    adapter = _output_adapter(path, formats)
     _check_replaceable(path, adapter, adapter.companions(path), overwrite)
-    if not path.resolve().parent.is_dir():
-        raise file_error(OutputError, path, f"the folder {path.resolve().parent} does not exist")
+    _check_folder(path)
     return adapter
+
+
+#: bytes on disk per uncompressed byte of samples, by output format: a COG adds its overviews (a third
+#: more for 2D). Compression is not assumed (it can be nil on noisy floats); it roughly pays for the
+#: temporary tiled copy a COG is converted from. Other formats: the uncompressed samples.
+DISK_FACTOR = {"geotiff": 4 / 3}
+
+
+def _size(nbytes: float) -> str:
+    """``nbytes`` for a message, in the largest binary unit it reaches (``120.0 GiB``, ``256.0 KiB``)."""
+    for unit, power in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 2**power:
+            return f"{nbytes / 2**power:.1f} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system holding the existing folder ``path``."""
+    path = path.resolve()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def output_bytes(shape: Sequence[int], dtype: np.dtype | str) -> int:
+    """Uncompressed size in bytes of samples of ``shape`` ``(C, *S)`` (bands x pixels) in ``dtype``."""
+    return int(np.prod([int(n) for n in shape], dtype=np.float64)) * np.dtype(dtype).itemsize
+
+
+def check_output_size(
+    path: str | os.PathLike,
+    adapter: type[Adapter],
+    shape: Sequence[int],
+    dtype: np.dtype | str,
+    *,
+    compute_dtype: np.dtype | str | None = None,
+    memory: int | None = None,
+) -> None:
+    """The size part of the output pre-flight, from headers only, before any pixel is computed.
+
+    The output needs about ``output_bytes(shape, dtype) * DISK_FACTOR[format]`` bytes on the file
+    system of its folder (``shutil.disk_usage``); an output held whole in memory until it is
+    written (an adapter without ``writes_windows``: DICOM) also needs twice its values in
+    ``compute_dtype`` of the memory available now.
+
+    Args:
+        path: the output, named in the message (its folder exists: :func:`check_output`).
+        adapter: the output's adapter (:func:`check_output` returns it).
+        shape: ``(C, *S)`` of the output (bands, then pixels per axis).
+        dtype: the storage dtype written.
+        compute_dtype: the dtype values are collected in for an in-memory output (default ``dtype``).
+        memory: bytes of memory available (default: what the system can give now, ``available_bytes``).
+
+    Raises:
+        OutputError: ``OUTPUT: about 120.0 GiB to write and 56.0 GiB free on /data`` (or the memory).
+    """
+    path = Path(path)
+    needed = output_bytes(shape, dtype) * DISK_FACTOR.get(adapter.name, 1.0)
+    folder = path.resolve().parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None  # the writer reports a full disk in one line if it comes to that
+    if free is not None and needed > free:
+        raise file_error(
+            OutputError,
+            path,
+            f"about {_size(needed)} to write and {_size(free)} free on {_mount_point(folder)}; "
+            "free some space, write elsewhere or choose fewer bands or a smaller scale",
+        )
+    if not adapter.writes_windows:
+        _check_memory(path, shape, np.dtype(compute_dtype or dtype), available_bytes() if memory is None else memory)
+
+
+def _check_memory(path: Path, shape: Sequence[int], dtype: np.dtype, free: int | None) -> None:
+    """Refuse an in-memory output of ``shape`` needing (twice its values in ``dtype``) more than ``free`` bytes."""
+    needed = 2 * output_bytes(shape, dtype)
+    if free is not None and needed > free:
+        raise file_error(
+            OutputError,
+            path,
+            f"an output of {'x'.join(str(int(n)) for n in shape[1:])} voxels needs about {needed / 2**30:.1f} GiB of "
+            f"memory and {free / 2**30:.1f} GiB is available; use a smaller --scale or crop the input",
+        )
+
+
+def check_file_output(
+    path: str | os.PathLike,
+    *,
+    suffixes: Sequence[str],
+    what: str = "the output",
+    inputs: Sequence[str | os.PathLike] = (),
+    owned: Any = None,
+    overwrite: bool = False,
+    ignore_case: bool = False,
+) -> Path:
+    """The pre-flight of an output that is one file this tool writes itself (a checkpoint, a report, a VRT).
+
+    Args:
+        path: the file.
+        suffixes: the name endings the writer accepts, case included (``(".safetensors",)``,
+            ``(".png", ".PNG")``); the first one is named in the message.
+        what: the output's role in messages (``"the checkpoint"``, ``"the --plot report"``).
+        inputs: the command's inputs (the output may not be one).
+        owned: ``owned(path) -> bool``, whether an existing file is an earlier output of this tool;
+            None: an existing file is left to the caller (``train --resume`` continues one).
+        overwrite: an existing file that ``owned`` accepts may be replaced.
+        ignore_case: the writer takes the suffixes in any case (``.VRT``).
+
+    Raises:
+        OutputError: a wrong suffix, a folder at the name, an input, a missing or read-only
+            folder, or an existing file that is not ours or is ours without ``overwrite``.
+    """
+    path = Path(path)
+    _check_name(path, what)
+    name, ends = path.name, tuple(suffixes)
+    if ignore_case:
+        name, ends = name.lower(), tuple(e.lower() for e in ends)
+    if not name.endswith(ends) or name in ends:
+        raise file_error(OutputError, path, f"{what} must be a file name ending with {suffixes[0]}; rename it")
+    _check_not_an_input(path, inputs)
+    if path.is_dir():
+        raise file_error(OutputError, path, f"{what} name is a folder; give a file name")
+    if owned is not None and (path.exists() or path.is_symlink()):
+        _check_not_existing(path, overwrite, what, owned=not path.is_symlink() and bool(owned(path)))
+    _check_folder(path)
+    return path
 
 
 def _replace(src: Path, dst: Path, parent: Path) -> None:
@@ -488,6 +667,13 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     except OutputError:
         return None  # not a format this tool writes, so it cannot carry our provenance
     return adapter.read_provenance(path)
+
+
+def owns_vrt(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a VRT mosaic this tool wrote (so ``--overwrite`` may replace it); never raises."""
+    from geo_med_sr.adapters.vrt import _is_our_vrt
+
+    return _is_our_vrt(Path(path))
 
 
 def build_vrt(paths: Sequence[str | os.PathLike], vrt_path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -28,7 +28,19 @@ SOURCES = {PACKAGE: REPO / "geo_med_sr", f"{PACKAGE}.adapters": REPO / "adapters
 LAYERS: list[tuple[str, list[str]]] = [
     (
         "ground",
-        ["", "errors", "registry", "schema", "provenance", "dtypes", "digest", "optional", "models.weights", "samples"],
+        [
+            "",
+            "errors",
+            "registry",
+            "schema",
+            "provenance",
+            "dtypes",
+            "digest",
+            "optional",
+            "options_check",
+            "models.weights",
+            "samples",
+        ],
     ),
     ("geometry", ["geometry", "multires", "scale", "normalize"]),
     ("spatial", ["spatial"]),

@@ -94,7 +94,7 @@ def test_slice_thickness_refused_where_it_means_nothing(tmp_path):
     src = _volume(tmp_path)
     with pytest.raises(ConfigError, match="applies to --method self"):
         super_resolve(src, tmp_path / "c.nii.gz", "1,1,4", {"model": {"method": "bspline"}}, slice_thickness=4.0)
-    with pytest.raises(ConfigError, match="positive number"):
+    with pytest.raises(ConfigError, match="expected a finite length in mm > 0"):
         super_resolve(
             src, tmp_path / "d.nii.gz", "1,1,4", {"model": {"method": "self", "steps": 1}}, slice_thickness=-1
         )

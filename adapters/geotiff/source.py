@@ -285,13 +285,13 @@ class GeoTiffSource:
             ) from exc
 
     def _value_valid(self, raw: np.ndarray) -> np.ndarray:
-        """``(C, bh, bw)`` validity per band from the values alone (the band's nodata, NaN)."""
+        """``(C, bh, bw)`` validity per band from the values alone (the band's nodata, NaN, +-inf)."""
         valid = np.ones(raw.shape, dtype=bool)
         for i, nodata in enumerate(self.band_nodata):
             if nodata is not None and not math.isnan(nodata):
                 valid[i] &= raw[i] != nodata
         if self.dtype.kind == "f":
-            valid &= ~np.isnan(raw)
+            valid &= np.isfinite(raw)
         return valid
 
     def _mask_valid(self, window: Window) -> np.ndarray | None:

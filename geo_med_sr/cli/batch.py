@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from geo_med_sr import options_check as check
 from geo_med_sr.cli.common import EXIT_FAILED
-from geo_med_sr.cli.options import add_method_options, add_overwrite, add_progress_options, progress_mode, sr_config
+from geo_med_sr.cli.options import (
+    add_method_options,
+    add_overwrite,
+    add_progress_options,
+    progress_mode,
+    sr_config,
+    typed,
+)
 from geo_med_sr.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -38,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_method_options(p)
     p.add_argument(
         "--workers",
-        type=int,
+        type=typed(check.WORKERS),
         default=None,
         help="worker processes of the local Dask cluster (default: one per 4 cores)",
     )
@@ -52,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=typed(check.WORKERS),
         default=None,
         help="torch threads per task (default: the cores divided among the local workers)",
     )

@@ -14,7 +14,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from geo_med_sr.errors import GeoMedSRError
 
@@ -51,7 +51,7 @@ class CommandParser(argparse.ArgumentParser):
 
     def add_mode(self, flag: str, help: str, description: str) -> argparse.ArgumentParser:
         """A new parser for the mode of ``flag`` (``help``: the flag's help here), to add its arguments to."""
-        mode = argparse.ArgumentParser(prog=f"{self.prog} {flag}", description=description)
+        mode = CommandParser(prog=f"{self.prog} {flag}", description=description)
         mode.add_argument(flag, action="store_true", required=True, help=argparse.SUPPRESS)
         self.add_argument(flag, action=_ModeFlag, nargs=0, default=False, help=help)
         self.modes[flag] = mode
@@ -71,6 +71,10 @@ class CommandParser(argparse.ArgumentParser):
             except _SwitchMode as switch:  # the flag spelt short: the mode's parser knows it so too
                 mode = self.modes[str(switch)]
         return mode.parse_args(args, namespace), []
+
+    def error(self, message: str) -> NoReturn:
+        """A bad option: one line ``geo-med-sr CMD: error: ...`` and exit 2 (``--help`` shows the usage)."""
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {_one_line(message)}\n")
 
     def format_help(self) -> str:
         """The default mode's help, then each other mode's."""

@@ -14,6 +14,8 @@ import logging
 import sys
 from collections.abc import Iterator
 
+from geo_med_sr import options_check as check
+from geo_med_sr.cli.options import typed
 from geo_med_sr.pacs.fetch import DEFAULT_AE_TITLE, is_dicomweb
 
 __all__ = [
@@ -91,7 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "PACS at it by adding the node (AE title, host, port) to the PACS's DICOM modalities. Ctrl-C stops it.",
     )
     p.add_argument("--ae-title", required=True, help="the node's AE title (what senders call, and its calling title)")
-    p.add_argument("--port", type=int, required=True, help="TCP port to listen on")
+    p.add_argument("--port", type=typed(check.PORT), required=True, help="TCP port to listen on")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument(
         "--forward", metavar="AE@HOST:PORT", default=None, help="where results go (rules may override: forward:)"
@@ -102,9 +104,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="rules YAML (see configs/dicom_node/rules.example.yaml); default: every series, scale auto",
     )
     p.add_argument("--spool", default="geo-med-sr-spool", help="spool folder (default ./geo-med-sr-spool)")
-    p.add_argument("--idle", type=float, default=10.0, help="seconds without a new instance that end a series (10)")
-    p.add_argument("--return-port", type=int, default=None, help="port of the sender for rules with forward: sender")
-    p.add_argument("--retry", type=float, default=60.0, help="seconds between retries of a failed forward (60)")
+    p.add_argument(
+        "--idle",
+        type=typed(check.NODE_SECONDS),
+        default=10.0,
+        help="seconds without a new instance that end a series (10)",
+    )
+    p.add_argument(
+        "--return-port", type=typed(check.PORT), default=None, help="port of the sender for rules with forward: sender"
+    )
+    p.add_argument(
+        "--retry", type=typed(check.NODE_SECONDS), default=60.0, help="seconds between retries of a failed forward (60)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the received and the written series of done series")
     p.add_argument("--verbose", action="store_true", help="log pynetdicom's own messages too")
 

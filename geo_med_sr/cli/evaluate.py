@@ -11,7 +11,10 @@ hands the arguments to the mode's own parser, and ``--help`` documents both mode
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
+from geo_med_sr import options_check as check
 from geo_med_sr.cli.common import CommandParser
 from geo_med_sr.cli.options import (
     add_band_names,
@@ -28,6 +31,7 @@ from geo_med_sr.cli.options import (
     add_seed,
     add_series,
     add_sr_config,
+    typed,
 )
 from geo_med_sr.sharpening.registry import SHARPEN_METHODS
 from geo_med_sr.upscale.registry import METHODS
@@ -102,14 +106,44 @@ def _add_sharpen_mode(p: CommandParser) -> None:
         choices=SHARPEN_METHODS.names(),
         help="repeat for several (default: bicubic, brovey, glp, self)",
     )
-    m.add_argument("--ratio", action="append", type=int, default=None, help="only the group with this ratio (2, 6)")
-    add_budget_steps(m, "240 on CPU", exclusive=True)
+    m.add_argument(
+        "--ratio", action="append", type=typed(check.RATIO), default=None, help="only the group with this ratio (2, 6)"
+    )
+    add_budget_steps(m, "600 for the finest group, 200 for coarser ones", exclusive=True)
     add_model(m, "guided checkpoint or bundled name")
     add_offset(m)
     add_device(m, "auto")
     add_seed(m, 0, "default 0")
     m.add_argument("--qnr", action="store_true", help="also run each method at full resolution and report QNR")
     add_report_options(m, "truth / each method per band, whole and zoomed")
+
+
+#: what ``--plot`` may be named: the report is a PNG (the only format that carries our mark, so only a
+#: PNG is recognised as an earlier report that may be replaced).
+PLOT_SUFFIXES = (".png", ".PNG")
+
+
+def check_reports(json_path: str | None, plot_path: str | None, *, inputs: Sequence[str] = ()) -> None:
+    """The output pre-flight of both modes' reports, before any evaluation runs.
+
+    ``--plot`` is a ``.png`` file name (:func:`geo_med_sr.io.check_file_output`), not an input and not
+    the ``--json`` file; then each passes :func:`~geo_med_sr.upscale.evaluate.check_report_paths`
+    (a writable folder; an existing file there must be an earlier report).
+
+    Raises:
+        OutputError: naming the report and what to do.
+    """
+    from geo_med_sr import io
+    from geo_med_sr.errors import OutputError, file_error
+    from geo_med_sr.upscale.evaluate import check_report_paths
+
+    if json_path is not None:
+        io.check_file_output(json_path, suffixes=("",), what="the --json report", inputs=inputs)
+    if plot_path is not None:
+        io.check_file_output(plot_path, suffixes=PLOT_SUFFIXES, what="the --plot report", inputs=inputs)
+        if json_path is not None and Path(json_path).resolve() == Path(plot_path).resolve():
+            raise file_error(OutputError, plot_path, "--json and --plot name the same file; give each its own name")
+    check_report_paths(json_path, plot_path)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -119,9 +153,9 @@ def run(args: argparse.Namespace) -> None:
         return
     from geo_med_sr.io import parse_bands
     from geo_med_sr.upscale.config import SRConfig, load_config
-    from geo_med_sr.upscale.evaluate import check_report_paths, evaluate, format_table, save_json, save_plot
+    from geo_med_sr.upscale.evaluate import evaluate, format_table, save_json, save_plot
 
-    check_report_paths(args.json, args.plot)  # before the evaluation runs, not after
+    check_reports(args.json, args.plot, inputs=[args.reference])  # before the evaluation runs, not after
     config = load_config(args.config) if args.config else SRConfig()
     methods = args.methods or ["bicubic", "bspline", "bspline-ibp"]
     config = config.updated(
@@ -155,9 +189,9 @@ def _run_sharpen(args: argparse.Namespace) -> None:
         format_sharpen_table,
         save_sharpen_plot,
     )
-    from geo_med_sr.upscale.evaluate import check_report_paths, save_json
+    from geo_med_sr.upscale.evaluate import save_json
 
-    check_report_paths(args.json, args.plot)
+    check_reports(args.json, args.plot, inputs=[*args.inputs, *(p for p in (args.pan, args.guide) if p)])
     result = evaluate_sharpening(
         args.inputs,
         pan=args.pan,

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from geo_med_sr import __version__
 from geo_med_sr.cli import batch, demo, dicom, evaluate, info, sharpen, train, upscale
-from geo_med_sr.cli.common import CommandParser, run_command
+from geo_med_sr.cli.common import EXIT_ERROR, CommandParser, run_command
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors from anywhere, print one line and exit 2; Ctrl-C exits 130, SIGTERM/SIGHUP 128 + the
     signal number, both after removing temporary outputs. Warnings print as one line each.
     """
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # --help/--version (0) or a bad option (2, said in one line): returned like the rest
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     return run_command(COMMANDS[args.command].run, args)
 
 

@@ -8,14 +8,21 @@ plugin (``integrations/qgis``) runs the CLI with them.
 Units: ``--patch-size`` is always the tile edge in pixels of the input's finest grid (the input
 voxels for ``upscale``; the finest band grid, which is the output grid, for ``sharpen``);
 ``--budget`` is in seconds.
+
+Every numeric option is checked while parsing, by the rule of :mod:`geo_med_sr.options_check` that the
+Python API applies too (:func:`typed`): a bad value is refused with exit 2 and one line naming the
+option, before any file is opened.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
+from geo_med_sr import options_check as check
 from geo_med_sr.degrade import DEGRADATIONS
+from geo_med_sr.errors import ConfigError
 from geo_med_sr.upscale.registry import METHODS
 
 __all__ = [
@@ -40,10 +47,27 @@ __all__ = [
     "add_offset",
     "progress_mode",
     "sr_config",
+    "typed",
 ]
 
 #: the one help of ``--patch-size``: its unit.
 PATCH_SIZE_UNIT = "tile edge in pixels of the input's finest grid"
+
+
+def typed(rule: check.Rule) -> Callable[[str], int | float]:
+    """The argparse ``type=`` of a numeric option: the text parsed and checked by ``rule``.
+
+    argparse turns the refusal into ``argument --budget: inf: expected ...`` and exit 2.
+    """
+
+    def parse(text: str) -> int | float:
+        try:
+            return rule.parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "whole number" if rule.whole else "number"  # argparse's word for the type
+    return parse
 
 
 def add_progress_options(p: argparse.ArgumentParser, quiet_help: str = "no progress bar or summary") -> None:
@@ -68,27 +92,31 @@ def progress_mode(args: argparse.Namespace) -> bool | None:
     return True if getattr(args, "progress", False) else None
 
 
-def add_budget_steps(p: argparse.ArgumentParser, default_budget: str | None = None, exclusive: bool = False) -> None:
-    """``--budget`` (seconds) and ``--steps`` of ``--method self``.
+def add_budget_steps(
+    p: argparse.ArgumentParser, default_steps: str | None = None, exclusive: bool = False, zero_steps: bool = False
+) -> None:
+    """``--steps`` and ``--budget`` (seconds) of ``--method self``.
 
     Args:
         p: the command's parser.
-        default_budget: the default the help states (e.g. ``"180 on CPU, 60 on GPU"``); None: none stated.
+        default_steps: the default the help states (e.g. ``"600 for the finest group"``); None: none stated.
         exclusive: argparse refuses both together (otherwise the command's configuration does).
+        zero_steps: ``--steps 0`` is meaningful (``sharpen --method self --model M --steps 0``: the model
+            unchanged); otherwise steps start at 1.
     """
     group: Any = p.add_mutually_exclusive_group() if exclusive else p
-    default = f" (default {default_budget})" if default_budget else ""
+    default = f"; default {default_steps}" if default_steps else ""
     group.add_argument(
         "--budget",
-        type=float,
+        type=typed(check.BUDGET),
         default=None,
-        help=f"seconds of self-supervised training for --method self{default}",
+        help="--method self: train for this many seconds instead of a number of steps (a busy machine does fewer)",
     )
     group.add_argument(
         "--steps",
-        type=int,
+        type=typed(check.STEPS_OR_ZERO if zero_steps else check.STEPS),
         default=None,
-        help="--method self: train for this many steps instead of a time budget (the same output on a busy machine)",
+        help=f"--method self: training steps (the same output however busy the machine is{default})",
     )
 
 
@@ -109,12 +137,14 @@ def add_amp(p: argparse.ArgumentParser, default: bool | None = False) -> None:
 
 def add_patch_size(p: argparse.ArgumentParser, default: int | None, grid: str, detail: str) -> None:
     """``--patch-size``: the tile edge in pixels of the input's finest grid (``grid`` says which it is)."""
-    p.add_argument("--patch-size", type=int, default=default, help=f"{PATCH_SIZE_UNIT} ({grid}); {detail}")
+    p.add_argument(
+        "--patch-size", type=typed(check.PATCH_SIZE), default=default, help=f"{PATCH_SIZE_UNIT} ({grid}); {detail}"
+    )
 
 
 def add_seed(p: argparse.ArgumentParser, default: int | None, note: str) -> None:
     """``--seed`` of the training (``note``: its default or that it overrides the config)."""
-    p.add_argument("--seed", type=int, default=default, help=f"random training seed ({note})")
+    p.add_argument("--seed", type=typed(check.SEED), default=default, help=f"random training seed ({note})")
 
 
 def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
@@ -183,7 +213,10 @@ def add_guides(p: argparse.ArgumentParser) -> None:
 def add_offset(p: argparse.ArgumentParser) -> None:
     """``--offset``: the DN offset of the bands."""
     p.add_argument(
-        "--offset", type=float, default=None, help="DN offset of the bands (S2 L2A >= 04.00: -1000) if not in metadata"
+        "--offset",
+        type=typed(check.OFFSET),
+        default=None,
+        help="DN offset of the bands (S2 L2A >= 04.00: -1000) if not in metadata",
     )
 
 
@@ -198,7 +231,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
             "the same grid; bspline-ibp = cubic B-spline + back-projection onto the input"
         ),
     )
-    add_budget_steps(p, "180 on CPU, 60 on GPU")
+    add_budget_steps(p, "1000 through-plane, 700 2D, 900 3D")
     p.add_argument(
         "--consistency",
         action="store_true",
@@ -235,13 +268,15 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
         "for tiled models, --ensemble and --consistency (default 64; bundled EDSR networks stream in columns "
         "instead, see inference.column_size)",
     )
-    p.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default 4)")
+    p.add_argument(
+        "--batch-size", type=typed(check.BATCH_SIZE), default=None, help="tiles per forward pass (default 4)"
+    )
     p.add_argument("--float32", action="store_true", help="write float32 values instead of the input's dtype")
     add_bands(p)
     add_no_cog(p)
     p.add_argument(
         "--fill-radius",
-        type=int,
+        type=typed(check.FILL_RADIUS),
         default=None,
         help=(
             "pixels over which nodata is filled from valid neighbours before the network (default: the model's "

@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from geo_med_sr.cli.options import add_device, add_overwrite, add_seed
+from geo_med_sr import options_check as check
+from geo_med_sr.cli.options import add_device, add_overwrite, add_seed, typed
 
 __all__ = ["add_parser", "run"]
 
@@ -33,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", nargs="+", required=True, help="HR training files (.nii/.nii.gz, DICOM folders, .tif)")
     p.add_argument("--val", nargs="*", default=(), help="held-out files for validation PSNR")
     p.add_argument("--out", required=True, help="checkpoint to write, ending in .safetensors")
-    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the config)")
+    p.add_argument("--steps", type=typed(check.STEPS), default=None, help="training steps (overrides the config)")
     add_seed(p, None, "overrides the config")
     add_device(p, None, " (overrides the config)")
     p.add_argument("--resume", action="store_true", help="continue from OUT and its saved training state")

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 from typing import Any
 
+from geo_med_sr import options_check as check
 from geo_med_sr.cli.dicom import add_pacs_options, check_upscale_push, push_upscale_result, upscale_input, uses_pacs
 from geo_med_sr.cli.options import (
     add_method_options,
@@ -14,6 +15,7 @@ from geo_med_sr.cli.options import (
     add_series,
     progress_mode,
     sr_config,
+    typed,
 )
 
 __all__ = ["add_parser", "run"]
@@ -44,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--slice-thickness",
-        type=float,
+        type=typed(check.MM),
         default=None,
         metavar="MM",
         help="--method self on thick slices: the slice thickness (default: DICOM SliceThickness, else estimated "
@@ -52,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--target-spacing",
-        type=float,
+        type=typed(check.MM),
         default=None,
         metavar="MM",
         help="NIfTI/DICOM: instead of --scale, the whole factor per axis that brings the voxel spacing closest to "

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from geo_med_sr.errors import ConfigError
+from geo_med_sr.errors import ConfigError, InputError
 from geo_med_sr.spatial import SpatialArray
 
 SSIM_WINDOW = 11
@@ -51,9 +51,29 @@ def valid_region(shape: Sequence[int], scale: Sequence[int], valid: np.ndarray |
 
 
 def data_range(reference: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Max - min of the reference's (valid) values; 1.0 for a constant image."""
+    """Max - min of the reference's (valid) values: the peak of PSNR and the ``L`` of SSIM.
+
+    0.0 for a constant image (or one with no valid value): PSNR and SSIM are undefined there, and
+    :func:`psnr` refuses that peak rather than score against a made-up one.
+    """
     values = reference if valid is None else reference[:, valid]
-    return float(values.max() - values.min()) or 1.0
+    if values.size == 0:
+        return 0.0
+    return float(values.max() - values.min())
+
+
+def check_peak(peak: float) -> float:
+    """``peak`` when it is a positive finite number; InputError otherwise (a constant reference).
+
+    Raises:
+        InputError: PSNR/SSIM undefined: the reference holds a single value on the scored pixels.
+    """
+    if not (np.isfinite(peak) and peak > 0):
+        raise InputError(
+            f"the reference holds a single value on the scored pixels (data range {peak:g}), so PSNR and SSIM "
+            "are undefined; evaluate on an image with some contrast"
+        )
+    return float(peak)
 
 
 def psnr(
@@ -68,15 +88,18 @@ def psnr(
 
     Returns:
         ``10 log10(peak^2 / MSE)`` in dB (``inf`` for identical images), float64 arithmetic.
-    """
-    import torch
-    from monai.metrics import PSNRMetric
 
+    Raises:
+        InputError: the peak is 0 (a constant reference) or not finite: PSNR is undefined.
+    """
     ref = reference if region is None else reference[:, region]
     est = estimate if region is None else estimate[:, region]
     ref = ref.astype(np.float64).reshape(1, -1)
     est = est.astype(np.float64).reshape(1, -1)
-    peak = float(ref.max() - ref.min()) if data_range is None else float(data_range)
+    peak = check_peak(float(ref.max() - ref.min()) if data_range is None else float(data_range))
+    import torch
+    from monai.metrics import PSNRMetric
+
     return float(PSNRMetric(max_val=peak)(torch.from_numpy(est), torch.from_numpy(ref)).item())
 
 
@@ -90,7 +113,9 @@ def ssim(reference: np.ndarray, estimate: np.ndarray, region: np.ndarray, data_r
 
     Raises:
         ConfigError: no whole window fits in ``region``.
+        InputError: ``data_range`` is 0 (a constant reference) or not finite: SSIM is undefined.
     """
+    check_peak(data_range)
     import torch
     from monai.metrics.regression import compute_ssim_and_cs
 

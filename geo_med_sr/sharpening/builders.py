@@ -106,7 +106,7 @@ def build_self(
     net, info = _network(group)
     method = _network_method(net, group, scene, layout, stats, dev, plan.amp)
     arrays = training_arrays(pairs, grp, stats, method.normalised)
-    info.update(_train_report(net, arrays, group.budget, plan, dev, len(grp.targets), progress))
+    info.update(_train_report(net, arrays, group, plan, dev, len(grp.targets), progress))
     method.model = net.eval()
     return method, {**info, "reduced_pairs": len(pairs)}
 
@@ -133,7 +133,7 @@ def _proxy(
     trainer = NetworkMethod(net, _stats_of(stats, proxy.targets), guide_stats, use_between=False)
     pairs = wald_pairs(scene, layout, proxy, stats, seed=plan.seed, scale=grp.ratio[0])
     arrays = training_arrays(pairs, proxy, stats, trainer.normalised)
-    info = _train_report(net, arrays, group.budget, plan, dev, len(proxy.targets), progress)
+    info = _train_report(net, arrays, group, plan, dev, len(proxy.targets), progress)
     method = NetworkMethod(net.eval(), _stats_of(stats, grp.targets), guide_stats, dev, plan.amp, use_between=False)
     names = [scene.bands[i].name for i in proxy.targets]
     return method, {**info, "reduced_pairs": len(pairs), "trained_on": names}
@@ -178,17 +178,21 @@ def _network_method(
 
 
 def _train_report(
-    net: Any, arrays: list, budget: float | None, plan: SharpenPlan, dev: Any, bands: int, progress: bool | None = False
+    net: Any, arrays: list, group: GroupPlan, plan: SharpenPlan, dev: Any, bands: int, progress: bool | None = False
 ) -> dict[str, Any]:
-    """Train ``net`` on ``arrays`` (``budget`` seconds, or the plan's steps, or the device's default) and
-    report it: budget, steps done, seconds, last loss, network, seed."""
+    """Train ``net`` on ``arrays`` (the group's budget in seconds or its steps), keeping the weights that do
+    best on a held-out strip of the reduced pairs (early stopping: never worse there than where it started),
+    and report it: budget, steps done and where they come from, seconds, losses, network, seed."""
     from tqdm.auto import tqdm
 
-    from geo_med_sr.sharpening.training import DEFAULT_BUDGET_CPU, DEFAULT_BUDGET_GPU, train_guided
+    from geo_med_sr.sharpening import training as tr
 
-    steps, seed = plan.steps, plan.seed
-    if steps is None and budget is None:
-        budget = DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU
+    steps, budget, seed = group.steps, group.budget, plan.seed
+    if steps is None and budget is None:  # a plan made by hand: the device's default budget
+        budget = tr.DEFAULT_BUDGET_GPU if dev.type == "cuda" else tr.DEFAULT_BUDGET_CPU
+    train, held = tr.holdout_split(arrays)
+    holdout = tr.holdout_batch(held, seed)
+    lr = tr.FINE_TUNE_LR if group.weights is not None else tr.LEARNING_RATE
     bar = tqdm(
         total=100,
         desc=f"self-training ({bands} bands)",
@@ -201,17 +205,30 @@ def _train_report(
         bar.update(int(100 * min(fraction, 1.0)) - bar.n)
 
     try:
-        report = train_guided(net, arrays, budget=budget, steps=steps, device=dev, seed=seed, progress=tick)
+        report = tr.train_guided(
+            net, train, budget=budget, steps=steps, device=dev, seed=seed, lr=lr, progress=tick, holdout=holdout
+        )
     finally:
         bar.close()
-    return {
+    info = {
         "budget_s": budget,
         "steps": report["steps"],
+        "steps_from": group.steps_from if budget is None else "--budget",
+        "start": group.model or "scratch",
+        "learning_rate": lr,
         "train_seconds": report["seconds"],
         "train_loss": None if report["loss"] is None else round(report["loss"], 6),
         "network": net.config(),
         "seed": seed,
     }
+    if holdout is not None:
+        info["early_stopping"] = {
+            "held_out_share": tr.HOLDOUT_SHARE,
+            "holdout_l1_start": round(report["holdout_l1_start"], 6),
+            "holdout_l1_kept": round(report["holdout_l1_kept"], 6),
+            "kept_step": report["kept_step"],
+        }
+    return info
 
 
 def _sample_inputs(scene: Scene, layout: Layout, group: Group, stats: list[dict], side: int = 512) -> list:

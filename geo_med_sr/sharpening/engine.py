@@ -31,13 +31,14 @@ __all__ = ["GuideSource", "OutputSpec", "output_spec", "run_method", "sharpen_sc
 
 def output_spec(scene: Scene, layout: Layout) -> OutputSpec:
     """One storage dtype for all written bands (their common type; float32 when they mix floats) and
-    the nodata value they share (None when none has one)."""
+    the nodata value they share (None when none has one; NaN for a float output, so that NaN, infinite
+    and masked pixels stay NaN in their own band instead of becoming 0 or invented values)."""
     bands = [scene.bands[i] for i in layout.outputs]
     dtype = np.result_type(*[np.dtype(b.dtype) for b in bands])
     if dtype.kind == "f":
         dtype = np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(np.float64)
     values = {b.nodata for b in bands if b.nodata is not None}
-    nodata = sorted(values)[0] if values else None
+    nodata = sorted(values)[0] if values else (float("nan") if dtype.kind == "f" else None)
     return OutputSpec(np.dtype(dtype), None if nodata is None else float(nodata))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from geo_med_sr import __version__
 from geo_med_sr.errors import ConfigError, InputError, ModelError
 from geo_med_sr.inference.protocols import Window
+from geo_med_sr.io import naming
 from geo_med_sr.sharpening.builders import build_group
 from geo_med_sr.sharpening.engine import run_method
 from geo_med_sr.sharpening.pipeline import open_scene
@@ -29,6 +30,7 @@ from geo_med_sr.sharpening.plan import plan_sharpening
 from geo_med_sr.sharpening.registry import SHARPEN_METHODS
 from geo_med_sr.sharpening.scene import band_stats, group_inputs, plan
 from geo_med_sr.sharpening.training import wald_pairs
+from geo_med_sr.sharpening.wald import check_contrast
 
 __all__ = ["evaluate_sharpening", "format_sharpen_table", "save_sharpen_plot"]
 
@@ -89,6 +91,8 @@ def evaluate_sharpening(
             if ratios and group.ratio[0] not in ratios:
                 continue
             (pair,) = wald_pairs(scene, layout, group, stats, max_pixels=1 << 62, region=region)
+            with naming(paths[0]):  # before any method runs: a constant truth band has no PSNR
+                check_contrast(pair, [scene.bands[i].name for i in group.targets])
             small = pair.scene
             small_layout = plan(small, write_guides=False)
             small_stats = [stats[i] for i in pair.index]

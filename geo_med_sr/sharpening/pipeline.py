@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ class SharpenResult:
     shape: tuple[int, int]
     bands: list[str]
     provenance: dict[str, Any]
+    #: wall-clock seconds per group and stage (``{"B05,...": {"train": s}}``): kept out of the file, so the
+    #: same job gives the same bytes.
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -147,8 +150,9 @@ def sharpen(
         pan: a panchromatic GeoTIFF (pan-sharpening); guide: any finer GeoTIFF used as guide.
         bands: band names to keep (``"B05,B8A"``); None keeps all.
         method: ``bicubic``, ``brovey``, ``glp``, ``model`` or ``self`` (train on the scene).
-        budget: seconds of self-training (default 240 on a CPU, 60 on a GPU); steps: a number of
-            training steps instead (reproducible).
+        budget: seconds of self-training instead of steps (opt-in: a busy machine does fewer); steps:
+            training steps per group (default: ``plan.DEFAULT_STEPS`` for the finest group,
+            ``plan.DEFAULT_STEPS_COARSE`` for each coarser one; reproducible bit for bit).
         model: a guided checkpoint or bundled name (``model``; starting point of ``self``).
         offset: DN offset of the bands (``-1000`` for S2 L2A baseline >= 04.00 without metadata).
         device, amp: where the networks run; tile: output pixels per tile side.
@@ -161,23 +165,43 @@ def sharpen(
     """
     from tqdm.auto import tqdm
 
-    check_settings(method, budget, steps, model)  # before touching a file
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
-    out = Path(output)
-    extra = [Path(p) for p in (pan, guide) if p is not None]
-    io.check_output(out, inputs=[*paths, *extra], overwrite=overwrite)
+    from geo_med_sr import options_check as check
+
+    # every argument checked before touching a file: one-line ConfigErrors naming the keyword
+    paths = [Path(p) for p in check.paths(inputs, "inputs=")]
+    out = Path(check.path(output, "output="))
+    extra = [Path(check.path(p, f"{k}=")) for k, p in (("pan", pan), ("guide", guide)) if p is not None]
+    bands = check.names(bands, "bands=")
+    check.text(method, "method=")
+    model = None if model is None else os.fspath(check.path(model, "model="))
+    check.text(device, "device=")
+    budget = check.BUDGET.check_optional(budget, "budget=")
+    steps = check.STEPS_OR_ZERO.check_optional(steps, "steps=")
+    offset = check.OFFSET.check_optional(offset, "offset=")
+    tile = check.PATCH_SIZE.check(tile, "tile=")
+    seed = check.SEED.check(seed, "seed=")
+    for key, value in (("amp", amp), ("overwrite", overwrite), ("cog", cog)):
+        check.flag(value, f"{key}=")
+    check.flag(progress, "progress=", optional=True)
+    check_settings(method, budget, steps, model)
+    written = io.check_output(out, inputs=[*paths, *extra], overwrite=overwrite, formats=("geotiff",))
     with open_scene(paths, pan=pan, guide=guide, bands=bands, offset=offset) as scene:
         layout = plan(scene)
+        # the output pre-flight's size part, from the band headers: before any pixel is read or any training
+        io.check_output_size(out, written, (len(layout.outputs), *layout.grid.shape), output_spec(scene, layout).dtype)
+        with io.naming(paths[0]):  # a band with no valid pixel: refused before any work
+            stats = [band_stats(b) for b in scene.bands]
         with io.naming(paths[0]):
             decided = plan_sharpening(
                 scene, layout, method, model=model, budget=budget, steps=steps, seed=seed, device=device, amp=amp
             )
         request = sharpen_request(scene, decided, cog=cog)
-        stats = [band_stats(b) for b in scene.bands]
-        methods, records = {}, []
+        methods, records, timings = {}, [], {}
         for g, group in enumerate(layout.groups):
             with io.naming(paths[0]):
                 methods[g], info = build_group(decided, scene, layout, stats, g, progress)
+            if "train_seconds" in info:  # wall-clock time: reported, not written (same job, same bytes)
+                timings[",".join(scene.bands[i].name for i in group.targets)] = {"train": info.pop("train_seconds")}
             records.append(
                 {
                     "bands": [scene.bands[i].name for i in group.targets],
@@ -220,4 +244,4 @@ def sharpen(
                 sharpen_scene(scene, layout, methods, stats, sink, spec, tile=tile, progress=tick)
         finally:
             bar.close()
-    return SharpenResult(out, tuple(layout.grid.shape), names, provenance)
+    return SharpenResult(out, tuple(layout.grid.shape), names, provenance, timings)

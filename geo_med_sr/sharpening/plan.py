@@ -14,7 +14,7 @@ does not fit the group, no bundled model, a scene too small to learn on. The bui
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -42,6 +42,15 @@ COARSEST_SHARE = 0.25
 REDUCED = "reduced"
 #: network of ``self`` trained from scratch (features, residual blocks).
 FEATURES, BLOCKS = 64, 6
+#: ``self``'s training without ``--budget`` or ``--steps``: a fixed number of steps for the finest group and
+#: for each coarser one (so a rerun gives the same file however busy the machine is), calibrated to about
+#: four minutes on the 2-core CPU (see the README's sharpening section).
+DEFAULT_STEPS, DEFAULT_STEPS_COARSE = 600, 200
+#: ``--model`` value that makes ``self`` start from a new network even where a bundled one fits.
+SCRATCH = "scratch"
+#: where ``self`` starts without ``--model``: ``"bundled"`` (fine-tunes the group's bundled model where one
+#: fits the bands) or :data:`SCRATCH`.
+SELF_START = SCRATCH
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,9 @@ class GroupPlan:
         weights: the checkpoint file; weights_sha256: its SHA-256.
         network: ``{"name", "params"}`` of the guided network that runs (loaded or trained).
         use_between: the network also takes the in-between bands (else the guides only).
-        budget: training seconds of this group (None: ``steps``, or the device's default).
+        budget: training seconds of this group (None: it trains ``steps``).
+        steps: training steps of this group (None: it trains for ``budget`` seconds, or does not train).
+        steps_from: where ``steps`` come from: ``"--steps"`` or ``"default"`` (None: no steps).
     """
 
     index: int
@@ -75,6 +86,8 @@ class GroupPlan:
     network: dict[str, Any] | None = None
     use_between: bool = True
     budget: float | None = None
+    steps: int | None = None
+    steps_from: str | None = None
 
 
 class _Weights(TypedDict):
@@ -142,6 +155,7 @@ class SharpenPlan:
                     "network": g.network,
                     "use_between": g.use_between if networks else None,
                     "budget": g.budget,
+                    "steps": g.steps,
                 }
                 for g in self.groups
             ],
@@ -165,7 +179,9 @@ def check_settings(
         raise ConfigError("give --budget or --steps, not both")
     if budget is not None and not budget > 0:
         raise ConfigError(f"--budget must be a positive number of seconds, got {budget}")
-    if steps == 0 and not (spec.trains and model):
+    if model == SCRATCH and spec.weights != "optional":
+        raise ConfigError(f"--model {SCRATCH} (a new network) applies to --method self only")
+    if steps == 0 and not (spec.trains and model and model != SCRATCH):
         raise ConfigError("--steps 0 needs a model to start from: --method self --model NAME_OR_PATH")
     if steps is not None and steps < 0:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
@@ -238,6 +254,20 @@ def plan_sharpening(
     spec = check_settings(method, budget, steps, model)
     shares = dict(enumerate(split_budget(layout, budget))) if group is None else {group: budget}
     groups = tuple(_group_plan(spec, scene, layout, g, model, share) for g, share in shares.items())
+    if spec.trains and budget is None:
+        finest = min(range(len(layout.groups)), key=lambda g: layout.groups[g].ratio[0])
+        groups = tuple(
+            replace(
+                planned,
+                steps=steps
+                if steps is not None
+                else DEFAULT_STEPS
+                if planned.index == finest
+                else DEFAULT_STEPS_COARSE,
+                steps_from="--steps" if steps is not None else "default",
+            )
+            for planned in groups
+        )
     return SharpenPlan(spec, groups, budget, steps, int(seed), str(device), bool(amp))
 
 
@@ -258,18 +288,24 @@ def _group_plan(
             donors = [k for k, other in enumerate(layout.groups) if other.ratio[0] < group.ratio[0]]
             if spec.when_small == FULL_SCALE:
                 learn_from = FULL_SCALE
-            elif spec.when_small == PROXY and donors and not model:
+            elif spec.when_small == PROXY and donors and model in (None, SCRATCH):
                 learn_from, donor = PROXY, donors[0]
                 proxy = Group(layout.groups[donor].targets, group.ratio, ())
                 check_reducible(scene, layout, proxy, scale=group.ratio[0])
             else:
                 check_reducible(scene, layout, group)
-    name = model if spec.weights == "optional" else None
+    name = model if spec.weights == "optional" and model != SCRATCH else None
     if spec.weights == "required":
         name = model or bundled_guided(scene, group)
     if name:
         weights = _checkpoint(name, scene, layout, group)
         return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
+    if spec.weights == "optional" and model is None and SELF_START != SCRATCH and learn_from == REDUCED:
+        try:  # fine-tune the bundled model where one fits these bands, else start from scratch
+            weights = _checkpoint(bundled_guided(scene, group), scene, layout, group)
+            return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
+        except ModelError:
+            pass
     if not spec.trains:
         return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds)
     if learn_from == PROXY:

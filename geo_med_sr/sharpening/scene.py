@@ -43,7 +43,7 @@ from geo_med_sr.multires import (
     relate,
 )
 
-__all__ = ["Band", "Group", "Layout", "Scene", "group_inputs", "plan"]
+__all__ = ["Band", "Group", "Layout", "Scene", "check_guides_finer", "group_inputs", "plan"]
 
 #: MTF gain of the coarse bands at their Nyquist frequency assumed by the GLP low-pass filter.
 MTF_NYQUIST_GAIN = 0.3
@@ -140,12 +140,14 @@ def plan(scene: Scene, write_guides: bool | None = None) -> Layout:
 
     Raises:
         InputError: nothing to sharpen, finest bands on different grids, or any band whose grid
-            does not nest in the finest one (:func:`~geo_med_sr.multires.relate` says why).
+            does not nest in the finest one (:func:`~geo_med_sr.multires.relate` says why), a pan or
+            guide not finer than every spectral band (:func:`check_guides_finer`).
     """
     bands = scene.bands
     measured = [i for i, b in enumerate(bands) if b.role != "categorical"]
     if not measured:
         raise InputError("no spectral band to sharpen was found among the inputs")
+    check_guides_finer(scene)
     finest = min(bands[i].grid.resolution for i in measured)
     guides = [i for i in measured if math.isclose(bands[i].grid.resolution, finest, rel_tol=1e-9)]
     base = bands[guides[0]].grid
@@ -189,6 +191,46 @@ def plan(scene: Scene, write_guides: bool | None = None) -> Layout:
     return Layout(grid, tuple(guides), tuple(groups), relations, tuple(outputs))
 
 
+#: the roles of bands given only to guide (``--pan``, ``--guide``): they are never sharpened nor written.
+GUIDE_ROLES = ("pan", "guide")
+
+
+def _file_of(scene: Scene, index: int) -> str | None:
+    """The file band ``index`` was read from (``Scene.meta["files"]``: ``[name, path, band]`` per band), or None."""
+    files = scene.meta.get("files")
+    if isinstance(files, list) and index < len(files) and len(files[index]) > 1:
+        return str(files[index][1])
+    return None
+
+
+def check_guides_finer(scene: Scene) -> None:
+    """Refuse a pan or guide band that is not finer than every spectral band it would sharpen.
+
+    A guide on the grid of the bands, or coarser, sharpens nothing: :func:`plan` would take the
+    spectral bands as the finest grid, sharpen the guide itself (it is never written) and crop the
+    output to the guide's extent, a silent wrong result. Pixel sizes are compared as
+    :attr:`~geo_med_sr.multires.Grid.resolution` (the larger of the two axes, CRS units).
+
+    Raises:
+        InputError: naming the guide's file, both pixel sizes and the band.
+    """
+    bands = scene.bands
+    spectral = [b for b in bands if b.role == "spectral"]
+    if not spectral:
+        return
+    finest = min(spectral, key=lambda b: b.grid.resolution)  # the band a guide must beat
+    for i, guide in enumerate(bands):
+        if guide.role not in GUIDE_ROLES or finest.grid.resolution > guide.grid.resolution * (1 + 1e-9):
+            continue
+        what = "pan" if guide.role == "pan" else "guide"
+        where = _file_of(scene, i) or guide.name
+        raise InputError(
+            f"{where}: the --{what} has pixels of {guide.grid.resolution:g} CRS units, not finer than band "
+            f"{finest.name}'s {finest.grid.resolution:g}; a {what} must be finer than every band it sharpens: "
+            f"give a finer {what}, or leave --{what} out to sharpen with the product's own finest bands"
+        )
+
+
 # ------------------------------------------------------------------------------- reading
 
 
@@ -206,11 +248,27 @@ def read_band(band: Band, lo: Sequence[int], hi: Sequence[int], fill: float) -> 
     return values, valid
 
 
+def _valid_sample(band: Band, boxes: Sequence[tuple[tuple[int, int], tuple[int, int]]], stop: int | None) -> np.ndarray:
+    """Valid physical values of ``band`` in ``boxes`` (index boxes ``(lo, hi)``), 1D; reading stops once
+    ``stop`` values are collected (None: read every box)."""
+    chunks, count = [], 0
+    for lo, hi in boxes:
+        values, valid = read_band(band, lo, hi, 0.0)
+        chunks.append(values[valid])
+        count += chunks[-1].size
+        if stop is not None and count >= stop:
+            break
+    return np.concatenate(chunks) if chunks else np.zeros(0)
+
+
 def band_stats(band: Band, max_pixels: int = 1 << 20, tile: int = 512) -> dict[str, float]:
     """Mean and standard deviation (physical values) of ``band``'s valid pixels, from a bounded sample.
 
     Small bands are read whole; larger ones through an even grid of ``tile``-sized windows
-    holding about ``max_pixels`` pixels, so the cost does not grow with the scene.
+    holding about ``max_pixels`` pixels, so the cost does not grow with the scene. When that grid
+    holds no valid pixel (a scene mostly outside the swath), every tile is read in turn until
+    ``max_pixels`` valid values are found, so a band is refused only when it has none at all.
+    Invalid pixels: nodata, masked, NaN and +-inf (:func:`read_band`).
 
     Raises:
         InputError: the band has no valid pixel.
@@ -224,13 +282,14 @@ def band_stats(band: Band, max_pixels: int = 1 << 20, tile: int = 512) -> dict[s
         xs = np.linspace(0, max(w - tile, 0), count).astype(int)
         ys = np.linspace(0, max(h - tile, 0), count).astype(int)
         boxes = [((x, y), (min(x + tile, w), min(y + tile, h))) for x in xs for y in ys]
-    chunks = []
-    for lo, hi in boxes:
-        values, valid = read_band(band, lo, hi, 0.0)
-        chunks.append(values[valid])
-    sample = np.concatenate(chunks)
+    sample = _valid_sample(band, boxes, None)
+    if sample.size == 0 and w * h > max_pixels:  # the even grid missed every valid pixel: look everywhere
+        every = [((x, y), (min(x + tile, w), min(y + tile, h))) for x in range(0, w, tile) for y in range(0, h, tile)]
+        sample = _valid_sample(band, every, max_pixels)
     if sample.size == 0:
-        raise InputError(f"band {band.name} has no valid pixel (everything is nodata)")
+        raise InputError(
+            f"band {band.name} has no valid pixel (every pixel is nodata, masked, NaN or infinite): nothing to sharpen"
+        )
     std = float(sample.std())
     return {"mean": float(sample.mean()), "std": std if std > 0 else 1.0}
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from geo_med_sr import io
 from geo_med_sr.digest import sha256_file
 from geo_med_sr.errors import InputError, file_error
 from geo_med_sr.sharpening.pipeline import open_scene
@@ -64,6 +65,13 @@ def train_sharpen(config: GuidedTrainConfig, data: Sequence[str], out: str | os.
     Returns:
         ``{"steps", "seconds", "loss", "pairs"}``.
     """
+    from geo_med_sr.models.checkpoint import SUFFIX
+    from geo_med_sr.training.config import check_network_size
+
+    check_network_size(config, "the training config")  # a config built in Python skips the loader's check
+    # the output pre-flight, before any scene is read or any step trained (existence: the command's check)
+    out = io.check_file_output(out, suffixes=(SUFFIX,), what="the checkpoint", inputs=list(data))
+
     import torch
 
     from geo_med_sr.inference.device import resolve_device

@@ -26,6 +26,8 @@ from geo_med_sr.sharpening.wald import ReducedPair, label_range, reduce_group
 __all__ = [
     "TrainArrays",
     "check_reducible",
+    "holdout_batch",
+    "holdout_split",
     "reduced_inputs",
     "too_small",
     "train_guided",
@@ -39,10 +41,17 @@ DEFAULT_BUDGET_GPU = 60.0
 #: label pixels (target grid) that training may read from one scene, and the label window side.
 MAX_LABEL_PIXELS = 1 << 20
 LABEL_WINDOW = 192
-#: output-grid patch side and batch of a training step; Adam learning rate.
+#: output-grid patch side and batch of a training step; Adam learning rates from scratch and when fine-tuning
+#: a trained network (a bundled model or ``--model``).
 PATCH = 48
 BATCH = 8
 LEARNING_RATE = 1e-3
+FINE_TUNE_LR = 2e-4
+#: early stopping: share of each reduced pair held out (a strip along its longest side), the fixed hold-out
+#: batch (patches), and how many times during training the hold-out L1 is checked.
+HOLDOUT_SHARE = 0.2
+HOLDOUT_BATCH = 16
+HOLDOUT_CHECKS = 10
 
 
 def _available(scene: Scene, layout: Layout, group: Group, scale: int | None = None) -> tuple[list, list, tuple]:
@@ -163,6 +172,73 @@ def training_arrays(pairs: Sequence[ReducedPair], group: Group, stats: list[dict
     return out
 
 
+def holdout_split(
+    arrays: Sequence[TrainArrays], share: float = HOLDOUT_SHARE, patch: int = PATCH
+) -> tuple[list[TrainArrays], list[TrainArrays]]:
+    """Hold out the last ``share`` of each pair along its longest side (at least a quarter patch wide).
+
+    Returns ``(train, held)``: the same arrays with ``valid`` cut in two, so training never sees a
+    held-out label; a pair too small to give up a strip (less than two strips left) is trained on whole.
+    """
+    train, held = [], []
+    for a in arrays:
+        shape = a.valid.shape
+        axis = int(np.argmax(shape))
+        width = max(int(math.ceil(share * shape[axis])), patch // 4)
+        if shape[axis] - width < 2 * width:
+            train.append(a)
+            continue
+        index = np.arange(shape[axis]).reshape([-1 if k == axis else 1 for k in range(2)])
+        cut = np.broadcast_to(index >= shape[axis] - width, shape)
+        train.append(TrainArrays(a.up, a.guides, a.label, a.valid & ~cut))
+        held.append(TrainArrays(a.up, a.guides, a.label, a.valid & cut))
+    return train, held
+
+
+def holdout_batch(
+    held: Sequence[TrainArrays], seed: int, patch: int = PATCH, batch: int = HOLDOUT_BATCH
+) -> list[np.ndarray] | None:
+    """A fixed batch ``(up, guides, label, mask)`` of ``patch``-sided windows that hold the held-out strips
+    (their training side gives context only: ``mask`` is the held-out valid pixels), or None when no
+    held-out pixel is valid."""
+    held = [a for a in held if a.valid.any()]
+    if not held:
+        return None
+    rng = np.random.default_rng(seed + 1)
+    ups, guides, labels, masks = [], [], [], []
+    for k in range(batch):
+        a = held[k % len(held)]
+        w, h = a.valid.shape
+        p = (min(patch, w), min(patch, h))
+        rows, cols = np.nonzero(a.valid)
+        pick = int(rng.integers(len(rows)))  # a held-out pixel, then the window around it
+        x = int(np.clip(rows[pick] - p[0] // 2, 0, w - p[0]))
+        y = int(np.clip(cols[pick] - p[1] // 2, 0, h - p[1]))
+        box = (slice(None), slice(x, x + p[0]), slice(y, y + p[1]))
+        for store, v in zip(
+            (ups, guides, labels, masks), (a.up[box], a.guides[box], a.label[box], a.valid[box[1:]][None])
+        ):
+            store.append(np.ascontiguousarray(v))
+    first = ups[0].shape[1:]
+    keep = [i for i, u in enumerate(ups) if u.shape[1:] == first]
+    return [np.stack([s[i] for i in keep]) for s in (ups, guides, labels, masks)]
+
+
+def _masked_l1(model: Any, batch: Sequence[np.ndarray], device: Any) -> float:
+    """The mean L1 of ``model`` on ``batch``'s masked pixels (eval mode, no gradient)."""
+    import torch
+
+    up, guides, label, mask = (torch.from_numpy(v).to(device) for v in batch)
+    mask = mask.float()
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(up, guides)
+        value = float(((out - label).abs() * mask).sum() / (mask.sum() * out.shape[1]).clamp(min=1.0))
+    model.train(was_training)
+    return value
+
+
 def _patches(
     arrays: Sequence[TrainArrays],
     rng: np.random.Generator,
@@ -214,18 +290,27 @@ def train_guided(
     batch: int = BATCH,
     progress: Any = None,
     scenes: Sequence[Sequence[int]] | None = None,
+    holdout: Sequence[np.ndarray] | None = None,
+    checks: int = HOLDOUT_CHECKS,
 ) -> dict[str, Any]:
     """Train ``model`` with L1 on valid pixels until ``steps`` are done or ``budget`` seconds have passed.
 
     The learning rate follows a cosine from ``lr`` to zero over the steps (or the time budget).
-    With ``steps`` given the result is reproducible bit for bit on the CPU (seeded sampling).
-    ``scenes``: indices of ``arrays`` per scene, to draw each patch's scene uniformly (see
-    :func:`_patches`); None: every pair alike.
+    With ``steps`` given the result is reproducible bit for bit on the CPU (seeded sampling, checks
+    at fixed steps). ``scenes``: indices of ``arrays`` per scene, to draw each patch's scene
+    uniformly (see :func:`_patches`); None: every pair alike.
+
+    With ``holdout`` (a :func:`holdout_batch`), the hold-out L1 is measured before training and
+    ``checks`` times during it, and the weights with the lowest one are kept (early stopping): the
+    result is never worse on the held-out pixels than the model it started from.
 
     Returns:
         ``{"steps", "seconds", "loss"}`` (the mean L1 of the last 50 steps, normalised units; None
-        after zero steps, which leave ``model`` as it was).
+        after zero steps, which leave ``model`` as it was), with ``holdout``: also
+        ``{"holdout_l1_start", "holdout_l1_kept", "kept_step"}``.
     """
+    import copy
+
     import torch
 
     if steps is None and budget is None:
@@ -233,13 +318,24 @@ def train_guided(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device).train()
+    best = None
+    if holdout is not None:
+        best = {"l1": _masked_l1(model, holdout, device), "step": 0, "state": copy.deepcopy(model.state_dict())}
+    start_l1 = None if best is None else best["l1"]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     start = time.monotonic()
     done = 0
+    next_check = 1.0 / max(1, checks)
     losses: list[float] = []
     while True:
         elapsed = time.monotonic() - start
         fraction = (done / steps if steps else 1.0) if steps is not None else elapsed / budget
+        if best is not None and done and (fraction >= next_check or fraction >= 1.0):
+            while next_check <= fraction:
+                next_check += 1.0 / max(1, checks)
+            value = _masked_l1(model, holdout, device)
+            if value < best["l1"]:
+                best = {"l1": value, "step": done, "state": copy.deepcopy(model.state_dict())}
         if fraction >= 1.0:
             break
         for group in optimizer.param_groups:
@@ -255,6 +351,11 @@ def train_guided(
         done += 1
         if progress is not None:
             progress(fraction)
+    report: dict[str, Any] = {"steps": done, "seconds": round(time.monotonic() - start, 3)}
+    report["loss"] = float(np.mean(losses[-50:])) if losses else None  # None: no step (the model is unchanged)
+    if best is not None:
+        if best["step"] != done:
+            model.load_state_dict(best["state"])
+        report.update({"holdout_l1_start": start_l1, "holdout_l1_kept": best["l1"], "kept_step": best["step"]})
     model.eval()
-    loss = float(np.mean(losses[-50:])) if losses else None  # None: no step (the model is unchanged)
-    return {"steps": done, "seconds": round(time.monotonic() - start, 3), "loss": loss}
+    return report

@@ -13,6 +13,7 @@ unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from geo_med_sr.inference.arrays import ArraySource
 from geo_med_sr.multires import Grid, area_weights, relate
 from geo_med_sr.sharpening.scene import Band, Group, Layout, Scene, read_band
 
-__all__ = ["ReducedPair", "label_range", "reduce_group"]
+__all__ = ["ReducedPair", "check_contrast", "label_range", "reduce_group"]
 
 
 @dataclass
@@ -43,6 +44,26 @@ class ReducedPair:
     label: np.ndarray
     valid: np.ndarray
     grid: Grid
+
+
+def check_contrast(pair: ReducedPair, names: Sequence[str]) -> None:
+    """Refuse a truth band that holds one value on its valid pixels: PSNR and SSIM have no data range
+    there (the peak is max - min = 0), so any score would be a made-up number.
+
+    Args:
+        pair: the reduced pair; ``pair.label``/``pair.valid`` are ``(T, W, H)``.
+        names: the target bands' names, in the order of ``pair.label``.
+
+    Raises:
+        InputError: naming the first constant band and its value.
+    """
+    for k, name in enumerate(names):
+        values = pair.label[k][pair.valid[k]]
+        if values.size and values.max() == values.min():
+            raise InputError(
+                f"band {name} holds a single value ({values.flat[0]:g}) on its valid pixels, so PSNR and SSIM "
+                "are undefined for it; evaluate a scene with some contrast in that band, or leave it out (--bands)"
+            )
 
 
 def _memory_band(band: Band, values: np.ndarray, valid: np.ndarray, grid: Grid) -> Band:

@@ -9,6 +9,7 @@ or ``sharpen`` (a guided sharpening network, :class:`GuidedTrainConfig`).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -170,6 +171,81 @@ def _read(path: str | os.PathLike | None) -> dict[str, Any]:
     return data
 
 
+#: the most weights a training config may ask for. Training holds four float32 copies of every weight
+#: (the weight, its gradient and Adam's two moments: 16 bytes), so 2**28 weights take 4 GiB before a
+#: single activation; the largest published EDSR has 43 M weights, the bundled networks under 1 M.
+MAX_WEIGHTS = 1 << 28
+
+
+def _whole(value: Any, default: int) -> int | None:
+    """``value`` (``default`` when None) as an int, or None when it is not a whole number (left to the network)."""
+    value = default if value is None else value
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def estimated_weights(features: int, kernel_size: int, spatial_dims: int, convolutions: int, upsample: int = 1) -> int:
+    """Weights of a plain convolutional network, torch-free: ``features**2 * kernel_size**spatial_dims``
+    per ``features -> features`` convolution, ``convolutions`` of them, plus the sub-pixel upsampler's
+    (``upsample`` = the product of the scale factors, its output channels per feature).
+
+    An estimate for refusing absurd sizes (it leaves out biases and the few input/output channels),
+    not an exact count.
+    """
+    per_conv = int(features) ** 2 * int(kernel_size) ** int(spatial_dims)
+    return per_conv * (int(convolutions) + int(upsample))
+
+
+def _network_size(config: TrainConfig | GuidedTrainConfig) -> tuple[int, str] | None:
+    """``(estimated weights, description)`` of the network ``config`` trains, or None when its parameters
+    are not whole numbers (the network's own checks then refuse them)."""
+    if isinstance(config, GuidedTrainConfig):
+        ratio = config.scale or config.ratio
+        count = estimated_weights(config.features, 3, 2, 2 * config.blocks + 3, ratio * ratio)
+        return count, f"features {config.features}, blocks {config.blocks}"
+    params = config.network.params
+    features = _whole(params.get("features"), 32)
+    kernel = _whole(params.get("kernel_size"), 3)
+    blocks = _whole(params.get("num_blocks"), 8)
+    groups = _whole(params.get("num_groups"), 1)
+    if None in (features, kernel, blocks, groups):
+        return None
+    upsample = math.prod(int(f) for f in config.scale) if config.scale else 1
+    count = estimated_weights(features, kernel, config.spatial_dims, groups * (2 * blocks + 1) + 3, upsample)
+    return count, f"network.params features {features}, num_blocks {blocks}" + (
+        f", num_groups {groups}" if "num_groups" in params else ""
+    )
+
+
+def check_network_size(config: TrainConfig | GuidedTrainConfig, source: str | os.PathLike) -> None:
+    """Refuse a network too large to train (:data:`MAX_WEIGHTS`), before anything is allocated.
+
+    Raises:
+        ConfigError: one line naming ``source``, the parameters, the estimate, the limit and why.
+    """
+    size = _network_size(config)
+    if size is None or size[0] <= MAX_WEIGHTS:
+        return
+    count, what = size
+    raise file_error(
+        ConfigError,
+        source,
+        f"{what} ask for about {count:.3g} weights, above the limit of {MAX_WEIGHTS:.3g} (2**28): training keeps "
+        f"4 float32 copies of each weight (weight, gradient, two Adam moments), {16 * count / 2**30:.3g} GiB before "
+        "any activation; use fewer features or blocks",
+    )
+
+
+def _check_aliases(data: dict[str, Any], source: str | os.PathLike) -> None:
+    """Refuse a guided config giving ``scale`` and its old name ``factor`` both (one would be dropped silently)."""
+    if _task(data) == "sharpen" and "scale" in data and "factor" in data:
+        raise file_error(
+            ConfigError,
+            source,
+            f"gives both scale ({data['scale']!r}) and factor ({data['factor']!r}), the same setting "
+            "('factor' is its old name); keep one",
+        )
+
+
 def load_training_config(path: str | os.PathLike | None, **overrides: Any) -> TrainConfig | GuidedTrainConfig:
     """Load a training YAML of either task (the SR defaults when ``path`` is None) and apply overrides.
 
@@ -179,16 +255,19 @@ def load_training_config(path: str | os.PathLike | None, **overrides: Any) -> Tr
             ``steps``, ``seed``, ``device``.
 
     Raises:
-        ConfigError: one line naming the file and every bad field.
+        ConfigError: one line naming the file and every bad field, a key given twice (:func:`parse_yaml`),
+            ``scale`` and ``factor`` both, or a network above :data:`MAX_WEIGHTS` weights.
     """
     data = _read(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     source = path or "training options"
+    _check_aliases(data, source)
     config = validate(TrainingConfig, data, source, "invalid training configuration", describe=_problem)
     if isinstance(config, TrainConfig) and len(config.scale) != config.spatial_dims:
         raise file_error(
             ConfigError, source, f"scale {config.scale} needs {config.spatial_dims} factors (one per spatial axis)"
         )
+    check_network_size(config, source)
     return config
 
 

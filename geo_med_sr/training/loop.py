@@ -25,12 +25,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from geo_med_sr import io
 from geo_med_sr.degrade import build_degradation
 from geo_med_sr.errors import ModelError, file_error
 from geo_med_sr.inference.device import resolve_device
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.metrics.image import crop_to_blocks, data_range, psnr, valid_region
-from geo_med_sr.models.checkpoint import load_checkpoint, save_checkpoint
+from geo_med_sr.models.checkpoint import SUFFIX, load_checkpoint, save_checkpoint
 from geo_med_sr.networks import build_network
 from geo_med_sr.normalize import build_normalizer
 from geo_med_sr.training.config import TrainConfig
@@ -168,9 +169,8 @@ def train(
     Returns:
         Summary: steps, final loss, validation history, seconds.
     """
-    out = Path(out)
-    if not out.name.endswith(".safetensors"):
-        raise file_error(ModelError, out, "the checkpoint name must end with .safetensors")
+    # the output pre-flight: name, folder, not an input (existence and --overwrite: the command's check)
+    out = io.check_file_output(out, suffixes=(SUFFIX,), what="the checkpoint", inputs=[*data, *val])
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     normalizer = build_normalizer(config.normalize.name, **config.normalize.params)

@@ -44,9 +44,14 @@ from geo_med_sr.normalize import Normalizer
 from geo_med_sr.training.data import PatchSampler, TrainImage
 from geo_med_sr.training.loop import optimization_step
 
-#: default training budget in seconds (a 2-core CPU; a GPU gets a third of it).
+#: training budget in seconds when ``--budget`` is given without a value by a caller (a 2-core CPU; a GPU
+#: gets a third of it); the command's default is :data:`DEFAULT_STEPS`.
 DEFAULT_BUDGET_CPU = 180.0
 DEFAULT_BUDGET_GPU = 60.0
+#: training steps without ``--budget`` or ``--steps``, per protocol: a fixed number, so that a rerun gives the
+#: same file however busy the machine is, calibrated to about :data:`DEFAULT_BUDGET_CPU` seconds on the 2-core
+#: CPU (see the README's performance section).
+DEFAULT_STEPS = {"through-plane": 1000, "zero-shot-2d": 700, "zero-shot-3d": 900}
 #: how much of the image (pixels) training may read, sampled in windows for large scenes.
 MAX_TRAIN_PIXELS = 1 << 22
 #: Adam learning rates from random initialisation and when fine-tuning a bundled model.
@@ -58,6 +63,23 @@ HOLDOUT_SHARE = 0.2
 HOLDOUT_PATCH = 16
 HOLDOUT_BATCH = 32
 HOLDOUT_CHECKS = 12
+
+
+#: training-report keys that hold wall-clock times: logged, never written into an output (they would make the
+#: same job's outputs differ).
+WALL_CLOCK_KEYS = ("seconds", "kept_weights_at_s")
+
+
+def _reproducible(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` without :data:`WALL_CLOCK_KEYS`."""
+    return {k: v for k, v in info.items() if k not in WALL_CLOCK_KEYS}
+
+
+def default_steps(protocol: str, spatial_dims: int) -> int:
+    """:data:`DEFAULT_STEPS` of ``protocol`` (``"through-plane"`` or ``"zero-shot"``) on a ``spatial_dims``-D image."""
+    return DEFAULT_STEPS[
+        "through-plane" if protocol == "through-plane" else f"zero-shot-{3 if spatial_dims == 3 else 2}d"
+    ]
 
 
 def _training_arrays(
@@ -174,7 +196,12 @@ def _fit(
     model.to(device).train()
     held_batch = _holdout_batch(holdout, degradation, seed) if holdout else None
     best = (
-        {"l1": _holdout_l1(model, held_batch, device), "seconds": 0.0, "state": copy.deepcopy(model.state_dict())}
+        {
+            "l1": _holdout_l1(model, held_batch, device),
+            "seconds": 0.0,
+            "step": 0,
+            "state": copy.deepcopy(model.state_dict()),
+        }
         if held_batch
         else None
     )
@@ -198,7 +225,12 @@ def _fit(
             next_check += 1.0 / HOLDOUT_CHECKS
             value = _holdout_l1(model, held_batch, device)
             if value < best["l1"]:
-                best = {"l1": value, "seconds": time.perf_counter() - start, "state": copy.deepcopy(model.state_dict())}
+                best = {
+                    "l1": value,
+                    "seconds": time.perf_counter() - start,
+                    "step": steps,
+                    "state": copy.deepcopy(model.state_dict()),
+                }
     info: dict[str, Any] = {
         "steps": steps,
         "seconds": time.perf_counter() - start,
@@ -208,10 +240,17 @@ def _fit(
     if best is not None:
         final = _holdout_l1(model, held_batch, device)
         if final < best["l1"]:
-            best = {"l1": final, "seconds": info["seconds"], "state": None}
+            best = {"l1": final, "seconds": info["seconds"], "step": steps, "state": None}
         if best["state"] is not None:
             model.load_state_dict(best["state"])
-        info.update({"holdout_l1_start": start_l1, "holdout_l1_kept": best["l1"], "kept_weights_at_s": best["seconds"]})
+        info.update(
+            {
+                "holdout_l1_start": start_l1,
+                "holdout_l1_kept": best["l1"],
+                "kept_weights_at_s": best["seconds"],
+                "kept_step": best["step"],
+            }
+        )
     model.eval()
     if log:
         log(f"self-supervised training: {steps} steps in {info['seconds']:.1f} s, last L1 {loss:.4f}")
@@ -249,8 +288,8 @@ def self_supervised_upsampler(
         through_plane_axis: the thick axis (through-plane protocol).
         start_weights: checkpoint to fine-tune (at a lower learning rate); None: random init.
         start: the name of that checkpoint, for the provenance.
-        budget: training seconds (default 180 on CPU, 60 on CUDA; not used when ``steps`` is given).
-        steps: training steps instead of a time budget (reproducible).
+        budget: training seconds instead of steps (the time decides: not reproducible on a busy machine).
+        steps: training steps (default :data:`DEFAULT_STEPS` of the protocol when no ``budget`` is given).
         device: training device.
         seed: random seed.
         slice_thickness: through-plane slice thickness in HR pixels (default: the factor ``s``).
@@ -259,12 +298,13 @@ def self_supervised_upsampler(
         ``(upsampler, info)`` where info describes the protocol for provenance.
     """
     dev = resolve_device(device)
+    steps_from = "--steps" if steps is not None else "--budget" if budget is not None else "default"
     if steps is not None:
         budget = None
+    elif budget is not None:
+        budget = float(budget)
     else:
-        budget = float(
-            budget if budget is not None else (DEFAULT_BUDGET_GPU if dev.type == "cuda" else DEFAULT_BUDGET_CPU)
-        )
+        steps = default_steps(protocol, len(scale))
     torch.manual_seed(seed)  # the initial weights too: with ``steps`` the output is reproducible
     scale = tuple(int(s) for s in scale)
     arrays = _training_arrays(source, normalizer, stats, seed)
@@ -275,7 +315,13 @@ def self_supervised_upsampler(
         info = _fit(net, _in_plane_slices(arrays, through_plane_axis), degradation, budget, dev, seed, log, steps=steps)
         protocol_text = "through-plane (in-plane slices, slice profile)"
         ensemble = PlaneEnsemble(net, through_plane_axis)
-        return ensemble, {"protocol": protocol_text, "budget_s": budget, "start": "random init", **info}
+        return ensemble, {
+            **_reproducible(info),
+            "protocol": protocol_text,
+            "budget_s": budget,
+            "steps_from": steps_from,
+            "start": "random init",
+        }
     net = load_checkpoint(start_weights)[0] if start_weights is not None else build_network(**network)
     train, held = _holdout_split(_images(arrays), scale)
     info = _fit(
@@ -293,6 +339,7 @@ def self_supervised_upsampler(
     return net, {
         "protocol": "zero-shot (the image's own block-averaged copy)",
         "budget_s": budget,
+        "steps_from": steps_from,
         "start": start or "random init",
-        **info,
+        **_reproducible(info),
     }

@@ -363,11 +363,33 @@ def write_report(report: BatchReport, out_dir: Path) -> list[Path]:
     return paths
 
 
+def _vrt_path(vrt: str | os.PathLike, out_dir: Path) -> Path:
+    """Where ``--vrt`` is written: a bare name in ``out_dir``, any other path as given."""
+    return Path(vrt) if Path(vrt).is_absolute() or Path(vrt).parent != Path(".") else out_dir / vrt
+
+
+def check_vrt(vrt: str | os.PathLike, out_dir: Path, overwrite: bool) -> Path:
+    """The output pre-flight of ``--vrt``, before any input runs (the mosaic is written last): a ``.vrt``
+    file name in a writable folder, and an existing file there an earlier mosaic of this tool (one in
+    ``out_dir`` is rewritten on every run; elsewhere it needs ``overwrite``)."""
+    from geo_med_sr import io
+
+    path = _vrt_path(vrt, out_dir)
+    return io.check_file_output(
+        path,
+        suffixes=(".vrt",),
+        what="the --vrt mosaic",
+        owned=io.owns_vrt,
+        overwrite=overwrite or path.resolve().parent == out_dir.resolve(),
+        ignore_case=True,
+    )
+
+
 def _mosaic(report: BatchReport, jobs: Sequence[Job], vrt: str | os.PathLike, out_dir: Path, overwrite: bool) -> Path:
     """The VRT of every GeoTIFF output that exists after the run (relative names live in ``out_dir``)."""
     from geo_med_sr.io import build_vrt
 
-    path = Path(vrt) if Path(vrt).is_absolute() or Path(vrt).parent != Path(".") else out_dir / vrt
+    path = _vrt_path(vrt, out_dir)
     tiles = [job.output for job, o in zip(jobs, report.outcomes) if job.raster and o.status != FAILED]
     if not tiles:
         raise file_error(OutputError, path, "no GeoTIFF output to mosaic")
@@ -414,6 +436,10 @@ def batch(
         ConfigError/OutputError: before any work, for bad patterns, clashing output names, an
             unusable ``out_dir`` or a batch already running there.
     """
+    from geo_med_sr import options_check as check
+
+    workers = check.WORKERS.check_optional(workers, "workers=")  # the rule of --workers/--threads
+    threads = check.WORKERS.check_optional(threads, "threads=")
     start = time.perf_counter()
     config = config or SRConfig()
     out_dir = Path(out_dir)
@@ -429,6 +455,8 @@ def batch(
                 "choose another --out-dir",
             )
     out_dir.mkdir(parents=True, exist_ok=True)
+    if vrt is not None:
+        check_vrt(vrt, out_dir, overwrite)
     n_workers = workers or default_workers(len(jobs))
     if threads is None and not scheduler:
         threads = max(1, (os.cpu_count() or 1) // n_workers)

@@ -79,8 +79,9 @@ class Method:
         in_channels: the network's input channels (1: a multiband image runs band by band).
         through_plane_axis: a 2D ``(s, 1)`` network runs across this axis of a 3D volume in the
             two-orientation plane ensemble (None: the network runs as it is).
-        budget: ``self``: training seconds (None: the default for the device).
-        steps: ``self``: training steps instead of a time budget (reproducible; None: use the budget).
+        budget: ``self``: training seconds instead of steps (None: train ``steps``).
+        steps: ``self``: training steps (reproducible; None without a budget: the protocol's default,
+            :data:`geo_med_sr.training.selfsup.DEFAULT_STEPS`).
         protocol: ``self``: ``"through-plane"`` or ``"zero-shot"``.
         start: ``self``: the bundled model fine-tuned (None: random initialisation).
         ensemble: average over the geometric self-ensemble.

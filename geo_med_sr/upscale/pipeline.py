@@ -68,6 +68,55 @@ def check_finite(source: ImageSource, path: object) -> None:
             )
 
 
+#: most pixels read at once while looking for a valid one beyond the bounded sample (a 512 x 512 window).
+SCAN_PIXELS = 1 << 18
+
+
+def scan_windows(spatial: Sequence[int], max_pixels: int = SCAN_PIXELS) -> list[Window]:
+    """Windows covering an image of ``spatial`` shape, in order, each of at most about ``max_pixels``
+    pixels: the first two axes are cut into squares, the others are taken whole."""
+    spatial = [int(n) for n in spatial]
+    rest = int(np.prod(spatial[2:], dtype=np.int64)) if len(spatial) > 2 else 1
+    side = max(1, int((max_pixels / rest) ** (1 / min(2, len(spatial)))))
+    axes = [range(0, n, side) if a < 2 else range(0, 1) for a, n in enumerate(spatial)]
+    windows = []
+    for starts in np.ndindex(*[len(r) for r in axes]):
+        box = []
+        for a, (k, n) in enumerate(zip(starts, spatial)):
+            lo = axes[a][k]
+            box.append((lo, min(lo + side, n)) if a < 2 else (0, n))
+        windows.append(Window(box))
+    return windows
+
+
+def check_any_valid(source: ImageSource) -> None:
+    """Refuse an input with no valid pixel (every pixel nodata, masked, NaN or infinite), for every
+    method, before an output is opened: a classical method would write an all-nodata image.
+
+    The bounded sample a normaliser fits on (:func:`~geo_med_sr.inference.radiometry.sample_valid_values`)
+    settles it for an ordinary image; only when it holds no valid, finite pixel are windows
+    (:func:`scan_windows`) read in turn, so the whole image is read only when it is refused.
+
+    Raises:
+        InputError: nothing to super-resolve (the caller's :func:`geo_med_sr.io.naming` names the file).
+    """
+    if not source.may_have_invalid and np.dtype(source.dtype).kind != "f":
+        return
+    if sample_valid_values(source).shape[1]:
+        return
+    for window in scan_windows(source.shape[1:]):
+        values = source.read(window)
+        valid = source.read_valid(window)
+        ok = np.ones(values.shape[1:], bool) if valid is None else np.asarray(valid, bool)
+        if values.dtype.kind == "f":
+            ok = ok & np.isfinite(values).all(axis=0)
+        if ok.any():
+            return
+    raise InputError(
+        "has no valid pixel (every pixel is nodata, masked, NaN or infinite): there is nothing to super-resolve"
+    )
+
+
 def fit_normalizer(method: Method, source: ImageSource) -> tuple[Normalizer, dict[str, Any]]:
     """The normaliser ``method`` feeds its upsampler and its statistics on ``source``'s valid pixels.
 
@@ -140,6 +189,16 @@ def slice_profile(source: ImageSource, method: Method, given_mm: float | None = 
     return thickness / (step / s), {**info, "thickness_hr_px": round(thickness / (step / s), 4)}
 
 
+def output_nodata(source: ImageSource, sink: ImageSink | ArraySink) -> float | None:
+    """The value written at invalid output pixels: the sink's nodata; NaN for a float input and output
+    without one (a GeoTIFF whose NaN pixels declare no nodata), so that they stay NaN instead of taking
+    the values the nodata fill invented under them."""
+    if sink.nodata is not None or sink.dtype is None:
+        return sink.nodata
+    floats = np.dtype(source.dtype).kind == "f" and np.dtype(sink.dtype).kind == "f"
+    return float("nan") if floats and source.may_have_invalid else None
+
+
 @dataclass
 class _Engine:
     """Everything that runs on one opened input: the resolver, the fitted normaliser, the nodata
@@ -157,13 +216,14 @@ class _Engine:
 
     def run(self, source: ImageSource, sink: ImageSink | ArraySink) -> None:
         """Super-resolve ``source`` into ``sink``, cast to the sink's dtype (None: values in the compute
-        dtype of ``source``'s storage, :func:`geo_med_sr.dtypes.compute_dtype`)."""
+        dtype of ``source``'s storage, :func:`geo_med_sr.dtypes.compute_dtype`). Invalid pixels get the
+        sink's nodata (:func:`output_nodata`)."""
         radiometry = Radiometry(
             self.normalizer,
             self.stats,
             fill_radius=self.fill_radius,
             out_dtype=sink.dtype,
-            nodata=sink.nodata,
+            nodata=output_nodata(source, sink),
             compute_dtype=compute_dtype(source.dtype),
         )
         self.resolver.run(source, sink, radiometry)
@@ -173,7 +233,9 @@ def _engine(
     source: ImageSource, method: Method, config: SRConfig, progress: bool | None, slice_thickness: float | None = None
 ) -> _Engine:
     """Fit the normaliser, build (or train) the upsampler and the resolver for ``source``
-    (``slice_thickness``: mm, see :func:`slice_profile`)."""
+    (``slice_thickness``: mm, see :func:`slice_profile`). An input with no valid pixel is refused
+    first (:func:`check_any_valid`), whatever the method."""
+    check_any_valid(source)
     thickness_px, profile = slice_profile(source, method, slice_thickness)
     normalizer, stats = fit_normalizer(method, source)
     upsampler, prov = build_upsampler(
@@ -242,33 +304,6 @@ def upscale_image(
     return image.with_array(sink.array, scale, meta_update=update), engine.provenance
 
 
-def check_output_size(path: object, shape: Sequence[int], dtype: np.dtype, *, in_memory: bool) -> None:
-    """Refuse an output that cannot be made: one held whole in memory until it is written (an adapter
-    without ``writes_windows``: DICOM) that needs more memory than the system has available now.
-    Outputs written window by window (GeoTIFF, the streamed NIfTI) are never refused here.
-
-    Args:
-        path: the output, named in the message.
-        shape: ``(C, *S)`` of the output.
-        dtype: the float dtype its values are collected in.
-        in_memory: the output is collected whole before it is written (its sink does not write windows).
-
-    Raises:
-        OutputError: with the size needed and the memory available.
-    """
-    if not in_memory:
-        return
-    needed = 2 * int(np.prod([int(n) for n in shape], dtype=np.float64)) * np.dtype(dtype).itemsize
-    free = available_bytes()
-    if free is not None and needed > free:
-        raise file_error(
-            OutputError,
-            path,
-            f"an output of {'x'.join(str(int(n)) for n in shape[1:])} voxels needs about {needed / 2**30:.1f} GiB of "
-            f"memory and {free / 2**30:.1f} GiB is available; use a smaller --scale or crop the input",
-        )
-
-
 def super_resolve(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -314,8 +349,19 @@ def super_resolve(
     Raises:
         GeoMedSRError subclasses with a one-line message naming the file and the problem.
     """
+    from geo_med_sr import options_check as check
+
+    # the arguments' types and ranges, before any file is opened: one-line ConfigErrors naming the keyword
+    src_path, dst_path = Path(check.path(src, "src=")), Path(check.path(dst, "dst="))
+    target_spacing = check.MM.check_optional(target_spacing, "target_spacing=")
+    slice_thickness = check.MM.check_optional(slice_thickness, "slice_thickness=")
+    check.text(series, "series=", optional=True)
+    for key, value in (("overwrite", overwrite), ("cog", cog)):
+        check.flag(value, f"{key}=")
+    check.flag(progress, "progress=", optional=True)
     config = as_config(config)
-    src_path, dst_path = Path(src), Path(dst)
+    check.BUDGET.check_optional(config.model.budget, "config model.budget=")  # the schema lets inf through
+    check.STEPS.check_optional(config.model.steps, "config model.steps=")
     try:
         if (scale is None) == (target_spacing is None):
             raise ConfigError("give a scale or a target spacing (--scale or --target-spacing), one of them")
@@ -349,11 +395,18 @@ def super_resolve(
             request = None
         factors = fitted
         request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
-        if not adapter_in.reads_windows:
-            check_finite(source, src_path)
         out_spatial = scaled_shape(source.shape[1:], factors)
         out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
-        check_output_size(dst_path, out_shape, compute_dtype(source.dtype), in_memory=not adapter_out.writes_windows)
+        io.check_output_size(  # the size part of the output pre-flight: disk, and memory for a DICOM series
+            dst_path,
+            adapter_out,
+            out_shape,
+            _output_dtype(config, source),
+            compute_dtype=compute_dtype(source.dtype),
+            memory=available_bytes(),
+        )
+        if not adapter_in.reads_windows:
+            check_finite(source, src_path)
         with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
             engine = _engine(source, method, config, progress, slice_thickness)
         provenance = {**engine.provenance, "inputs": [str(src_path)], "request": request}

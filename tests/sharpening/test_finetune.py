@@ -54,7 +54,7 @@ def test_zero_steps_without_a_model_to_start_from_is_refused_before_any_work(tmp
         sharpen(tmp_path / "no_such_scene", out, method="self", steps=0, progress=False)
     with pytest.raises(ConfigError, match="--steps 0 needs a model"):
         sharpen(tmp_path / "no_such_scene", out, method="glp", model="s2-guided-x2", steps=0, progress=False)
-    with pytest.raises(ConfigError, match="positive integer"):
+    with pytest.raises(ConfigError, match="steps=-1: expected a positive integer"):
         sharpen(tmp_path / "no_such_scene", out, method="self", model="s2-guided-x2", steps=-1, progress=False)
     assert not out.exists()
 

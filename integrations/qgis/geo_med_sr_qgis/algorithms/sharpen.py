@@ -34,7 +34,7 @@ class SharpenAlgorithm(GeoMedSRAlgorithm):
         "10 m and 20 m bands), a Sentinel-2 product folder (COG layout or .SAFE) or a STAC item; or a "
         "multispectral raster with a panchromatic (Pan) or any finer (Guide) raster. Grids must share the CRS "
         "and axis-aligned pixels with an integer ratio of pixel sizes. Method 'self' (default) trains a guided "
-        "network on the scene's own reduced copy within the budget; glp and brovey are classical baselines."
+        "network on the scene's own reduced copy for a fixed number of steps; glp and brovey are classical baselines."
     )
 
     def initAlgorithm(self, config=None) -> None:
@@ -64,7 +64,7 @@ class SharpenAlgorithm(GeoMedSRAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 "BUDGET",
-                "Self-training budget in seconds (method 'self'; default 240 on a CPU, 60 on a GPU)",
+                "Self-training budget in seconds instead of steps (method 'self'; default: a fixed number of steps)",
                 QgsProcessingParameterNumber.Double,
                 None,
                 True,

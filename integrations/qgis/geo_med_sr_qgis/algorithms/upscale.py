@@ -114,7 +114,7 @@ class UpscaleAlgorithm(GeoMedSRAlgorithm):
         "Super-resolves a GeoTIFF by a whole factor with geo-med-sr upscale, keeping the exact footprint: "
         "the output covers the same extent in the same CRS with pixels SCALE times smaller. "
         "Method: the bundled network by default, 'self' trains a network on the input itself (no download, "
-        "within the budget), or a classical interpolator (bicubic, bspline, ...). Bands: all when none are "
+        "a fixed number of steps), or a classical interpolator (bicubic, bspline, ...). Bands: all when none are "
         "selected. The output is a Cloud-Optimized GeoTIFF. Progress and Cancel work; a canceled run leaves "
         "no file behind."
     )
