@@ -22,7 +22,7 @@ from geo_med_sr.digest import sha256_file
 from geo_med_sr.errors import ConfigError, ModelError, file_error
 from geo_med_sr.models.checkpoint import model_path, read_config
 from geo_med_sr.sharpening.registry import FULL_SCALE, PROXY, SHARPEN_METHODS, SharpenMethod
-from geo_med_sr.sharpening.scene import Group, Layout, Scene
+from geo_med_sr.sharpening.scene import S2_KINDS, Group, Layout, Scene
 from geo_med_sr.sharpening.training import check_reducible, too_small
 
 __all__ = [
@@ -201,7 +201,7 @@ def bundled_guided(scene: Scene, group: Group) -> str:
     """
     from geo_med_sr.models.bundled import find
 
-    kind = "s2" if scene.meta.get("kind") in ("sentinel2", "stac", "safe") else "pan"
+    kind = "s2" if scene.meta.get("kind") in S2_KINDS else "pan"
     name = f"{kind}-guided-x{group.ratio[0]}"
     if group.ratio[0] != group.ratio[1] or find(name) is None:
         raise ModelError(

@@ -130,6 +130,11 @@ class Layout:
         return next((g for g in self.groups if band in g.targets), None)
 
 
+#: product kinds that are Sentinel-2 (``Scene.meta["kind"]``) and their guide bands (10 m).
+S2_KINDS = ("sentinel2", "stac", "safe")
+S2_GUIDES = ("B02", "B03", "B04", "B08")
+
+
 def plan(scene: Scene, write_guides: bool | None = None) -> Layout:
     """Decide the output grid, guides, groups and written bands of ``scene``.
 
@@ -161,6 +166,12 @@ def plan(scene: Scene, write_guides: bool | None = None) -> Layout:
     others = [i for i in range(len(bands)) if i not in guides]
     if not any(bands[i].role != "categorical" for i in others):
         names = ", ".join(bands[i].name for i in guides)
+        if scene.meta.get("kind") in S2_KINDS and not any(bands[i].name in S2_GUIDES for i in guides):
+            chosen = ",".join(bands[i].name for i in guides)
+            raise InputError(
+                f"--bands {chosen}: no finer band was selected to guide these; Sentinel-2's guides are its 10 m "
+                f"bands {', '.join(S2_GUIDES)}: add them (--bands {','.join(S2_GUIDES)},{chosen})"
+            )
         raise InputError(f"every band ({names}) is on the finest grid: there is nothing coarser to sharpen")
     relations = {i: relate(base, bands[i].grid, bands[guides[0]].name, bands[i].name) for i in others}
     lo, hi = [0, 0], list(base.shape)

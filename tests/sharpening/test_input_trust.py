@@ -311,3 +311,17 @@ def test_scan_windows_cover_the_image_once_in_bounded_windows(shape, max_pixels)
         seen[tuple(slice(a, b) for a, b in window)] += 1
         assert int(np.prod(window.shape)) <= max(max_pixels, rest)
     assert (seen == 1).all()
+
+
+@pytest.mark.parametrize("chosen", ["B05,B06", "B8A"])
+def test_a_band_choice_without_the_guides_says_which_bands_guide(tmp_path, capsys, chosen):
+    """``--bands B05,B06`` on a Sentinel-2 folder left out the 10 m guides: the message says so and how to add
+    them (it said "every band is on the finest grid: nothing coarser to sharpen")."""
+    from s2_fixtures import s2_folder
+
+    folder = s2_folder(tmp_path / "S2X", n=24, scl=False)
+    out = tmp_path / "o.tif"
+    code, _, err = run_cli(capsys, "sharpen", folder, out, "--bands", chosen, "--method", "glp")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"--bands {chosen}: no finer band was selected" in err and f"--bands B02,B03,B04,B08,{chosen}" in err
+    assert not out.exists()
