@@ -41,6 +41,7 @@ def test_sharpen_default_twice_gives_the_same_bytes_also_on_a_busy_machine(tmp_p
     from geo_med_sr.sharpening.pipeline import sharpen
 
     monkeypatch.setattr(plan, "DEFAULT_STEPS", 6)  # the default's kind (steps, not seconds), on a small scale
+    monkeypatch.setattr(plan, "DEFAULT_STEPS_FINETUNE", 6)
     monkeypatch.setattr(plan, "DEFAULT_STEPS_COARSE", 3)
     folder = s2_folder(tmp_path / "S2X", n=64, scl=False)
     outputs = []

@@ -6,7 +6,7 @@
   methods, and the bundled through-plane network when installed).
 * Sharpening: a real Sentinel-2 crop shipped in the package (``geo_med_sr/samples``, CC BY 4.0) is
   sharpened to 10 m (``s2_sharpened_10m.tif``), and scored by the reduced-resolution protocol:
-  bicubic, MTF-GLP and ``self`` (a guided network trained on the crop itself for 100 steps).
+  bicubic, MTF-GLP and ``self`` (the bundled guided network fine-tuned on the crop itself for 100 steps).
 * Satellite: a synthetic 4-band uint16 scene (UTM CRS, rotated 30 m grid, nodata collar) is
   block-averaged to 60 m and upscaled back by 2 into a Cloud-Optimized GeoTIFF (classical
   methods and the bundled ``sat-edsr-x2``).

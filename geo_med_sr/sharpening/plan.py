@@ -42,15 +42,18 @@ COARSEST_SHARE = 0.25
 REDUCED = "reduced"
 #: network of ``self`` trained from scratch (features, residual blocks).
 FEATURES, BLOCKS = 64, 6
-#: ``self``'s training without ``--budget`` or ``--steps``: a fixed number of steps for the finest group and
-#: for each coarser one (so a rerun gives the same file however busy the machine is), calibrated to about
-#: four minutes on the 2-core CPU (see the README's sharpening section).
-DEFAULT_STEPS, DEFAULT_STEPS_COARSE = 600, 200
+#: ``self``'s training without ``--budget`` or ``--steps``: a fixed number of steps for the finest group (from
+#: scratch, or fine-tuning a bundled model, whose smaller network takes about 0.4x the time per step) and for
+#: each coarser one (so a rerun gives the same file however busy the machine is), calibrated to about four
+#: minutes in all on the 2-core CPU (see the README's sharpening section).
+DEFAULT_STEPS, DEFAULT_STEPS_FINETUNE, DEFAULT_STEPS_COARSE = 600, 1200, 200
 #: ``--model`` value that makes ``self`` start from a new network even where a bundled one fits.
 SCRATCH = "scratch"
-#: where ``self`` starts without ``--model``: ``"bundled"`` (fine-tunes the group's bundled model where one
-#: fits the bands) or :data:`SCRATCH`.
-SELF_START = SCRATCH
+#: bundled models that ``self`` fine-tunes without ``--model`` (where one fits the group's bands): those for
+#: which fine-tuning measured better than a new network on scenes the model never saw (README, "Sharpening
+#: quality": S2 x2 on three unseen scenes, +0.2 dB on average at 300 steps and 2-4x faster; pan x4 on a
+#: WorldView tile). Elsewhere ``self`` starts from scratch.
+SELF_FINETUNES = ("s2-guided-x2", "pan-guided-x4")
 
 
 @dataclass(frozen=True)
@@ -259,16 +262,20 @@ def plan_sharpening(
         groups = tuple(
             replace(
                 planned,
-                steps=steps
-                if steps is not None
-                else DEFAULT_STEPS
-                if planned.index == finest
-                else DEFAULT_STEPS_COARSE,
+                steps=steps if steps is not None else _default_steps(planned, planned.index == finest),
                 steps_from="--steps" if steps is not None else "default",
             )
             for planned in groups
         )
     return SharpenPlan(spec, groups, budget, steps, int(seed), str(device), bool(amp))
+
+
+def _default_steps(planned: GroupPlan, finest: bool) -> int:
+    """``self``'s default steps of a group: :data:`DEFAULT_STEPS_FINETUNE` or :data:`DEFAULT_STEPS` for the
+    finest group (from a checkpoint or from scratch), :data:`DEFAULT_STEPS_COARSE` for a coarser one."""
+    if not finest:
+        return DEFAULT_STEPS_COARSE
+    return DEFAULT_STEPS_FINETUNE if planned.weights is not None else DEFAULT_STEPS
 
 
 def _group_plan(
@@ -300,10 +307,12 @@ def _group_plan(
     if name:
         weights = _checkpoint(name, scene, layout, group)
         return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
-    if spec.weights == "optional" and model is None and SELF_START != SCRATCH and learn_from == REDUCED:
-        try:  # fine-tune the bundled model where one fits these bands, else start from scratch
-            weights = _checkpoint(bundled_guided(scene, group), scene, layout, group)
-            return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
+    if spec.weights == "optional" and model is None and learn_from == REDUCED:
+        try:  # fine-tune the bundled model where one is measured to help and fits these bands, else scratch
+            name = bundled_guided(scene, group)
+            if name in SELF_FINETUNES:
+                weights = _checkpoint(name, scene, layout, group)
+                return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
         except ModelError:
             pass
     if not spec.trains:

@@ -17,8 +17,15 @@ from s2_fixtures import S2_10, S2_20, s2_folder
 import geo_med_sr
 from geo_med_sr.digest import sha256_file
 from geo_med_sr.errors import ConfigError, InputError, ModelError
+from geo_med_sr.models.bundled import find
 from geo_med_sr.sharpening.pipeline import open_scene, sharpen
-from geo_med_sr.sharpening.plan import REDUCED, plan_sharpening
+from geo_med_sr.sharpening.plan import (
+    DEFAULT_STEPS,
+    DEFAULT_STEPS_COARSE,
+    DEFAULT_STEPS_FINETUNE,
+    REDUCED,
+    plan_sharpening,
+)
 from geo_med_sr.sharpening.registry import DEFAULT_METHOD, PROXY, SHARPEN_METHODS, SharpenMethod
 from geo_med_sr.sharpening.request import sharpen_request
 from geo_med_sr.sharpening.scene import plan
@@ -106,8 +113,15 @@ def test_plan_decides_groups_weights_and_budget_from_headers_only(tmp_path):
         assert x2.bands == S2_20 and x2.guides == S2_10 and x2.ratio == (2, 2) and x2.learn_from == REDUCED
         assert x6.bands == ("B01",) and x6.guides == S2_10 + S2_20 and x6.learn_from == PROXY and x6.donor == 0
         assert (x2.budget, x6.budget) == (75.0, 25.0) and decided.seed == 3
-        assert x2.network["params"]["target_channels"] == 6 and x2.weights is None
-        assert x6.network["params"]["bandwise"] and not x6.use_between
+        assert x2.network["params"]["target_channels"] == 6
+        if find("s2-guided-x2") is not None:  # self fine-tunes the bundled x2 model (it fits these bands)
+            assert x2.model == "s2-guided-x2" and x2.weights is not None and len(x2.weights_sha256) == 64
+        scratch = plan_sharpening(scene, layout, "self", model="scratch").groups[0]
+        assert scratch.weights is None and scratch.network["params"]["features"] == 64
+        assert x6.network["params"]["bandwise"] and not x6.use_between and x6.weights is None  # proxy: scratch
+        steps = {g.index: (g.steps, g.steps_from) for g in plan_sharpening(scene, layout, "self").groups}
+        fine = DEFAULT_STEPS_FINETUNE if find("s2-guided-x2") is not None else DEFAULT_STEPS
+        assert steps == {0: (fine, "default"), 1: (DEFAULT_STEPS_COARSE, "default")}
         ckpt = guided_checkpoint(tmp_path / "g.safetensors", 6, 4)
         given = plan_sharpening(scene, layout, "model", model=str(ckpt), group=0)
         (only,) = given.groups
