@@ -193,6 +193,10 @@ def _train_report(
     train, held = tr.holdout_split(arrays)
     holdout = tr.holdout_batch(held, seed)
     lr = tr.FINE_TUNE_LR if group.weights is not None else tr.LEARNING_RATE
+    kept = None
+    if holdout is None and group.weights is not None and group.steps_from == "default":
+        # nothing to stop early on: fine-tuning could only end worse than the model (a scene of a few pixels)
+        steps, kept = 0, "no hold-out strip (the reduced copy is too small): the model is kept unchanged"
     bar = tqdm(
         total=100,
         desc=f"self-training ({bands} bands)",
@@ -221,6 +225,8 @@ def _train_report(
         "network": net.config(),
         "seed": seed,
     }
+    if kept is not None:
+        info["early_stopping"] = kept
     if holdout is not None:
         info["early_stopping"] = {
             "held_out_share": tr.HOLDOUT_SHARE,

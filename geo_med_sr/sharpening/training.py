@@ -52,6 +52,8 @@ FINE_TUNE_LR = 2e-4
 HOLDOUT_SHARE = 0.2
 HOLDOUT_BATCH = 16
 HOLDOUT_CHECKS = 10
+#: the narrowest held-out strip (pixels of the reduced pair's label grid).
+MIN_HOLDOUT = 4
 
 
 def _available(scene: Scene, layout: Layout, group: Group, scale: int | None = None) -> tuple[list, list, tuple]:
@@ -173,9 +175,9 @@ def training_arrays(pairs: Sequence[ReducedPair], group: Group, stats: list[dict
 
 
 def holdout_split(
-    arrays: Sequence[TrainArrays], share: float = HOLDOUT_SHARE, patch: int = PATCH
+    arrays: Sequence[TrainArrays], share: float = HOLDOUT_SHARE
 ) -> tuple[list[TrainArrays], list[TrainArrays]]:
-    """Hold out the last ``share`` of each pair along its longest side (at least a quarter patch wide).
+    """Hold out the last ``share`` of each pair along its longest side (at least :data:`MIN_HOLDOUT` pixels).
 
     Returns ``(train, held)``: the same arrays with ``valid`` cut in two, so training never sees a
     held-out label; a pair too small to give up a strip (less than two strips left) is trained on whole.
@@ -184,7 +186,7 @@ def holdout_split(
     for a in arrays:
         shape = a.valid.shape
         axis = int(np.argmax(shape))
-        width = max(int(math.ceil(share * shape[axis])), patch // 4)
+        width = max(int(math.ceil(share * shape[axis])), MIN_HOLDOUT)
         if shape[axis] - width < 2 * width:
             train.append(a)
             continue
