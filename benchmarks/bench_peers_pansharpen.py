@@ -60,12 +60,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +71,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_peers_sharpen import absent_blobs, best_shift, machine, make_venv, measured, versions  # noqa: E402
+from bench_peers_sharpen import (  # noqa: E402
+    absent_blobs,
+    best_shift,
+    make_venv,
+    measured,
+    report_header,
+    versions,
+)
 
 DATA = REPO.parent / "shared" / "data"
 FUSEBOX = DATA / "pansharpen" / "landsat7_fusebox"
@@ -526,23 +531,8 @@ def summary(cases: list[dict]) -> str:
 
 def write_report(args: argparse.Namespace, tools: dict, cases: list[dict]) -> None:
     """The JSON report of the cases so far (rewritten after each pair, so a stopped run keeps its results)."""
-    import torch
-
-    import geo_med_sr
-
-    keep = ("path", "version", "why", "commit", "tree")
     report = {
-        "machine": machine(),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "versions": {
-            "geo_med_sr": geo_med_sr.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "peers": {
-                k: {x: str(v[x]) if isinstance(v[x], Path) else v[x] for x in keep if x in v} for k, v in tools.items()
-            },
-        },
+        **report_header(tools, ("path", "version", "why", "commit", "tree")),
         "protocol": (
             "Wald reduced resolution: MS cropped to valid whole multiples of the ratio, pan to ratio x that; both "
             "block-averaged by the ratio (geo_med_sr.degrade.block_average_array), float32 GeoTIFFs (pan transform "

@@ -599,13 +599,14 @@ def main() -> None:
     print(f"wrote {args.json}")
 
 
-def write_report(args: argparse.Namespace, peers: dict, cases: list[dict]) -> None:
-    """The JSON report of the cases so far (rewritten after each case, so a stopped run keeps its results)."""
+def report_header(peers: dict, keep: tuple[str, ...] = ("versions", "why", "commit", "tree")) -> dict:
+    """What every peer benchmark's JSON starts with: machine, command, date, our and the peers' versions
+    (the ``keep`` fields of each peer, paths as text)."""
     import torch
 
     import geo_med_sr
 
-    report = {
+    return {
         "machine": machine(),
         "command": shlex.join([sys.executable, *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -613,8 +614,17 @@ def write_report(args: argparse.Namespace, peers: dict, cases: list[dict]) -> No
             "geo_med_sr": geo_med_sr.__version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
-            "peers": {k: {x: v[x] for x in ("versions", "why", "commit", "tree") if x in v} for k, v in peers.items()},
+            "peers": {
+                k: {x: str(v[x]) if isinstance(v[x], Path) else v[x] for x in keep if x in v} for k, v in peers.items()
+            },
         },
+    }
+
+
+def write_report(args: argparse.Namespace, peers: dict, cases: list[dict]) -> None:
+    """The JSON report of the cases so far (rewritten after each case, so a stopped run keeps its results)."""
+    report = {
+        **report_header(peers),
         "protocol": (
             "Wald reduced resolution: every band cropped to whole reduced 60 m pixels and block-averaged by the "
             "ratio (geo_med_sr.degrade.block_average_array), float32 GeoTIFFs with the source transform scaled by "

@@ -194,3 +194,26 @@ def read_headers(folder: str | Path) -> list[pydicom.Dataset]:
     """Every ``*.dcm`` header in ``folder`` (without pixel data), sorted by InstanceNumber."""
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(Path(folder).glob("*.dcm"))]
     return sorted(headers, key=lambda ds: int(ds.InstanceNumber))
+
+
+def wait_for_echo(peer, timeout: float = 30.0, interval: float = 0.05, alive=None) -> None:
+    """Until ``peer`` (a :class:`geo_med_sr.pacs.net.Peer`: a node starting) answers C-ECHO.
+
+    Args:
+        alive: a callable that says whether the process serving ``peer`` still runs (checked between tries,
+            so a node that died is reported at once instead of after ``timeout``).
+    """
+    import time
+
+    from geo_med_sr.errors import InputError
+    from geo_med_sr.pacs import dimse
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            dimse.echo(peer, "TEST")
+            return
+        except InputError:
+            if time.monotonic() > deadline or (alive is not None and not alive()):
+                raise
+            time.sleep(interval)

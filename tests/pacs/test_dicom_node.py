@@ -14,7 +14,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from cli_fixtures import run_cli
-from dicom_fixtures import make_synthetic_series
+from dicom_fixtures import make_synthetic_series, wait_for_echo
 from hypothesis import given
 from hypothesis import strategies as st
 from orthanc_server import free_port
@@ -461,21 +461,13 @@ def test_the_node_command_stops_cleanly_on_a_signal(tmp_path, signame):
     import signal
     import subprocess
     import sys
-    import time
 
     port = free_port()
     command = [sys.executable, "-m", "geo_med_sr", "dicom-node", "--ae-title", "STOPME", "--port", str(port)]
     command += ["--forward", f"NOBODY@127.0.0.1:{free_port()}", "--spool", str(tmp_path / "spool")]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:  # until it answers C-ECHO
-            try:
-                dimse.echo(net.Peer("STOPME", "127.0.0.1", port), "TEST")
-                break
-            except InputError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout and proc.stdout.read()
-                time.sleep(0.1)
+        wait_for_echo(net.Peer("STOPME", "127.0.0.1", port), timeout=60, alive=lambda: proc.poll() is None)
         proc.send_signal(getattr(signal, signame))
         out, _ = proc.communicate(timeout=30)
     finally:

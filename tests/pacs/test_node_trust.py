@@ -29,13 +29,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_fixtures import make_synthetic_series
+from dicom_fixtures import make_synthetic_series, wait_for_echo
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from orthanc_server import free_port
 
 from geo_med_sr.adapters.dicom.write import save_slice
-from geo_med_sr.errors import ConfigError, InputError, OutputError
+from geo_med_sr.errors import ConfigError, OutputError
 from geo_med_sr.pacs import dimse, net
 from geo_med_sr.pacs.node import DicomNode
 from geo_med_sr.pacs.rules import Match, Rule, Rules, load_rules
@@ -82,18 +82,6 @@ class Sent:
         return len(files)
 
 
-def wait_listening(peer: net.Peer, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            dimse.echo(peer, "SCANNER")
-            return
-        except InputError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
 # ---------------------------------------------------------------------------------------------- the node frozen
 
 
@@ -123,7 +111,7 @@ def test_a_hostile_series_description_never_freezes_the_node(tmp_path):
     peer = net.Peer("SRNODE", "127.0.0.1", port)
     uids = (series_uid(hostile), series_uid(matching))
     try:
-        wait_listening(peer)
+        wait_for_echo(peer, timeout=10.0, interval=0.02)
         assert dimse.send_files(hostile, peer, "SCANNER") == len(hostile)
         echoes = []
         deadline = time.monotonic() + 20

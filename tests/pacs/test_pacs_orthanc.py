@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,9 +23,9 @@ import pydicom
 import pytest
 from cli_fixtures import run_cli
 from conftest import REPO, shared_path
+from dicom_fixtures import wait_for_echo
 from orthanc_server import free_port, orthanc_binary, start_orthanc
 
-from geo_med_sr.errors import InputError
 from geo_med_sr.pacs import dimse, net
 from geo_med_sr.pacs.node import DicomNode
 from geo_med_sr.pacs.rules import Rule, Rules
@@ -93,19 +92,6 @@ def assert_sr_geometry(tags: list[dict], folder: Path, scale: int = SCALE) -> No
         assert float(t["SpacingBetweenSlices"]) == pytest.approx(np.linalg.norm(step) / scale, abs=1e-4)
     got = np.array(sorted((_values(t["ImagePositionPatient"]) for t in tags), key=lambda p: p @ normal))
     np.testing.assert_allclose(got, expected, atol=1e-3)  # mm
-
-
-def wait_for_echo(peer: net.Peer, timeout: float = 30.0) -> None:
-    """Until ``peer`` answers C-ECHO (a node starting)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            dimse.echo(peer, "TEST")
-            return
-        except InputError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 @pytest.mark.slow
