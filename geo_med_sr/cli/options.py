@@ -231,7 +231,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
             "the same grid; bspline-ibp = cubic B-spline + back-projection onto the input"
         ),
     )
-    add_budget_steps(p, "1600 through-plane, 700 2D, 900 3D")
+    add_budget_steps(p, "1600 through-plane, 700 2D, 500 3D")
     p.add_argument(
         "--consistency",
         action="store_true",

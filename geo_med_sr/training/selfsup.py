@@ -51,7 +51,7 @@ DEFAULT_BUDGET_GPU = 60.0
 #: training steps without ``--budget`` or ``--steps``, per protocol: a fixed number, so that a rerun gives the
 #: same file however busy the machine is, calibrated to about :data:`DEFAULT_BUDGET_CPU` seconds on the 2-core
 #: CPU (see the README's performance section).
-DEFAULT_STEPS = {"through-plane": 1600, "zero-shot-2d": 700, "zero-shot-3d": 900}
+DEFAULT_STEPS = {"through-plane": 1600, "zero-shot-2d": 700, "zero-shot-3d": 500}
 #: how much of the image (pixels) training may read, sampled in windows for large scenes.
 MAX_TRAIN_PIXELS = 1 << 22
 #: Adam learning rates from random initialisation and when fine-tuning a bundled model.
