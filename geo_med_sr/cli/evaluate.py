@@ -17,6 +17,7 @@ from pathlib import Path
 from geo_med_sr import options_check as check
 from geo_med_sr.cli.common import CommandParser
 from geo_med_sr.cli.options import (
+    SELF_DEFAULT_STEPS,
     add_band_names,
     add_bands,
     add_budget_steps,
@@ -109,7 +110,7 @@ def _add_sharpen_mode(p: CommandParser) -> None:
     m.add_argument(
         "--ratio", action="append", type=typed(check.RATIO), default=None, help="only the group with this ratio (2, 6)"
     )
-    add_budget_steps(m, "600 for the finest group, 200 for coarser ones", exclusive=True)
+    add_budget_steps(m, SELF_DEFAULT_STEPS, exclusive=True)
     add_model(m, "guided checkpoint or bundled name")
     add_offset(m)
     add_device(m, "auto")

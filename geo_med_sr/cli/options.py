@@ -26,6 +26,7 @@ from geo_med_sr.errors import ConfigError
 from geo_med_sr.upscale.registry import METHODS
 
 __all__ = [
+    "SELF_DEFAULT_STEPS",
     "add_amp",
     "add_band_names",
     "add_bands",
@@ -50,6 +51,8 @@ __all__ = [
     "typed",
 ]
 
+#: the default steps of ``sharpen``/``evaluate --sharpen`` ``--method self``, as their help states them.
+SELF_DEFAULT_STEPS = "1200 fine-tuning (600 from scratch) for the finest group, 200 per coarser group"
 #: the one help of ``--patch-size``: its unit.
 PATCH_SIZE_UNIT = "tile edge in pixels of the input's finest grid"
 

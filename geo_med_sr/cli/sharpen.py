@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from geo_med_sr.cli.options import (
+    SELF_DEFAULT_STEPS,
     add_amp,
     add_band_names,
     add_budget_steps,
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method", default=DEFAULT_METHOD, choices=SHARPEN_METHODS.names(), help=f"default {DEFAULT_METHOD}"
     )
-    add_budget_steps(p, "600 for the finest group, 200 for coarser ones", exclusive=True, zero_steps=True)
+    add_budget_steps(p, SELF_DEFAULT_STEPS, exclusive=True, zero_steps=True)
     add_model(p, "guided checkpoint or bundled name", "--method model (or self)")
     add_offset(p)
     add_device(p, "auto")
