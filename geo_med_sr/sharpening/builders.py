@@ -227,7 +227,7 @@ def _train_report(
     }
     if kept is not None:
         info["early_stopping"] = kept
-    if holdout is not None:
+    elif holdout is not None:
         info["early_stopping"] = {
             "held_out_share": tr.HOLDOUT_SHARE,
             "holdout_l1_start": round(report["holdout_l1_start"], 6),

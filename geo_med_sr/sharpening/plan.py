@@ -278,6 +278,16 @@ def _default_steps(planned: GroupPlan, finest: bool) -> int:
     return DEFAULT_STEPS_FINETUNE if planned.weights is not None else DEFAULT_STEPS
 
 
+def _self_start(scene: Scene, group: Group) -> str | None:
+    """The bundled model ``self`` fine-tunes on ``group`` without ``--model`` (one of :data:`SELF_FINETUNES`),
+    or None (a new network)."""
+    try:
+        name = bundled_guided(scene, group)
+    except ModelError:
+        return None
+    return name if name in SELF_FINETUNES else None
+
+
 def _group_plan(
     spec: SharpenMethod, scene: Scene, layout: Layout, g: int, model: str | None, budget: float | None
 ) -> GroupPlan:
@@ -304,17 +314,18 @@ def _group_plan(
     name = model if spec.weights == "optional" and model != SCRATCH else None
     if spec.weights == "required":
         name = model or bundled_guided(scene, group)
+    # self without --model: fine-tune the bundled model where one is measured to help and fits, else scratch
+    optional_start = spec.weights == "optional" and model is None and learn_from == REDUCED
+    if optional_start:
+        name = _self_start(scene, group)
     if name:
-        weights = _checkpoint(name, scene, layout, group)
-        return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
-    if spec.weights == "optional" and model is None and learn_from == REDUCED:
-        try:  # fine-tune the bundled model where one is measured to help and fits these bands, else scratch
-            name = bundled_guided(scene, group)
-            if name in SELF_FINETUNES:
-                weights = _checkpoint(name, scene, layout, group)
-                return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
+        try:
+            weights = _checkpoint(name, scene, layout, group)
         except ModelError:
-            pass
+            if not optional_start:
+                raise
+        else:
+            return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds, **weights)
     if not spec.trains:
         return GroupPlan(g, bands, ratio, guides, learn_from=learn_from, donor=donor, budget=seconds)
     if learn_from == PROXY:
