@@ -50,11 +50,15 @@ class DependencyError(GeoMedSRError, ImportError):
 
 
 def file_error(cls: type[GeoMedSRError], path: object, problem: str) -> GeoMedSRError:
-    """Build ``cls`` with the one-line message ``"<path>: <problem>"``.
+    """Build ``cls`` with the one-line message ``"<path>: <problem>"`` (a path holding a newline or another
+    unprintable character is shown quoted, as Python writes it).
 
     Args:
         cls: the exception class to instantiate.
         path: the file or folder the problem is about.
         problem: what is wrong and, where possible, what to do about it.
     """
-    return cls(f"{path}: {' '.join(str(problem).split())}")
+    shown = str(path)
+    if not shown.isprintable():  # a newline or control character in a name: quoted, so the message stays one line
+        shown = repr(shown)
+    return cls(f"{shown}: {' '.join(str(problem).split())}")

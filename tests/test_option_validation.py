@@ -322,3 +322,15 @@ def test_super_resolve_refuses_a_budget_that_never_ends(config, named):
     with _empty_folder():
         error = _one_line_error(lambda: geo_med_sr.super_resolve("missing.nii.gz", "out.nii.gz", 2, config))
     assert isinstance(error, ConfigError) and named in str(error), str(error)
+
+
+@pytest.mark.parametrize("name", ["0\n", "a\rb", "tab\there", "bell\x07"])
+def test_a_path_with_control_characters_stays_one_line_in_errors(name):
+    """Found by the property test above in a fresh-clone run: a path holding a newline split the message."""
+    from geo_med_sr.errors import InputError, file_error
+
+    text = str(file_error(InputError, name, "no such file or folder"))
+    assert "\n" not in text and "\r" not in text and text.startswith(repr(name))
+    with _empty_folder():
+        error = _one_line_error(lambda: geo_med_sr.super_resolve(name, "out.nii.gz", 2))
+    assert repr(name) in str(error)
