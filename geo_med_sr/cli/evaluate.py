@@ -23,6 +23,7 @@ from geo_med_sr.cli.options import (
     add_budget_steps,
     add_degrade,
     add_device,
+    add_guide_options,
     add_guides,
     add_model,
     add_offset,
@@ -81,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_series(p)
     add_bands(p, "use")
+    add_guide_options(p)
     add_sr_config(p)
     add_report_options(p, "LR / methods / HR panels, zoomed crops and error maps")
     _add_sharpen_mode(p)
@@ -174,6 +176,9 @@ def run(args: argparse.Namespace) -> None:
         config=config,
         series=args.series,
         bands=parse_bands(args.bands),
+        guide=args.guide,
+        guide_registered=args.guide_registered,
+        allow_other_study=args.allow_other_study,
     )
     print(format_table(result))
     if args.json:

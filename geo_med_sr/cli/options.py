@@ -223,6 +223,34 @@ def add_offset(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_guide_options(p: argparse.ArgumentParser) -> None:
+    """Guided MRI: ``--guide`` (a finer volume of the same patient) and how it is brought into the target's space."""
+    p.add_argument(
+        "--guide",
+        default=None,
+        metavar="GUIDE",
+        help="a finer volume of the same patient (e.g. the isotropic 3D T1w; NIfTI file or DICOM series folder, any "
+        "orientation) that restores the thick axis: registered rigidly onto INPUT, then guided --method self (the "
+        "default with a guide); classical methods ignore it. GUIDE is never changed",
+    )
+    p.add_argument(
+        "--guide-registered",
+        action="store_true",
+        help="GUIDE already shares INPUT's world space (same scanner frame, no head motion): skip the registration",
+    )
+    p.add_argument(
+        "--allow-other-study",
+        action="store_true",
+        help="go on when a DICOM GUIDE's PatientID or StudyInstanceUID differs from INPUT's (recorded)",
+    )
+
+
+def check_guide_method(args: argparse.Namespace) -> None:
+    """Refuse ``--method model`` with ``--guide`` (a bundled network takes no guide), before any work."""
+    if getattr(args, "guide", None) and getattr(args, "method", None) == "model":
+        raise ConfigError("--method model does not use a guide: leave --method out (guided self) or drop --guide")
+
+
 def add_method_options(p: argparse.ArgumentParser) -> None:
     """Options shared by upscale and batch: method, model, engine, output values, GeoTIFF bands."""
     p.add_argument(

@@ -9,10 +9,12 @@ from typing import Any
 from geo_med_sr import options_check as check
 from geo_med_sr.cli.dicom import add_pacs_options, check_upscale_push, push_upscale_result, upscale_input, uses_pacs
 from geo_med_sr.cli.options import (
+    add_guide_options,
     add_method_options,
     add_overwrite,
     add_progress_options,
     add_series,
+    check_guide_method,
     progress_mode,
     sr_config,
     typed,
@@ -60,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="NIfTI/DICOM: instead of --scale, the whole factor per axis that brings the voxel spacing closest to "
         "MM (1.02 x 1.02 x 4.8 mm with 1 -> 1,1,5); the choice is printed and recorded",
     )
+    add_guide_options(p)
     add_method_options(p)
     add_series(p)
     _add_dicom_output_options(p)
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> None:
     from geo_med_sr import super_resolve
 
     pacs = uses_pacs(args)  # a file-to-file run never enters the PACS code
+    check_guide_method(args)
     if pacs:
         check_upscale_push(args)  # --send/--stow need a DICOM series output: refused before any work
     # a PACS series is fetched into a temporary folder, removed afterwards
@@ -120,6 +124,9 @@ def run(args: argparse.Namespace) -> None:
             write_options=_write_options(args),
             target_spacing=args.target_spacing,
             slice_thickness=args.slice_thickness,
+            guide=args.guide,
+            guide_registered=args.guide_registered,
+            allow_other_study=args.allow_other_study,
         )
     chosen = result.provenance.get("target_spacing")
     if chosen and not args.quiet:

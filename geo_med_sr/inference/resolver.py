@@ -50,15 +50,26 @@ class _Upsampling:
     """The window driver's compute for an upsampler: normalise and fill a batch of tiles (reader
     thread), run the model on it (main thread), invert the normalisation (writer thread)."""
 
-    def __init__(self, resolver: SuperResolver, radiometry: Radiometry | None) -> None:
-        self.resolver, self.radiometry = resolver, radiometry
+    def __init__(self, resolver: SuperResolver, radiometry: Radiometry | None, guided: bool = False) -> None:
+        self.resolver, self.radiometry, self.guided = resolver, radiometry, guided
 
-    def prepare(self, windows: list[WindowInputs]) -> np.ndarray:
+    def prepare(self, windows: list[WindowInputs]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The normalised batch ``(B, C, *P)``; with guides, the pair of it and the guide batch
+        ``(B, G, *P*scale)`` float32 (every guide's channels in order, already normalised by the caller)."""
         rad = self.radiometry
-        return np.stack([rad.before(w.values, w.valid) if rad else _as_compute(w.values) for w in windows])
+        x = np.stack([rad.before(w.values, w.valid) if rad else _as_compute(w.values) for w in windows])
+        if not self.guided:
+            return x
+        g = np.stack([np.concatenate(w.guides, axis=0).astype(np.float32, copy=False) for w in windows])
+        return x, g
 
-    def __call__(self, x: np.ndarray) -> list[tuple[np.ndarray, None]]:
-        y = self.resolver._forward(self.resolver._to_device(x)).cpu().numpy()
+    def __call__(self, prepared: np.ndarray | tuple[np.ndarray, np.ndarray]) -> list[tuple[np.ndarray, None]]:
+        resolver = self.resolver
+        if isinstance(prepared, tuple):
+            x, g = prepared
+            y = resolver._forward(resolver._to_device(x), resolver._to_device(g)).cpu().numpy()
+        else:
+            y = resolver._forward(resolver._to_device(prepared)).cpu().numpy()
         return [(out, None) for out in y]
 
     def finish(self, values: np.ndarray) -> np.ndarray:
@@ -139,9 +150,10 @@ class SuperResolver:
         """True when a one-channel model runs a multi-channel image channel by channel (through the batch)."""
         return self.model.in_channels == 1 and channels > 1
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the model on ``(B, C, *P)``; channels go through the batch for 1-channel models
-        (called by the driver, inside its ``inference_mode`` and autocast)."""
+    def _forward(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the model on ``(B, C, *P)`` (with a guided model, ``model(x, guide)``, the guide
+        ``(B, G, *P*scale)``); channels go through the batch for 1-channel models (called by the
+        driver, inside its ``inference_mode`` and autocast)."""
         b, c = x.shape[:2]
         dtype = x.dtype
         per_channel = self._per_channel(c)
@@ -149,7 +161,9 @@ class SuperResolver:
             x = x.reshape(b * c, 1, *x.shape[2:])
         if self.model_dtype is not None:
             x = x.to(self.model_dtype)
-        y = self.model(x)  # under the driver's inference mode and autocast
+            guide = None if guide is None else guide.to(self.model_dtype)
+        # under the driver's inference mode and autocast
+        y = self.model(x) if guide is None else self.model(x, guide)
         y = y.to(dtype)
         if per_channel:
             y = y.reshape(b, c * y.shape[1], *y.shape[2:])
@@ -170,7 +184,15 @@ class SuperResolver:
             amp=self.amp,
         )
 
-    def run(self, source: Source, sink: Sink, radiometry: Radiometry | None = None, *, threads: bool = True) -> None:
+    def run(
+        self,
+        source: Source,
+        sink: Sink,
+        radiometry: Radiometry | None = None,
+        *,
+        threads: bool = True,
+        guides: Sequence[Source] = (),
+    ) -> None:
         """Super-resolve ``source`` (``(C, *S)``) into ``sink`` (``(C_out, *S*scale)``).
 
         Streamable networks (EDSR, 2D/3D) run column by column
@@ -185,7 +207,15 @@ class SuperResolver:
             radiometry: value transforms before/after the network (normalise, fill nodata,
                 inverse, re-mask, cast); its ``fill_radius`` is added to the halo.
             threads: overlap reading and writing with compute (False runs everything inline).
+            guides: Sources on the output grid ``(C_g, *S*scale)``, already normalised, for a
+                guided model (``model.guided``, ``model(x, guide)`` with the guides' channels
+                concatenated in order); they run tile by tile, and the target must have one channel.
+
+        Raises:
+            ConfigError: guides for a model that takes none, a guided model without guides, or
+                guides with a multi-channel target.
         """
+        self._check_guides(source, guides)
         spatial = tuple(source.shape[1:])
         extra = radiometry.fill_radius if radiometry is not None else 0
         halo = (self.halo,) * len(spatial) if np.isscalar(self.halo) else tuple(self.halo)
@@ -193,7 +223,11 @@ class SuperResolver:
         driver = self.driver(halo, threads)
         spec = radiometry.spec if radiometry is not None else OutputSpec(None)
         with reuse_freed_memory(self.device.type == "cpu"):
-            if self.streamed is not None and len(spatial) >= 2 and min(halo) - extra >= self.streamed.receptive_radius:
+            if guides:
+                driver.run(_Upsampling(self, radiometry, guided=True), sink, spec, source=source, guides=guides)
+            elif (
+                self.streamed is not None and len(spatial) >= 2 and min(halo) - extra >= self.streamed.receptive_radius
+            ):
                 run_columns(
                     driver,
                     self.streamed,
@@ -211,6 +245,18 @@ class SuperResolver:
             else:
                 driver.run(_Upsampling(self, radiometry), sink, spec, source=source)
 
+    def _check_guides(self, source: Source, guides: Sequence[Source]) -> None:
+        """Guides go with a guided model (``model.guided``) and a one-channel target, and only then."""
+        guided = bool(getattr(self.model, "guided", False))
+        if guides and not guided:
+            raise ConfigError(
+                f"{type(self.model).__name__} takes no guide, but {len(guides)} guide image(s) were given"
+            )
+        if guided and not guides:
+            raise ConfigError(f"{type(self.model).__name__} is a guided model: give it its guide image(s)")
+        if guides and source.shape[0] != 1:
+            raise ConfigError(f"a guided model restores one channel at a time, got a {source.shape[0]}-channel target")
+
     def output_channels(self, in_channels: int) -> int:
         """Channels of the output for ``in_channels`` input channels."""
         out_channels = self.model.out_channels
@@ -219,14 +265,22 @@ class SuperResolver:
         return int(out_channels)
 
     def __call__(
-        self, array: np.ndarray, valid: np.ndarray | None = None, radiometry: Radiometry | None = None
+        self,
+        array: np.ndarray,
+        valid: np.ndarray | None = None,
+        radiometry: Radiometry | None = None,
+        guides: Sequence[np.ndarray] = (),
     ) -> np.ndarray:
         """Super-resolve an in-memory ``(C, *S)`` array (optional ``S`` valid mask).
+
+        Args:
+            guides: for a guided model, in-memory ``(G, *S*scale)`` guide arrays on the output
+                grid (normalised), as :meth:`run`'s guide Sources.
 
         Returns:
             ``(C_out, *S*scale)`` array: float32, or ``radiometry.out_dtype`` when set.
         """
         dtype = np.float32 if radiometry is None or radiometry.out_dtype is None else radiometry.out_dtype
         sink = ArraySink((self.output_channels(array.shape[0]), *self.output_shape(array.shape[1:])), dtype=dtype)
-        self.run(ArraySource(array, valid), sink, radiometry)
+        self.run(ArraySource(array, valid), sink, radiometry, guides=[ArraySource(g) for g in guides])
         return sink.array

@@ -15,6 +15,7 @@ from typing import Any
 from geo_med_sr.errors import ModelError
 from geo_med_sr.networks.edsr import EDSR, EDSRBlock, ResidualSRNetwork
 from geo_med_sr.networks.guided import GuidedNet
+from geo_med_sr.networks.guided_plane import GuidedPlaneEnsemble, GuidedPlaneNet
 from geo_med_sr.networks.rcan import RCAB, RCAN, LocalChannelSELayer, ResidualGroup
 from geo_med_sr.networks.upsample import PerAxisSubpixelUpsample, interpolate_linear, pixel_shuffle_nd
 from geo_med_sr.registry import Registry
@@ -26,6 +27,8 @@ __all__ = [
     "RCAN",
     "EDSRBlock",
     "GuidedNet",
+    "GuidedPlaneEnsemble",
+    "GuidedPlaneNet",
     "LocalChannelSELayer",
     "PerAxisSubpixelUpsample",
     "ResidualGroup",
@@ -39,6 +42,7 @@ NETWORKS: Registry[type[ResidualSRNetwork]] = Registry("network", ModelError)
 NETWORKS.add(EDSR.name, EDSR)
 NETWORKS.add(RCAN.name, RCAN)
 NETWORKS.add(GuidedNet.name, GuidedNet)
+NETWORKS.add(GuidedPlaneNet.name, GuidedPlaneNet)
 
 
 def build_network(name: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> ResidualSRNetwork:

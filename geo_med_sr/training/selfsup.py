@@ -83,9 +83,14 @@ def default_steps(protocol: str, spatial_dims: int) -> int:
 
 
 def _training_arrays(
-    source: Source, normalizer: Normalizer, stats: dict[str, Any], seed: int
+    source: Source, normalizer: Normalizer, stats: dict[str, Any], seed: int, extra: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Normalised ``(C, *S)`` windows of the image with their valid masks (bounded in size)."""
+    """Normalised ``(C, *S)`` windows of the image with their valid masks (bounded in size).
+
+    With ``extra`` (``(E, *S_image)`` float values on the image's grid, e.g. a guide already
+    normalised), each window is ``(C + E, *S)``: the image's channels then ``extra``'s on the same
+    box (0 where the image is invalid).
+    """
     spatial = tuple(source.shape[1:])
     out = []
     for box in sample_boxes(spatial, MAX_TRAIN_PIXELS, 512 if len(spatial) == 2 else 96, seed):
@@ -93,7 +98,11 @@ def _training_arrays(
         valid = source.read_valid(box)
         valid = np.ones(raw.shape[1:], bool) if valid is None else valid
         valid = valid & np.all(np.isfinite(raw), axis=0)
-        out.append((np.where(valid, normalizer.forward(raw, stats), 0.0).astype(np.float32), valid))
+        values = np.where(valid, normalizer.forward(raw, stats), 0.0).astype(np.float32)
+        if extra is not None:
+            more = np.where(valid, extra[(slice(None), *box.toslices())], 0.0).astype(np.float32)
+            values = np.concatenate([values, more])
+        out.append((values, valid))
     return out
 
 
@@ -105,14 +114,21 @@ def _images(arrays: list[tuple[np.ndarray, np.ndarray]]) -> list[TrainImage]:
     ]
 
 
-def _in_plane_slices(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: int) -> list[TrainImage]:
-    """2D HR slices perpendicular to the thick axis, each also transposed (both in-plane directions)."""
+def _in_plane_slices(
+    arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: int, split_channels: bool = True
+) -> list[TrainImage]:
+    """2D HR slices perpendicular to the thick axis, each also transposed (both in-plane directions).
+
+    One one-channel image per channel, or with ``split_channels=False`` one image holding every
+    channel of the slice (a target and its guide, transposed alike).
+    """
     images = []
     for values, valid in arrays:
         vol, mask = np.moveaxis(values, thick_axis + 1, 1), np.moveaxis(valid, thick_axis, 0)
+        groups = [slice(c, c + 1) for c in range(vol.shape[0])] if split_channels else [slice(None)]
         for k in range(vol.shape[1]):
-            for c in range(vol.shape[0]):
-                plane, plane_valid = vol[c, k][None], mask[k]
+            for group in groups:
+                plane, plane_valid = vol[group, k], mask[k]
                 if plane_valid.any():
                     images.append(TrainImage(Path("<input>"), plane, plane_valid, ""))
                     images.append(

@@ -35,8 +35,9 @@ from geo_med_sr.optional import require
 from geo_med_sr.scale import for_input as scale_for_input
 from geo_med_sr.spatial import SpatialArray
 from geo_med_sr.upscale.config import SRConfig, as_config
+from geo_med_sr.upscale.guided import check_request
 from geo_med_sr.upscale.methods import learned_methods, resolve_method
-from geo_med_sr.upscale.pipeline import upscale_image
+from geo_med_sr.upscale.pipeline import GuideInput, upscale_image
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ def evaluate(
     config: SRConfig | None = None,
     series: str | None = None,
     bands: Sequence[int] | None = None,
+    guide: str | os.PathLike | None = None,
+    guide_registered: bool = False,
+    allow_other_study: bool = False,
 ) -> dict[str, Any]:
     """Degrade ``reference`` by ``scale``, restore it with each method and score the results.
 
@@ -76,6 +80,10 @@ def evaluate(
         ensemble: run the learned methods (``model``, ``self``) with the geometric self-ensemble
             (``<method>+ens``); classical methods are symmetric already and run as they are.
         config: base configuration (normalisation, inference settings).
+        guide: a finer volume of the same subject (guided MRI): ``self`` is restored with it (rows
+            ``self+guide``; the guide is registered onto the degraded reference unless
+            ``guide_registered``); the other methods ignore it.
+        guide_registered, allow_other_study: as for :func:`~geo_med_sr.upscale.pipeline.super_resolve`.
 
     Returns:
         JSON-able dict with the protocol, the shapes and one entry per method.
@@ -92,6 +100,7 @@ def evaluate(
         options["bands"] = list(band_list)
     hr = io.read(reference, **options)
     factors = scale_for_input(scale, hr.spatial_dims, reference)
+    guide_input = _guide(guide, hr, factors, methods, guide_registered, allow_other_study)
     _check_size(reference, hr.spatial_shape, factors)
     hr = crop_to_blocks(hr, factors)
     hr_float = SpatialArray(hr.array.astype(np.float32), hr.affine, hr.meta, hr.valid)
@@ -112,7 +121,8 @@ def evaluate(
     scores, outputs = [], {}
     for method, project in runs:
         ens = ensemble and method in learned_methods()
-        name = method + ("+ens" if ens else "") + ("+ibp" if project else "")
+        guided = guide_input is not None and method == "self"
+        name = method + ("+guide" if guided else "") + ("+ens" if ens else "") + ("+ibp" if project else "")
         cfg = config.updated(
             model={
                 "method": method,
@@ -124,7 +134,7 @@ def evaluate(
         )
         resolved = resolve_method(cfg, domain=domain, scale=factors)
         start = time.perf_counter()
-        out, _ = upscale_image(lr, factors, cfg, progress=False, method=resolved)
+        out, _ = upscale_image(lr, factors, cfg, progress=False, method=resolved, guide=guide_input if guided else None)
         seconds = time.perf_counter() - start
         with torch.no_grad():
             redegraded = degradation(torch.from_numpy(out.array)[None])[0].numpy()
@@ -154,6 +164,27 @@ def evaluate(
     result["gains_db"] = gains(result)
     result["_arrays"] = {"hr": hr_float.array, "lr": lr.array, "outputs": outputs, "region": region}
     return result
+
+
+def _guide(
+    guide: str | os.PathLike | None,
+    hr: SpatialArray,
+    factors: Sequence[int],
+    methods: Sequence[str],
+    registered: bool,
+    allow_other_study: bool,
+) -> GuideInput | None:
+    """The guide volume for the ``self`` rows (read once, checked before any restoration), or None."""
+    if guide is None:
+        if registered or allow_other_study:
+            raise ConfigError("--guide-registered and --allow-other-study apply to --guide")
+        return None
+    path = check_request(guide, io.domain_of(hr.meta), factors, "self")
+    if "self" not in methods:
+        raise ConfigError("--guide restores the self rows: add --method self")
+    with io.naming(path):
+        image = io.read(path)
+    return GuideInput(image, path, registered, allow_other_study)
 
 
 def _check_size(reference: object, shape: Sequence[int], factors: Sequence[int]) -> None:

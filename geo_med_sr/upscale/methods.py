@@ -32,6 +32,8 @@ from geo_med_sr.models.checkpoint import model_path, read_config
 from geo_med_sr.upscale.registry import CLASSICAL, METHODS, MODEL, SELF, MethodSpec, learned_methods
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from geo_med_sr.inference.protocols import Source, Upsampler
     from geo_med_sr.normalize import Normalizer
     from geo_med_sr.upscale.config import SRConfig
@@ -87,6 +89,8 @@ class Method:
         ensemble: average over the geometric self-ensemble.
         consistency: degradation name of the back-projection run after the method (None: off).
         bands: the GeoTIFF bands read (1-based), None for all.
+        guided: ``self`` through-plane with a guide volume (``--guide``): the guided network is trained
+            and run with the guide channels (:mod:`geo_med_sr.upscale.guided`).
     """
 
     name: str
@@ -108,6 +112,7 @@ class Method:
     ensemble: bool = False
     consistency: str | None = None
     bands: tuple[int, ...] | None = None
+    guided: bool = False
 
     @property
     def spatial_dims(self) -> int:
@@ -272,6 +277,7 @@ def build_upsampler(
     norm: tuple[Normalizer, dict[str, Any]] | None = None,
     slice_thickness: float | None = None,
     device: str = "auto",
+    guide: np.ndarray | None = None,
 ) -> tuple[Upsampler, dict[str, Any]]:
     """The module the engine runs for ``method``, and the provenance it adds to the output.
 
@@ -281,11 +287,20 @@ def build_upsampler(
         norm: the fitted normaliser and its statistics on ``source`` (``self`` trains in them).
         slice_thickness: ``self`` through-plane: slice thickness in HR pixels (None = the factor).
         device: where ``self`` trains.
+        guide: guided ``self``: the guide channels on the input's grid, ``(2, *S)``
+            (:attr:`geo_med_sr.upscale.guided.PreparedGuide.on_target`).
 
     Raises:
-        ConfigError: ``self`` without a source to train on.
+        ConfigError: ``self`` without a source to train on; a guided method without its guide, or with
+            the self-ensemble or back-projection (they run the network without the guide).
         ModelError: the checkpoint cannot be loaded.
     """
+    if method.guided:
+        if method.ensemble or method.consistency is not None:
+            raise ConfigError("--guide does not combine with --ensemble or --consistency yet")
+        if method.budget is not None:
+            raise ConfigError("--guide trains a fixed number of steps (--steps); it does not take --budget")
+        return _guided_upsampler(method, source, norm, slice_thickness, device, guide)
     upsampler, prov = _base_upsampler(method, source, norm, slice_thickness, device)
     if method.ensemble:
         from geo_med_sr.inference.ensemble import SelfEnsemble
@@ -302,6 +317,34 @@ def build_upsampler(
         prov = {**prov, "consistency": {"degradation": method.consistency, "iterations": projection.iterations}}
         upsampler = projection
     return upsampler, prov
+
+
+def _guided_upsampler(
+    method: Method,
+    source: Source | None,
+    norm: tuple[Normalizer, dict[str, Any]] | None,
+    slice_thickness: float | None,
+    device: str,
+    guide: np.ndarray | None,
+) -> tuple[Upsampler, dict[str, Any]]:
+    """Guided ``self``: the guided through-plane network trained on the input with its guide channels."""
+    from geo_med_sr.training.guided_selfsup import guided_self_supervised_upsampler
+
+    if source is None or norm is None or guide is None or method.through_plane_axis is None:
+        raise ConfigError("guided --method self needs the input, its guide and one thick axis: prepare the guide first")
+    normalizer, stats = norm
+    trained, info = guided_self_supervised_upsampler(
+        source,
+        normalizer,
+        stats,
+        method.scale,
+        guide_on_target=guide,
+        through_plane_axis=method.through_plane_axis,
+        steps=method.steps,
+        device=device,
+        slice_thickness=slice_thickness,
+    )
+    return cast("Upsampler", trained), {"method": "self", "guided": True, "self_supervised": info}
 
 
 def _base_upsampler(

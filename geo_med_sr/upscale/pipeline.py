@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from geo_med_sr.scale import for_input as scale_for_input
 from geo_med_sr.scale import for_shape as scale_for_shape
 from geo_med_sr.spatial import SpatialArray
 from geo_med_sr.upscale.config import SRConfig, as_config
+from geo_med_sr.upscale.guided import PreparedGuide, check_request, prepare_guide
 from geo_med_sr.upscale.methods import Method, build_upsampler, resolve_method
 from geo_med_sr.upscale.request import request_for
 
@@ -209,6 +210,7 @@ class _Engine:
     stats: dict[str, Any]
     fill_radius: int
     provenance: dict[str, Any]
+    guides: tuple[ArraySource, ...] = ()
 
     def output_shape(self, source: ImageSource) -> tuple[int, ...]:
         """``(C_out, *S*scale)`` of the output of ``source``."""
@@ -226,16 +228,25 @@ class _Engine:
             nodata=output_nodata(source, sink),
             compute_dtype=compute_dtype(source.dtype),
         )
-        self.resolver.run(source, sink, radiometry)
+        self.resolver.run(source, sink, radiometry, guides=self.guides)
 
 
 def _engine(
-    source: ImageSource, method: Method, config: SRConfig, progress: bool | None, slice_thickness: float | None = None
+    source: ImageSource,
+    method: Method,
+    config: SRConfig,
+    progress: bool | None,
+    slice_thickness: float | None = None,
+    guide: GuideInput | None = None,
+    prepared: PreparedGuide | None = None,
 ) -> _Engine:
     """Fit the normaliser, build (or train) the upsampler and the resolver for ``source``
-    (``slice_thickness``: mm, see :func:`slice_profile`). An input with no valid pixel is refused
-    first (:func:`check_any_valid`), whatever the method."""
+    (``slice_thickness``: mm, see :func:`slice_profile`; ``guide``: the guide given, ``prepared``: it
+    brought into the target's space by :func:`prepare_guide_for` for a guided method). An input with no
+    valid pixel is refused first (:func:`check_any_valid`), whatever the method."""
     check_any_valid(source)
+    if method.guided and prepared is None:
+        raise ConfigError("a guided method needs its guide brought into the target's space first")
     thickness_px, profile = slice_profile(source, method, slice_thickness)
     normalizer, stats = fit_normalizer(method, source)
     upsampler, prov = build_upsampler(
@@ -244,6 +255,7 @@ def _engine(
         norm=(normalizer, stats),
         slice_thickness=thickness_px,
         device=config.inference.device,
+        guide=None if prepared is None else prepared.on_target,
     )
     inf = config.inference
     fill = inf.fill_radius
@@ -265,7 +277,61 @@ def _engine(
     provenance = build_provenance("upscale", **prov, scale=list(method.scale), normalization=stats)
     if profile is not None:
         provenance["slice_profile"] = profile
-    return _Engine(resolver, normalizer, stats, fill, provenance)
+    guides: tuple[ArraySource, ...] = ()
+    if prepared is not None:
+        provenance["guide"] = prepared.provenance
+        guides = (ArraySource(prepared.on_output),)
+    elif guide is not None:
+        provenance["guide"] = {"path": str(guide.path), "used": False, "why": f"{method.name} does not use a guide"}
+    return _Engine(resolver, normalizer, stats, fill, provenance, guides)
+
+
+@dataclass(frozen=True)
+class GuideInput:
+    """A guide volume and how to bring it into the target's space (``--guide`` and its options)."""
+
+    image: SpatialArray | None
+    path: Path
+    registered: bool = False
+    allow_other_study: bool = False
+
+
+def prepare_guide_for(source: ImageSource, method: Method, guide: GuideInput | None) -> PreparedGuide | None:
+    """The guide channels of a guided method on ``source`` (read whole: medical volumes are in memory);
+    None for a method that does not use a guide. Errors name the guide."""
+    if not method.guided:
+        return None
+    if guide is None or guide.image is None:
+        raise ConfigError("a guided method needs a guide volume (--guide)")
+    window = Window.from_shape(source.shape[1:])
+    target = SpatialArray(
+        source.read(window).astype(np.float32), np.asarray(source.affine), dict(source.meta), source.read_valid(window)
+    )
+    return prepare_guide(
+        target,
+        guide.image,
+        method.scale,
+        normalize=method.normalize,
+        registered=guide.registered,
+        allow_other_study=guide.allow_other_study,
+        guide_path=guide.path,
+    )
+
+
+def with_guide(method: Method, guided: bool) -> Method:
+    """``method`` marked guided when a guide is given and the method uses one (through-plane ``self``)."""
+    if not guided or method.kind != "self":
+        return method
+    if method.protocol != "through-plane" or method.through_plane_axis is None:
+        raise ConfigError(f"--guide restores one thick axis of a 3D volume (e.g. --scale 1,1,4), got {method.scale}")
+    return replace(method, guided=True, protocol="through-plane")
+
+
+def guided_config(config: SRConfig, guided: bool) -> SRConfig:
+    """With a guide and no method chosen (the default ``model`` without ``--model``), guided ``self``."""
+    if guided and config.model.method == "model" and not config.model.name:
+        return config.updated(model={"method": "self"})
+    return config
 
 
 def _output_dtype(config: SRConfig, source: ImageSource) -> np.dtype:
@@ -288,16 +354,19 @@ def upscale_image(
     *,
     progress: bool | None = None,
     method: Method | None = None,
+    guide: GuideInput | None = None,
 ) -> tuple[SpatialArray, dict[str, Any]]:
     """Super-resolve an in-memory image; returns the HR image (float32 values) and provenance.
 
     ``method`` is :func:`~geo_med_sr.upscale.methods.resolve_method` of ``config`` for this image when
-    the caller has it already.
+    the caller has it already; ``guide`` a guide volume (guided ``self``: the default then).
     """
-    config = as_config(config)
+    config = guided_config(as_config(config), guide is not None)
     method = method or resolve_method(config, domain=io.domain_of(image.meta), scale=scale)
+    method = with_guide(method, guide is not None)
     source = ArraySource.from_image(image)
-    engine = _engine(source, method, config, progress)
+    prepared = prepare_guide_for(source, method, guide)
+    engine = _engine(source, method, config, progress, guide=guide, prepared=prepared)
     sink = ArraySink(engine.output_shape(source), dtype=None, values=compute_dtype(source.dtype))
     engine.run(source, sink)
     update = _output_meta(image.meta, _output_dtype(config, source), engine.provenance)
@@ -320,6 +389,9 @@ def super_resolve(
     write_options: dict[str, Any] | None = None,
     target_spacing: float | None = None,
     slice_thickness: float | None = None,
+    guide: str | os.PathLike | None = None,
+    guide_registered: bool = False,
+    allow_other_study: bool = False,
 ) -> Result:
     """Upscale the image at ``src`` by ``scale`` and write it to ``dst`` with exact geometry.
 
@@ -345,6 +417,12 @@ def super_resolve(
             (:func:`~geo_med_sr.scale.factors_for_spacing`); the choice is in the provenance.
         slice_thickness: through-plane ``self``: the slice thickness in mm (None: from DICOM, else
             estimated from the data; see :func:`slice_profile`), recorded in the provenance.
+        guide: a finer volume of the same patient (NIfTI file or DICOM series folder, any orientation,
+            spacing and field of view; never written) that restores the thick axis
+            (:mod:`geo_med_sr.upscale.guided`): guided ``self`` is then the default method; classical
+            methods ignore it (recorded).
+        guide_registered: the guide already shares the target's world space (no registration).
+        allow_other_study: go on when a DICOM guide's PatientID / StudyInstanceUID differ from the target's.
 
     Raises:
         GeoMedSRError subclasses with a one-line message naming the file and the problem.
@@ -356,10 +434,16 @@ def super_resolve(
     target_spacing = check.MM.check_optional(target_spacing, "target_spacing=")
     slice_thickness = check.MM.check_optional(slice_thickness, "slice_thickness=")
     check.text(series, "series=", optional=True)
-    for key, value in (("overwrite", overwrite), ("cog", cog)):
+    guide_path = None if guide is None else Path(check.path(guide, "guide="))
+    for key, value in (
+        ("overwrite", overwrite),
+        ("cog", cog),
+        ("guide_registered", guide_registered),
+        ("allow_other_study", allow_other_study),
+    ):
         check.flag(value, f"{key}=")
     check.flag(progress, "progress=", optional=True)
-    config = as_config(config)
+    config = guided_config(as_config(config), guide_path is not None)
     check.BUDGET.check_optional(config.model.budget, "config model.budget=")  # the schema lets inf through
     check.STEPS.check_optional(config.model.steps, "config model.steps=")
     try:
@@ -372,7 +456,12 @@ def super_resolve(
     adapter_in = io.adapter_for_input(src_path)
     if target_spacing is not None and adapter_in.domain != "medical":
         raise file_error(ConfigError, src_path, "--target-spacing is for NIfTI/DICOM volumes; use --scale")
-    adapter_out = io.check_output(dst_path, inputs=(src_path,), overwrite=overwrite)
+    if guide_path is not None:
+        check_request(guide_path, adapter_in.domain, None if target_spacing is not None else given, config.model.method)
+    elif guide_registered or allow_other_study:
+        raise file_error(ConfigError, src_path, "--guide-registered and --allow-other-study apply to --guide")
+    inputs = (src_path,) if guide_path is None else (src_path, guide_path)
+    adapter_out = io.check_output(dst_path, inputs=inputs, overwrite=overwrite)
     if adapter_in.domain != adapter_out.domain:
         want = "a .tif output" if adapter_in.domain == "geo" else "a .nii/.nii.gz or folder output"
         raise file_error(OutputError, dst_path, f"a {adapter_in.name} input needs {want}")
@@ -383,6 +472,7 @@ def super_resolve(
     options = _write_options(adapter_out, dst_path, write_options, cog)
     factors = scale_for_input(given, adapter_in.spatial_dims, src_path)
     method = method or resolve_method(config, domain=adapter_in.domain, scale=factors, bands=band_list)
+    guided = guide_path is not None
     with io.open_source(src_path, series=series, bands=band_list) as source:
         chosen = None
         if target_spacing is not None:
@@ -393,8 +483,15 @@ def super_resolve(
         if fitted != tuple(method.scale):
             method = resolve_method(config, domain=adapter_in.domain, scale=fitted, bands=band_list)
             request = None
+        method = with_guide(method, guided)
         factors = fitted
         request = request or request_for(src_path, factors, config, series=series, bands=bands, cog=cog, method=method)
+        guide_input = None
+        if guide_path is not None:
+            request = {**request, "guide": _guide_request(guide_path, method, guide_registered, allow_other_study)}
+            with io.naming(guide_path):
+                image = io.read(guide_path) if method.guided else None
+            guide_input = GuideInput(image, guide_path, guide_registered, allow_other_study)
         out_spatial = scaled_shape(source.shape[1:], factors)
         out_shape = (source.shape[0], *out_spatial)  # networks here keep the channel count
         io.check_output_size(  # the size part of the output pre-flight: disk, and memory for a DICOM series
@@ -407,8 +504,9 @@ def super_resolve(
         )
         if not adapter_in.reads_windows:
             check_finite(source, src_path)
+        prepared = prepare_guide_for(source, method, guide_input)  # its errors name the guide
         with io.naming(src_path):  # what the input cannot give (no valid pixel, too small to train on) names it
-            engine = _engine(source, method, config, progress, slice_thickness)
+            engine = _engine(source, method, config, progress, slice_thickness, guide_input, prepared)
         provenance = {**engine.provenance, "inputs": [str(src_path)], "request": request}
         if chosen is not None:
             provenance["target_spacing"] = chosen
@@ -422,6 +520,15 @@ def super_resolve(
         ) as sink:
             engine.run(source, sink)
     return Result(dst_path, tuple(source.shape[1:]), tuple(out_spatial), provenance)
+
+
+def _guide_request(path: Path, method: Method, registered: bool, allow_other_study: bool) -> dict[str, Any]:
+    """What of the guide decides the output (recorded in the request: a changed guide is a new job)."""
+    from geo_med_sr.digest import hash_input
+
+    if not method.guided:
+        return {"used": False}
+    return {"sha256": hash_input(path), "registered": registered, "allow_other_study": allow_other_study}
 
 
 def _spacing_choice(affine: np.ndarray, target: float, path: Path) -> dict[str, Any]:

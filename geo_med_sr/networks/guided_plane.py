@@ -1,0 +1,220 @@
+"""Guided through-plane network: a thick-slice contrast restored with an isotropic guide (MONAI blocks).
+
+Guided MRI: a thick-slice T2w/FLAIR (one axis ``s`` times coarser) is restored with the same
+patient's isotropic T1w resampled onto the output grid. :class:`GuidedPlaneNet` is the 2D
+network of the through-plane protocol (scale ``(s, 1)``: axis 0 upsampled, axis 1 kept) with
+guide channels on the output grid; :class:`GuidedPlaneEnsemble` applies it to a volume across its
+thick axis in the two plane orientations that contain that axis, averaged, like
+:class:`~geo_med_sr.inference.ensemble.PlaneEnsemble`.
+
+The network works on the output grid. Its target input is the LR plane upsampled by
+:func:`~geo_med_sr.networks.upsample.interpolate_linear` (the very function EDSR adds its residual
+to), and it predicts a residual over it with a zero-initialised last layer, so an untrained
+network returns exactly what an untrained EDSR of the same scale returns::
+
+    up = interpolate_linear(x, (s, 1))
+    y = up + tail(body(head([up, guide])))
+
+The guide channels are normalised values and a 0/1 inside-mask (by default); where the guide
+is all zero (outside its field of view, or dropped out during training) the same network does
+the single-contrast restoration.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import torch
+from monai.networks.blocks import Convolution, ResidualUnit
+from torch import nn
+
+from geo_med_sr.errors import ModelError
+from geo_med_sr.inference import ensemble as _ensemble
+from geo_med_sr.networks.edsr import check_int
+from geo_med_sr.networks.upsample import interpolate_linear
+
+__all__ = ["GuidedPlaneEnsemble", "GuidedPlaneNet"]
+
+
+class GuidedPlaneNet(nn.Module):
+    """Residual guided 2D CNN on the output grid for through-plane super-resolution.
+
+    Args:
+        scale: the factor ``s`` of axis 0 (axis 1 is kept): scale ``(s, 1)``.
+        guide_channels: guide channels ``G`` (default 2: the guide's normalised values and its
+            0/1 inside-mask).
+        features: width of the feature maps.
+        blocks: residual units (two 3x3 convolutions each).
+
+    Attributes:
+        scale: ``(s, 1)``.
+        spatial_dims, in_channels, out_channels: 2, 1, 1.
+        guide_channels, features, blocks: as given.
+        guided: True (the resolver hands it a guide batch).
+
+    Shapes:
+        ``forward(x (B, 1, A, P), guide (B, G, A*s, P)) -> (B, 1, A*s, P)``.
+    """
+
+    name: ClassVar[str] = "guided-plane"
+    spatial_dims: ClassVar[int] = 2
+    in_channels: ClassVar[int] = 1
+    out_channels: ClassVar[int] = 1
+    guided: ClassVar[bool] = True
+
+    def __init__(self, scale: int, guide_channels: int = 2, features: int = 32, blocks: int = 4) -> None:
+        super().__init__()
+        s = check_int("scale", scale)
+        self.scale = (s, 1)
+        self.guide_channels = check_int("guide_channels", guide_channels)
+        self.features = check_int("features", features)
+        self.blocks = check_int("blocks", blocks, minimum=0)
+        self.head = Convolution(2, 1 + self.guide_channels, self.features, kernel_size=3, act="relu", norm=None)
+        self.body = nn.Sequential(
+            *[
+                ResidualUnit(2, self.features, self.features, kernel_size=3, subunits=2, act="relu", norm=None)
+                for _ in range(self.blocks)
+            ]
+        )
+        self.tail = Convolution(2, self.features, 1, kernel_size=3, conv_only=True)
+        self.reset_tail()
+
+    def reset_tail(self) -> None:
+        """Zero the last convolution: the network then returns ``interpolate_linear(x, (s, 1))`` exactly."""
+        with torch.no_grad():
+            self.tail.conv.weight.zero_()
+            self.tail.conv.bias.zero_()
+
+    @property
+    def output_radius(self) -> int:
+        """Output-grid pixels of context an output depends on through the convolutions (head + 2 per block + tail)."""
+        return 2 + 2 * self.blocks
+
+    @property
+    def receptive_radii(self) -> tuple[int, int]:
+        """Input (LR) pixels of context per axis an output depends on: the inference halo per axis.
+
+        Along axis 1 (``s = 1``) the convolutions' reach, :attr:`output_radius`. Along axis 0 the
+        convolutions reach ``output_radius`` output pixels, that is ``ceil(output_radius / s)`` LR
+        pixels, plus 1 for the linear interpolation's support. The guide is read on the output
+        window of the grown input box (the window driver), so it is covered by the same halo.
+        """
+        r, s = self.output_radius, self.scale[0]
+        return (math.ceil(r / s) + 1, r)
+
+    @property
+    def receptive_radius(self) -> int:
+        """The largest of :attr:`receptive_radii` (one halo for every axis, as the Upsampler protocol has it)."""
+        return max(self.receptive_radii)
+
+    def config(self) -> dict[str, Any]:
+        """``{"name", "params"}``: ``build_network(**net.config())`` rebuilds it."""
+        params = {
+            "scale": self.scale[0],
+            "guide_channels": self.guide_channels,
+            "features": self.features,
+            "blocks": self.blocks,
+        }
+        return {"name": self.name, "params": copy.deepcopy(params)}
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """Restore the LR planes ``x`` ``(B, 1, A, P)`` with ``guide`` ``(B, G, A*s, P)`` (normalised values)."""
+        s = self.scale[0]
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ModelError(f"{self.name} expects LR planes of shape (B, 1, A, P), got {tuple(x.shape)}")
+        expected = (x.shape[0], self.guide_channels, x.shape[2] * s, x.shape[3])
+        if tuple(guide.shape) != expected:
+            raise ModelError(
+                f"{self.name} expects a guide of shape {expected} (B, G, A*s, P), got {tuple(guide.shape)}"
+            )
+        up = interpolate_linear(x, self.scale)
+        return up + self.tail(self.body(self.head(torch.cat([up, guide.to(up.dtype)], dim=1))))
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, guide_channels={self.guide_channels}, receptive_radii={self.receptive_radii}"
+
+
+def _planes(t: torch.Tensor, thick: int, in_plane: int, stacked: int) -> torch.Tensor:
+    """The planes ``(B * Q, C, A, P)`` of a ``(B, C, X, Y, Z)`` tensor, batch-major then plane-major
+    (``A`` = the thick axis, ``P`` = the in-plane axis, ``Q`` = the stacked axis)."""
+    a, p, q = thick + 2, in_plane + 2, stacked + 2
+    planes = t.permute(0, q, 1, a, p)  # (B, Q, C, A, P)
+    return planes.reshape(planes.shape[0] * planes.shape[1], *planes.shape[2:])
+
+
+class GuidedPlaneEnsemble(nn.Module):
+    """Apply a :class:`GuidedPlaneNet` to a volume across its thick axis in two plane orientations and average.
+
+    The same planes as :class:`~geo_med_sr.inference.ensemble.PlaneEnsemble` (through the 2D network in
+    chunks of at most :data:`~geo_med_sr.inference.ensemble.PLANE_CHUNK_PIXELS` output pixels; each
+    plane is computed on its own, so the result does not depend on the chunking); the guide's planes
+    are taken in exactly the same permutation as the target's.
+
+    Args:
+        net2d: the 2D guided network with scale ``(s, 1)`` (``forward(x, guide)``).
+        thick_axis: the 3D spatial axis (0, 1 or 2) to upsample by ``s``.
+
+    Attributes:
+        scale: 3D, ``s`` on ``thick_axis``.
+        receptive_radii: LR pixels of context per 3D axis (the 2D net's thick-axis radius on
+            ``thick_axis``, its in-plane radius on the two others).
+        receptive_radius: their maximum.
+        guided: True (the resolver hands it the guides).
+
+    Shapes:
+        ``forward(x (B, C, X, Y, Z), guide (B, G, *XYZ*scale)) -> (B, C, *XYZ*scale)`` (every target
+        channel with the same guide).
+    """
+
+    guided: ClassVar[bool] = True
+
+    def __init__(self, net2d: nn.Module, thick_axis: int) -> None:
+        super().__init__()
+        if thick_axis not in (0, 1, 2):
+            raise ModelError(f"thick_axis must be 0, 1 or 2, got {thick_axis!r}")
+        self.net2d = net2d
+        self.thick_axis = int(thick_axis)
+        s = int(net2d.scale[0])
+        self.scale = tuple(s if a == self.thick_axis else 1 for a in range(3))
+        self.in_channels = self.out_channels = 1
+        self.spatial_dims = 3
+        self.guide_channels = int(net2d.guide_channels)
+        thick_radius, plane_radius = (int(r) for r in net2d.receptive_radii)
+        self.receptive_radii = tuple(thick_radius if a == self.thick_axis else plane_radius for a in range(3))
+        self.receptive_radius = max(self.receptive_radii)
+
+    def _one_orientation(self, x: torch.Tensor, guide: torch.Tensor, in_plane: int, stacked: int) -> torch.Tensor:
+        b, c = x.shape[:2]
+        flat = _planes(x, self.thick_axis, in_plane, stacked)  # (B*Q, C, A, P)
+        nq = flat.shape[0] // b
+        flat = flat.reshape(b * nq * c, 1, *flat.shape[2:])  # (B*Q*C, 1, A, P)
+        guides = _planes(guide, self.thick_axis, in_plane, stacked)  # (B*Q, G, A*s, P)
+        if c > 1:
+            guides = guides.repeat_interleave(c, dim=0)
+        na, npl = flat.shape[2:]
+        s = self.scale[self.thick_axis]
+        chunk = max(1, _ensemble.PLANE_CHUNK_PIXELS // max(1, na * s * npl))
+        out = None
+        for start in range(0, flat.shape[0], chunk):
+            part = self.net2d(flat[start : start + chunk], guides[start : start + chunk])
+            if out is None:
+                out = part.new_empty((flat.shape[0], *part.shape[1:]))
+            out[start : start + len(part)] = part
+        out = out.reshape(b, nq, c, out.shape[-2], npl)  # (B, Q, C, A*s, P)
+        a, p, q = self.thick_axis + 2, in_plane + 2, stacked + 2
+        order = [0, 0, 0, 0, 0]
+        order[1], order[q], order[a], order[p] = 2, 1, 3, 4
+        return out.permute(*order)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """Upsample ``x`` ``(B, C, X, Y, Z)`` along the thick axis with ``guide`` ``(B, G, *XYZ*scale)``."""
+        expected = (x.shape[0], self.guide_channels, *(n * s for n, s in zip(x.shape[2:], self.scale)))
+        if x.ndim != 5 or tuple(guide.shape) != expected:
+            raise ModelError(
+                f"the guided plane ensemble expects (B, C, X, Y, Z) and a guide {expected}, got "
+                f"{tuple(x.shape)} and {tuple(guide.shape)}"
+            )
+        p, q = [ax for ax in range(3) if ax != self.thick_axis]
+        return 0.5 * (self._one_orientation(x, guide, p, q) + self._one_orientation(x, guide, q, p))
