@@ -13,7 +13,9 @@ Spool layout (``SPOOL/``):
   and header values, written before the first instance): series being received.
 * ``ready/<SeriesUID>/`` (+ ``.json``): a complete series, moved there in one rename (instances
   arriving later start a new ``incoming/`` folder, never change the series being processed).
-* ``output/<SeriesUID>/``: the super-resolved series (written atomically by the pipeline).
+* ``output/<SeriesUID>/``: the super-resolved series (written atomically by the pipeline), and
+  ``output/<SeriesUID>.json``: how it was made (rule, method, the guide series or why none), written
+  before processing so that a forward retried after a restart still records it.
 * ``done/<SeriesUID>.json``: the done marker (output SeriesInstanceUID, counts, destination);
   a series with a marker is never processed again. ``ready/`` and ``output/`` are then removed
   (kept with ``keep=True``).
@@ -29,6 +31,18 @@ its header). After a restart the idle time of a series found in ``incoming/`` co
 Rules (YAML, :mod:`geo_med_sr.pacs.rules`; see ``configs/dicom_node/rules.example.yaml``): the first rule whose
 ``match`` fits the series is used; without a match, ``default`` if given, else the series is skipped
 (logged, marked done with the reason).
+
+Guided MRI (a rule with ``guide:``, :class:`~geo_med_sr.pacs.rules.Guide`): a complete target series
+is processed with a guide, a complete series in ``ready/`` of the same StudyInstanceUID whose
+SeriesDescription matches ``guide.series_description`` and whose slices are at most
+``guide.max_slice_thickness`` mm (the thinnest when several fit), read only. Without one the target
+waits in ``ready/`` (neither processed nor failed; the other series go on) until a guide is complete
+or ``guide.wait`` seconds have passed since the target was complete (after a restart the wait counts
+from the start), then runs ``guide.fallback`` without a guide; the done marker records ``guide`` (the
+guide's SeriesInstanceUID) or ``guide: null`` and ``guide_fallback`` (why). A series that could be a
+guide of some rule is kept in ``ready/`` after its own handling (even without ``keep``) while a target
+of its study waits in ``ready/``, and for the longest ``wait`` of those rules after it was complete,
+so that a target arriving after its guide finds it.
 """
 
 from __future__ import annotations
@@ -49,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from geo_med_sr.errors import ConfigError, GeoMedSRError
-from geo_med_sr.pacs.rules import Rule, Rules
+from geo_med_sr.pacs.rules import Rule, Rules, slice_thickness
 
 log = logging.getLogger("geo_med_sr.pacs.node")
 
@@ -248,10 +262,11 @@ class Spool:
         return match[1] if match else "process"
 
     def remove(self, uid: str) -> None:
-        """Remove ``ready/<uid>`` and ``output/<uid>`` (after the done marker)."""
+        """Remove ``ready/<uid>`` and ``output/<uid>`` (and their JSON; after the done marker)."""
         for path in (self.folder("ready", uid), self.folder("output", uid)):
             shutil.rmtree(path, ignore_errors=True)
         self.folder("ready", f"{uid}.json").unlink(missing_ok=True)
+        self.folder("output", f"{uid}.json").unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- node
@@ -279,6 +294,13 @@ def _one_line(exc: BaseException) -> str:
         return " ".join(str(exc).split())
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+
+
+def _guide_note(made: dict[str, Any]) -> str:
+    """``", guide <uid>"`` / ``", no guide (why)"`` for a log line; empty for a rule without a guide."""
+    if made.get("guide"):
+        return f", guide {made['guide']}"
+    return f", no guide ({made['guide_fallback']})" if "guide_fallback" in made else ""
 
 
 def _output_series_uid(folder: Path) -> str:
@@ -344,6 +366,8 @@ class DicomNode:
         self._retry_at: dict[str, float] = {}
         self._warned: set[str] = set()
         self._unrecorded: dict[str, str] = {}  # uid -> stage of a failure the spool could not record
+        self._ready_at: dict[str, float] = {}  # uid -> clock when the series was complete (or found at start)
+        self._waiting: set[str] = set()  # targets that logged that they wait for a guide
         self.resume()
 
     # -- receiving (pynetdicom's association threads)
@@ -380,6 +404,7 @@ class DicomNode:
             self._sops[uid] = {p.stem for p in self.spool.folder("incoming", uid).glob("*.dcm")}
             log.info("resuming series %s: %d instance(s) received before the restart", uid, len(self._sops[uid]))
         for uid in self.spool.ready():
+            self._ready_at[uid] = now
             stage = self.spool.failed_stage(uid)
             if stage == "process":
                 log.warning(
@@ -442,13 +467,13 @@ class DicomNode:
                 self._last.pop(uid, None)
                 self._sops.pop(uid, None)
                 count = self.spool.move_to_ready(uid)
+                self._ready_at.setdefault(uid, self.clock())
             log.info("series %s complete: %d instance(s)", uid, count)
         finished = []
         now = self.clock()
         for uid in self.spool.ready():
             if self.spool.done(uid) is not None:
-                if not self.keep:
-                    self.spool.remove(uid)  # a node killed between the marker and the clean-up
+                self._clean_up(uid)  # a node killed between the marker and the clean-up, or a guide kept
                 continue
             stage = self.spool.failed_stage(uid) or self._unrecorded.get(uid)
             if stage == "process" or (stage == "forward" and self._retry_at.get(uid, 0.0) > now):
@@ -483,11 +508,17 @@ class DicomNode:
             return self._skip(uid, info, f"{label}: scale 1,1,1 (the slices are as thin as the pixels)")
         output = self.spool.folder("output", uid)
         if not output.is_dir():
+            made = self._guide_choice(uid, rule, info)
+            if made is None:
+                return False  # waits for its guide
             try:
-                self._process(uid, rule, label, scale, output)
+                self._write_made(uid, {"rule": label, **made})
+                self._process(uid, rule, label, scale, output, made)
             except Exception as exc:  # the node keeps running; the series is kept and the error recorded
                 self._record_failure(uid, "process", f"{label}: {_one_line(exc)}")
                 return False
+        else:
+            made = self._read_made(uid, rule)
         try:
             destination = self._destination(rule, info)
             files = sorted(output.glob("*.dcm"))
@@ -502,21 +533,127 @@ class DicomNode:
             "instances_out": sent,
             "rule": label,
             "scale": list(scale),
-            "method": rule.method,
+            "method": made.get("method", rule.method),
+            **{k: made[k] for k in ("guide", "guide_fallback") if k in made},
             "forwarded_to": str(destination),
         }
         self.spool.mark_done(uid, record)
         self._retry_at.pop(uid, None)
-        if not self.keep:
-            self.spool.remove(uid)
+        self._waiting.discard(uid)
+        self._clean_up(uid)
         log.info(
-            "series %s done: %d instance(s) of series %s sent to %s",
+            "series %s done: %d instance(s) of series %s sent to %s%s",
             uid,
             sent,
             record["output_series_uid"],
             destination,
+            _guide_note(record),
         )
         return True
+
+    # -- guided MRI
+
+    def _guide_choice(self, uid: str, rule: Rule, info: dict[str, Any]) -> dict[str, Any] | None:
+        """How to process target ``uid`` now: ``{"method": rule's method}`` for a rule without a guide;
+        with one ``{"method", "guide": UID}`` when a guide series is ready, ``{"method": fallback,
+        "guide": None, "guide_fallback": why}`` once ``guide.wait`` seconds have passed without one;
+        None while it waits."""
+        guide = rule.guide
+        if guide is None:
+            return {"method": rule.method}
+        found = self._find_guide(uid, guide, info)
+        if found is not None:
+            if uid in self._waiting:
+                log.info("series %s: guide series %s is complete", uid, found)
+            return {"method": rule.method, "guide": found}
+        now = self.clock()
+        since = self._ready_at.setdefault(uid, now)
+        if now - since < guide.wait:
+            if uid not in self._waiting:
+                self._waiting.add(uid)
+                log.info(
+                    "series %s: waiting up to %.0f s for a guide series (SeriesDescription ~ %r) of study %s",
+                    uid,
+                    guide.wait,
+                    guide.series_description,
+                    info.get("study_uid"),
+                )
+            return None
+        why = f"no guide series within {guide.wait:g} s"
+        method = guide.fallback or rule.method
+        log.info("series %s: %s; %s without a guide", uid, why, method or "the default method")
+        return {"method": method, "guide": None, "guide_fallback": why}
+
+    def _find_guide(self, uid: str, guide: Any, info: dict[str, Any]) -> str | None:
+        """The SeriesInstanceUID of a complete series in ``ready/`` that can guide target ``uid`` (same
+        StudyInstanceUID, :meth:`~geo_med_sr.pacs.rules.Guide.fits`; the thinnest, then the one with the
+        most instances), or None."""
+        study = info.get("study_uid")
+        if not study:
+            return None
+        found = []
+        for other in self.spool.ready():
+            if other == uid:
+                continue
+            values = self._ready_info(other)
+            if values.get("study_uid") != study or not guide.fits(values):
+                continue
+            count = self.spool.count(self.spool.folder("ready", other))
+            if count:
+                found.append((slice_thickness(values), -count, other))
+        return min(found)[2] if found else None
+
+    def _ready_info(self, uid: str) -> dict[str, Any]:
+        """:meth:`Spool.info` of a ready series, ``{}`` when neither its JSON nor an instance can be read."""
+        try:
+            return self.spool.info("ready", uid)
+        except (GeoMedSRError, OSError):
+            return {}
+
+    def _write_made(self, uid: str, made: dict[str, Any]) -> None:
+        """Write ``output/<uid>.json`` (how the output is made) durably, before processing."""
+        _write_durably(self.spool.folder("output", f"{uid}.json"), json.dumps(made).encode(), self.spool.folder("tmp"))
+
+    def _read_made(self, uid: str, rule: Rule) -> dict[str, Any]:
+        """``output/<uid>.json`` of an output made before (a forward retried), ``{"method": rule's}`` without it."""
+        try:
+            made = json.loads(self.spool.folder("output", f"{uid}.json").read_text())
+        except (OSError, ValueError):
+            made = None
+        return made if isinstance(made, dict) else {"method": rule.method}
+
+    def _kept_as_guide(self, uid: str) -> bool:
+        """Whether the handled series ``uid`` stays in ``ready/`` as a possible guide: it fits the ``guide`` of
+        some rule, and a target of its study waits in ``ready/`` (not yet processed) or it was complete less than
+        the longest ``wait`` of those rules ago."""
+        guides = [rule.guide for rule, _ in self.rules.all() if rule.guide is not None]
+        if not guides:
+            return False
+        info = self._ready_info(uid)
+        fitting = [g for g in guides if g.fits(info)]
+        study = info.get("study_uid")
+        if not fitting or not study:
+            return False
+        now = self.clock()
+        if now - self._ready_at.setdefault(uid, now) < max(g.wait for g in fitting):
+            return True
+        for other in self.spool.ready():
+            if other == uid or self.spool.done(other) is not None or self.spool.folder("output", other).is_dir():
+                continue  # handled, or processed (a forward to retry): needs no guide any more
+            if (self.spool.failed_stage(other) or self._unrecorded.get(other)) == "process":
+                continue  # failed: not retried until its failure record is deleted
+            values = self._ready_info(other)
+            chosen = self.rules.select(values) if values.get("study_uid") == study else None
+            if chosen is not None and chosen[0].guide is not None and chosen[0].guide.fits(info):
+                return True
+        return False
+
+    def _clean_up(self, uid: str) -> None:
+        """Remove ``ready/<uid>`` and ``output/<uid>`` of a done series, unless ``keep`` or kept as a guide."""
+        if self.keep or self._kept_as_guide(uid):
+            return
+        self.spool.remove(uid)
+        self._ready_at.pop(uid, None)
 
     def _record_failure(self, uid: str, stage: str, message: str) -> None:
         """Record and log a failure of series ``uid`` at ``stage`` (``process``/``forward``; a forward is
@@ -533,13 +670,27 @@ class DicomNode:
         else:
             log.error("series %s failed (%s): %s", uid, where, message)
 
-    def _process(self, uid: str, rule: Rule, label: str, scale: tuple[int, ...], output: Path) -> None:
+    def _process(
+        self, uid: str, rule: Rule, label: str, scale: tuple[int, ...], output: Path, made: dict[str, Any]
+    ) -> None:
         upscale = self._upscale
         if upscale is None:
             from geo_med_sr.upscale.pipeline import super_resolve as upscale
         started = time.monotonic()
-        log.info("series %s: %s, scale %s, method %s", uid, label, ",".join(map(str, scale)), rule.method or "default")
-        upscale(self.spool.folder("ready", uid), output, ",".join(map(str, scale)), rule.sr_config(), progress=False)
+        method = made.get("method")
+        log.info(
+            "series %s: %s, scale %s, method %s%s",
+            uid,
+            label,
+            ",".join(map(str, scale)),
+            method or "default",
+            _guide_note(made),
+        )
+        extra: dict[str, Any] = {}
+        if made.get("guide") and rule.guide is not None:  # the guide's files are only read
+            extra = {"guide": self.spool.folder("ready", made["guide"]), "guide_registered": rule.guide.registered}
+        config = rule.sr_config(method)
+        upscale(self.spool.folder("ready", uid), output, ",".join(map(str, scale)), config, progress=False, **extra)
         log.info("series %s: super-resolved in %.1f s into %s", uid, time.monotonic() - started, output)
 
     def _destination(self, rule: Rule, info: dict[str, Any]) -> Any:
@@ -555,8 +706,7 @@ class DicomNode:
     def _skip(self, uid: str, info: dict[str, Any], reason: str) -> bool:
         log.info("series %s (%s) skipped: %s", uid, info.get("series_description", ""), reason)
         self.spool.mark_done(uid, {"skipped": reason})
-        if not self.keep:
-            self.spool.remove(uid)
+        self._clean_up(uid)
         return True
 
     # -- running

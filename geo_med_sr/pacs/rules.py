@@ -8,6 +8,10 @@ A rules file is YAML (``configs/dicom_node/rules.example.yaml`` documents every 
         scale: auto                                        # 1,1,round(SliceThickness / pixel spacing)
         method: bspline-ibp
         forward: sender                                    # or AE@HOST:PORT; omitted: --forward
+      - name: thick T2 with the T1w as guide
+        match: {modality: MR, series_description: 'T2|FLAIR', slice_thickness: [3, 10]}
+        method: self
+        guide: {series_description: 'T1|MPRAGE', wait: 300, fallback: self}   # guided MRI
     default: null   # a rule for the series no rule matches; without one they are skipped
 
 :func:`load_rules` validates it (pydantic: unknown keys are errors) and names the rule and field of
@@ -37,6 +41,8 @@ from geo_med_sr.upscale.config import MethodName, SRConfig, load_config
 
 #: the longest ``series_description`` pattern accepted (characters); RE2 also bounds its compiled size.
 MAX_PATTERN_CHARS = 1000
+#: the longest ``guide.wait`` accepted (seconds): one day.
+MAX_GUIDE_WAIT_S = 86400.0
 
 
 @functools.lru_cache(maxsize=256)
@@ -112,12 +118,54 @@ class Match(Frozen):
         return True
 
 
+class Guide(Frozen):
+    """The guide series of a rule (guided MRI, :mod:`geo_med_sr.upscale.guided`): a finer series of the
+    same study that restores the target's thick axis.
+
+    ``series_description``: a regular expression (RE2, as in :class:`Match`) searched in the guide's
+    SeriesDescription, case-insensitive; ``max_slice_thickness``: the thickest guide accepted in mm
+    (SliceThickness, else SpacingBetweenSlices; a series without either is no guide), so a thick
+    series is never a guide; ``wait``: seconds the target waits, once complete, for a guide series to
+    be complete; ``fallback``: the method run without a guide when none came within ``wait`` (None:
+    the rule's ``method``); ``registered``: the guide already shares the target's world space (same
+    FrameOfReference, no patient motion): no registration (``--guide-registered``).
+    """
+
+    series_description: str
+    max_slice_thickness: float = Field(default=1.5, gt=0)
+    wait: float = Field(default=300.0, ge=0, le=MAX_GUIDE_WAIT_S)
+    fallback: MethodName | None = None
+    registered: bool = False
+
+    @field_validator("series_description")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        compile_pattern(value)  # a ValueError naming what RE2 cannot run
+        return value
+
+    @field_validator("max_slice_thickness", "wait")
+    @classmethod
+    def _finite_number(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value}")
+        return value
+
+    def fits(self, series: dict[str, Any]) -> bool:
+        """Whether ``series`` (header values, :meth:`Instance.summary`) can be this guide: its SeriesDescription
+        matches and its slices are at most ``max_slice_thickness`` mm (the study is the caller's check)."""
+        if not search_pattern(self.series_description, str(series.get("series_description") or "")):
+            return False
+        thickness = slice_thickness(series)
+        return thickness is not None and 0 < thickness <= self.max_slice_thickness
+
+
 class Rule(Frozen):
     """What to do with a series: ``scale`` (``"1,1,4"``, or ``auto``: 1,1,round(thickness / in-plane
     spacing)), ``method`` (any upscale method; None: the default network), ``config`` (a YAML
     config or bundled name such as ``medical/mri``), ``forward`` (``AE@HOST:PORT``, or ``sender``:
     back to the AE that sent the series, at its host and ``return_port``), ``expected`` (the
-    series' instance count: complete as soon as it is reached)."""
+    series' instance count: complete as soon as it is reached), ``guide`` (a :class:`Guide`: a finer
+    series of the same study to restore the thick axis with, waited for; None: single-contrast)."""
 
     name: str | None = None
     match: Match = Field(default_factory=Match)
@@ -127,6 +175,7 @@ class Rule(Frozen):
     forward: str | None = None
     return_port: int | None = Field(default=None, ge=1, le=65535)
     expected: int | None = Field(default=None, ge=1)
+    guide: Guide | None = None
 
     @field_validator("scale", mode="before")
     @classmethod
@@ -157,6 +206,10 @@ class Rule(Frozen):
     def _config(self) -> Rule:
         if self.config is not None:
             load_config(self.config)  # a ConfigError naming the file, re-raised by load_rules
+        if self.guide is not None and self.scale != "auto":
+            factors = parse_scale(self.scale)
+            if len(factors) != 3 or sum(int(f) > 1 for f in factors) != 1:
+                raise ValueError(f"scale {self.scale!r}: a guide restores one thick axis, give auto or e.g. 1,1,4")
         return self
 
     def label(self, index: int | None = None) -> str:
@@ -164,10 +217,10 @@ class Rule(Frozen):
         where = "default rule" if index is None else f"rule {index + 1}"
         return f"{where} ({self.name})" if self.name else where
 
-    def sr_config(self) -> SRConfig:
-        """The SRConfig the rule runs: its ``config`` (or the defaults), then its ``method``."""
+    def sr_config(self, method: str | None = None) -> SRConfig:
+        """The SRConfig the rule runs: its ``config`` (or the defaults), then ``method`` (None: its ``method``)."""
         config = load_config(self.config) if self.config else SRConfig()
-        return config.updated(model={"method": self.method})
+        return config.updated(model={"method": method or self.method})
 
     def scale_for(self, series: dict[str, Any]) -> tuple[int, int, int] | str:
         """The (column, row, slice) factors for ``series``, or why the rule cannot scale it (a str).
@@ -188,6 +241,11 @@ class Rule(Frozen):
         if not (math.isfinite(ratio) and ratio > 0):
             return f"scale auto: SliceThickness {thickness} mm over PixelSpacing {values} mm is not a positive number"
         return (1, 1, int(min(MAX_FACTOR, max(1, round(ratio)))))
+
+
+def slice_thickness(series: dict[str, Any]) -> float | None:
+    """The series' SliceThickness in mm, else its SpacingBetweenSlices; None when neither is a finite number."""
+    return _finite(series.get("slice_thickness")) or _finite(series.get("spacing_between_slices"))
 
 
 def _finite(value: Any) -> float | None:
