@@ -27,6 +27,23 @@ from geo_med_sr.errors import ModelError
 from geo_med_sr.networks.edsr import check_int
 
 
+def residual_body(features: int, blocks: int) -> nn.Sequential:
+    """``blocks`` 2D MONAI residual units of two 3x3 convolutions (ReLU, no norm) at ``features`` channels.
+
+    Shapes: ``(B, features, W, H) -> (B, features, W, H)``.
+    """
+    return nn.Sequential(
+        *[ResidualUnit(2, features, features, kernel_size=3, subunits=2, act="relu", norm=None) for _ in range(blocks)]
+    )
+
+
+def zero_conv(conv: Convolution) -> None:
+    """Zero a MONAI convolution's weights and bias (a residual tail that starts at the identity)."""
+    with torch.no_grad():
+        conv.conv.weight.zero_()
+        conv.conv.bias.zero_()
+
+
 class GuidedNet(nn.Module):
     """Residual guided CNN on the output grid.
 
@@ -67,20 +84,13 @@ class GuidedNet(nn.Module):
         self.in_channels = channels + self.guide_channels
         self.out_channels = channels
         self.head = Convolution(2, self.in_channels, self.features, kernel_size=3, act="relu", norm=None)
-        self.body = nn.Sequential(
-            *[
-                ResidualUnit(2, self.features, self.features, kernel_size=3, subunits=2, act="relu", norm=None)
-                for _ in range(self.blocks)
-            ]
-        )
+        self.body = residual_body(self.features, self.blocks)
         self.tail = Convolution(2, self.features, channels, kernel_size=3, conv_only=True)
         self.reset_tail()
 
     def reset_tail(self) -> None:
         """Zero the last convolution: the network then returns its ``up`` input exactly."""
-        with torch.no_grad():
-            self.tail.conv.weight.zero_()
-            self.tail.conv.bias.zero_()
+        zero_conv(self.tail)
 
     @property
     def receptive_radius(self) -> int:

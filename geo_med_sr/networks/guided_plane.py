@@ -27,12 +27,13 @@ import math
 from typing import Any, ClassVar
 
 import torch
-from monai.networks.blocks import Convolution, ResidualUnit
+from monai.networks.blocks import Convolution
 from torch import nn
 
 from geo_med_sr.errors import ModelError
 from geo_med_sr.inference import ensemble as _ensemble
 from geo_med_sr.networks.edsr import check_int
+from geo_med_sr.networks.guided import residual_body, zero_conv
 from geo_med_sr.networks.upsample import interpolate_linear
 
 __all__ = ["GuidedPlaneEnsemble", "GuidedPlaneNet"]
@@ -72,20 +73,13 @@ class GuidedPlaneNet(nn.Module):
         self.features = check_int("features", features)
         self.blocks = check_int("blocks", blocks, minimum=0)
         self.head = Convolution(2, 1 + self.guide_channels, self.features, kernel_size=3, act="relu", norm=None)
-        self.body = nn.Sequential(
-            *[
-                ResidualUnit(2, self.features, self.features, kernel_size=3, subunits=2, act="relu", norm=None)
-                for _ in range(self.blocks)
-            ]
-        )
+        self.body = residual_body(self.features, self.blocks)
         self.tail = Convolution(2, self.features, 1, kernel_size=3, conv_only=True)
         self.reset_tail()
 
     def reset_tail(self) -> None:
         """Zero the last convolution: the network then returns ``interpolate_linear(x, (s, 1))`` exactly."""
-        with torch.no_grad():
-            self.tail.conv.weight.zero_()
-            self.tail.conv.bias.zero_()
+        zero_conv(self.tail)
 
     @property
     def output_radius(self) -> int:
@@ -144,7 +138,7 @@ def _planes(t: torch.Tensor, thick: int, in_plane: int, stacked: int) -> torch.T
     return planes.reshape(planes.shape[0] * planes.shape[1], *planes.shape[2:])
 
 
-class GuidedPlaneEnsemble(nn.Module):
+class GuidedPlaneEnsemble(_ensemble.PlaneEnsemble):
     """Apply a :class:`GuidedPlaneNet` to a volume across its thick axis in two plane orientations and average.
 
     The same planes as :class:`~geo_med_sr.inference.ensemble.PlaneEnsemble` (through the 2D network in
@@ -171,15 +165,9 @@ class GuidedPlaneEnsemble(nn.Module):
     guided: ClassVar[bool] = True
 
     def __init__(self, net2d: nn.Module, thick_axis: int) -> None:
-        super().__init__()
         if thick_axis not in (0, 1, 2):
             raise ModelError(f"thick_axis must be 0, 1 or 2, got {thick_axis!r}")
-        self.net2d = net2d
-        self.thick_axis = int(thick_axis)
-        s = int(net2d.scale[0])
-        self.scale = tuple(s if a == self.thick_axis else 1 for a in range(3))
-        self.in_channels = self.out_channels = 1
-        self.spatial_dims = 3
+        super().__init__(net2d, thick_axis)  # net2d, thick_axis, scale, channels, spatial_dims
         self.guide_channels = int(net2d.guide_channels)
         thick_radius, plane_radius = (int(r) for r in net2d.receptive_radii)
         self.receptive_radii = tuple(thick_radius if a == self.thick_axis else plane_radius for a in range(3))
