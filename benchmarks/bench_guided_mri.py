@@ -204,7 +204,7 @@ def prepare(case: Case, work: Path) -> dict:
 def run_tool(case: Case, prep: dict, method: str, steps: int, guide: str | None, registered: bool) -> dict:
     """One ``geo-med-sr upscale`` in a fresh process: its output, seconds and peak RSS."""
     scale = ",".join(str(FACTOR if a == case.axis else 1) for a in range(3))
-    tag = method + ("-guide" if guide else "") + ("" if registered or not guide else "-registered")
+    tag = method + ("" if guide is None else "-guide" if guide == "guide" else "-guide-moved")
     out = prep["folder"] / f"{tag}.nii.gz"
     cmd = [sys.executable, "-m", "geo_med_sr", "upscale", str(prep["paths"]["lr"]), str(out), "--scale", scale]
     cmd += ["--method", method, "--quiet", "--overwrite", "--float32"]
