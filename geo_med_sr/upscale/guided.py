@@ -11,8 +11,8 @@ GUIDE's anatomy. What happens here, in order, before any training:
    target along the thick axis;
 3. it is registered rigidly onto the target (:func:`geo_med_sr.guidance.registration.register_rigid`,
    unless ``--guide-registered`` states that both share world space), the registration checked, and
-   the guide resampled once onto the target's grid (training) and once onto the output grid
-   (inference), each with its inside mask;
+   the guide resampled once onto the output grid with its inside mask (inference); training takes that
+   averaged over each thick slice (below);
 4. a guide that misses a significant part of the target's anatomy is refused; where it does not
    reach, the target is restored without it (the mask channel is 0 there: the network learned that
    case through guide dropout), and the provenance says how much and where.
@@ -187,7 +187,6 @@ def prepare_guide(
     missing = ~inside_o
     provenance = {
         "path": str(name),
-        "sha256": _hash(name) if guide_path is not None else None,
         "registration": "given (--guide-registered: same world space)" if registered else reg.provenance(),
         "anatomy_covered": round(covered, 6),
         "output_without_guide_share": round(float(missing.mean()), 6),
@@ -209,13 +208,3 @@ def thick_average(values: np.ndarray, inside: np.ndarray, axis: int, factor: int
     shape[axis : axis + 1] = [shape[axis] // factor, factor]
     mean = values.reshape(shape).mean(axis=axis + 1, dtype=np.float64).astype(np.float32)
     return mean, inside.reshape(shape).all(axis=axis + 1)
-
-
-def _hash(path: Path) -> str | None:
-    """The guide's content hash (as the request records inputs), None when it cannot be hashed."""
-    from geo_med_sr.digest import hash_input
-
-    try:
-        return hash_input(path)
-    except (OSError, InputError):
-        return None
