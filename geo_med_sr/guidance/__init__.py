@@ -9,11 +9,16 @@ from geo_med_sr.guidance.checks import (
     MIN_COVERAGE,
     check_coverage,
     check_finer,
-    check_registration,
     check_same_study,
     foreground,
 )
-from geo_med_sr.guidance.registration import Registration, identity_registration, register_rigid, resample_guide
+from geo_med_sr.guidance.registration import (
+    Registration,
+    check_registration,
+    identity_registration,
+    register_rigid,
+    resample_guide,
+)
 
 __all__ = [
     "MIN_COVERAGE",

@@ -3,7 +3,6 @@
 * :func:`foreground`: the voxels of a volume that hold anatomy.
 * :func:`check_finer`: the guide must resolve the target's thick axis better than the target.
 * :func:`check_coverage`: the guide must cover (almost) all of the target's anatomy.
-* :func:`check_registration`: the rigid registration must have converged to a usable transform.
 * :func:`check_same_study`: two DICOM series must belong to one patient and one study.
 
 Each refusal is an :class:`~geo_med_sr.errors.InputError` (or a
@@ -13,16 +12,13 @@ the numbers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from geo_med_sr import geometry
 from geo_med_sr.errors import ConfigError, InputError
-
-if TYPE_CHECKING:
-    from geo_med_sr.guidance.registration import Registration
 
 #: the least share of the target's anatomy that the guide must cover.
 MIN_COVERAGE = 0.9
@@ -146,26 +142,6 @@ def check_coverage(overlap: float, minimum: float = MIN_COVERAGE) -> None:
         raise InputError(
             f"the guide covers only {100.0 * overlap:.1f} % of the target's anatomy (at least {100.0 * minimum:.0f} % "
             "needed): its field of view misses part of the target; use a guide that covers the whole target"
-        )
-
-
-def check_registration(reg: Registration) -> None:
-    """Refuse a registration that did not converge, whose matrix is not finite or whose overlap
-    (share of the target's anatomy inside the guide once aligned) is below 50 %."""
-    metric = "none" if reg.metric is None else f"{reg.metric:.4f}"
-    start = "none" if reg.metric_start is None else f"{reg.metric_start:.4f}"
-    said = f"(stop: {' '.join(reg.stop.split()) or 'none'}; metric {metric}, at the identity {start})"
-    if not np.all(np.isfinite(reg.matrix)):
-        raise InputError(f"the registration of the guide to the target gave a matrix that is not finite {said}")
-    if not reg.converged:
-        raise InputError(
-            f"the registration of the guide to the target did not converge after {reg.iterations} iterations {said}; "
-            "check that both images show the same anatomy, or register them yourself and pass --guide-registered"
-        )
-    if not reg.overlap >= MIN_REGISTRATION_OVERLAP:
-        raise InputError(
-            f"the registered guide covers only {100.0 * reg.overlap:.1f} % of the target's anatomy (a failed "
-            f"alignment below {100.0 * MIN_REGISTRATION_OVERLAP:.0f} %) {said}"
         )
 
 

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 
 from geo_med_sr import geometry
 from geo_med_sr.errors import InputError
-from geo_med_sr.guidance.checks import foreground
+from geo_med_sr.guidance.checks import MIN_REGISTRATION_OVERLAP, foreground
 from geo_med_sr.spatial import SpatialArray
 
 #: the fixed-image mask: the target's foreground dilated by this much (mm).
@@ -279,7 +279,7 @@ def register_rigid(
         iterations: iteration limit per level.
 
     Returns:
-        The :class:`Registration` (check it with :func:`~geo_med_sr.guidance.checks.check_registration`).
+        The :class:`Registration` (check it with :func:`check_registration`).
 
     Raises:
         InputError: an image is not 3D, the target shows no anatomy, or ITK fails (e.g. no
@@ -387,3 +387,23 @@ def resample_guide(
     np.clip(result, low, high, out=result)
     result[~inside] = 0.0
     return result, inside
+
+
+def check_registration(reg: Registration) -> None:
+    """Refuse a registration that did not converge, whose matrix is not finite or whose overlap
+    (share of the target's anatomy inside the guide once aligned) is below 50 %."""
+    metric = "none" if reg.metric is None else f"{reg.metric:.4f}"
+    start = "none" if reg.metric_start is None else f"{reg.metric_start:.4f}"
+    said = f"(stop: {' '.join(reg.stop.split()) or 'none'}; metric {metric}, at the identity {start})"
+    if not np.all(np.isfinite(reg.matrix)):
+        raise InputError(f"the registration of the guide to the target gave a matrix that is not finite {said}")
+    if not reg.converged:
+        raise InputError(
+            f"the registration of the guide to the target did not converge after {reg.iterations} iterations {said}; "
+            "check that both images show the same anatomy, or register them yourself and pass --guide-registered"
+        )
+    if not reg.overlap >= MIN_REGISTRATION_OVERLAP:
+        raise InputError(
+            f"the registered guide covers only {100.0 * reg.overlap:.1f} % of the target's anatomy (a failed "
+            f"alignment below {100.0 * MIN_REGISTRATION_OVERLAP:.0f} %) {said}"
+        )

@@ -15,7 +15,7 @@ from typing import Any
 from geo_med_sr.errors import ModelError
 from geo_med_sr.networks.edsr import EDSR, EDSRBlock, ResidualSRNetwork
 from geo_med_sr.networks.guided import GuidedNet
-from geo_med_sr.networks.guided_plane import GuidedPlaneEnsemble, GuidedPlaneNet
+from geo_med_sr.networks.guided_plane import GuidedPlaneNet
 from geo_med_sr.networks.rcan import RCAB, RCAN, LocalChannelSELayer, ResidualGroup
 from geo_med_sr.networks.upsample import PerAxisSubpixelUpsample, interpolate_linear, pixel_shuffle_nd
 from geo_med_sr.registry import Registry
@@ -27,7 +27,6 @@ __all__ = [
     "RCAN",
     "EDSRBlock",
     "GuidedNet",
-    "GuidedPlaneEnsemble",
     "GuidedPlaneNet",
     "LocalChannelSELayer",
     "PerAxisSubpixelUpsample",

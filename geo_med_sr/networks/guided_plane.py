@@ -31,12 +31,11 @@ from monai.networks.blocks import Convolution
 from torch import nn
 
 from geo_med_sr.errors import ModelError
-from geo_med_sr.inference import ensemble as _ensemble
 from geo_med_sr.networks.edsr import check_int
 from geo_med_sr.networks.guided import residual_body, zero_conv
 from geo_med_sr.networks.upsample import interpolate_linear
 
-__all__ = ["GuidedPlaneEnsemble", "GuidedPlaneNet"]
+__all__ = ["GuidedPlaneNet"]
 
 
 class GuidedPlaneNet(nn.Module):
@@ -128,81 +127,3 @@ class GuidedPlaneNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, guide_channels={self.guide_channels}, receptive_radii={self.receptive_radii}"
-
-
-def _planes(t: torch.Tensor, thick: int, in_plane: int, stacked: int) -> torch.Tensor:
-    """The planes ``(B * Q, C, A, P)`` of a ``(B, C, X, Y, Z)`` tensor, batch-major then plane-major
-    (``A`` = the thick axis, ``P`` = the in-plane axis, ``Q`` = the stacked axis)."""
-    a, p, q = thick + 2, in_plane + 2, stacked + 2
-    planes = t.permute(0, q, 1, a, p)  # (B, Q, C, A, P)
-    return planes.reshape(planes.shape[0] * planes.shape[1], *planes.shape[2:])
-
-
-class GuidedPlaneEnsemble(_ensemble.PlaneEnsemble):
-    """Apply a :class:`GuidedPlaneNet` to a volume across its thick axis in two plane orientations and average.
-
-    The same planes as :class:`~geo_med_sr.inference.ensemble.PlaneEnsemble` (through the 2D network in
-    chunks of at most :data:`~geo_med_sr.inference.ensemble.PLANE_CHUNK_PIXELS` output pixels; each
-    plane is computed on its own, so the result does not depend on the chunking); the guide's planes
-    are taken in exactly the same permutation as the target's.
-
-    Args:
-        net2d: the 2D guided network with scale ``(s, 1)`` (``forward(x, guide)``).
-        thick_axis: the 3D spatial axis (0, 1 or 2) to upsample by ``s``.
-
-    Attributes:
-        scale: 3D, ``s`` on ``thick_axis``.
-        receptive_radii: LR pixels of context per 3D axis (the 2D net's thick-axis radius on
-            ``thick_axis``, its in-plane radius on the two others).
-        receptive_radius: their maximum.
-        guided: True (the resolver hands it the guides).
-
-    Shapes:
-        ``forward(x (B, C, X, Y, Z), guide (B, G, *XYZ*scale)) -> (B, C, *XYZ*scale)`` (every target
-        channel with the same guide).
-    """
-
-    guided: ClassVar[bool] = True
-
-    def __init__(self, net2d: nn.Module, thick_axis: int) -> None:
-        if thick_axis not in (0, 1, 2):
-            raise ModelError(f"thick_axis must be 0, 1 or 2, got {thick_axis!r}")
-        super().__init__(net2d, thick_axis)  # net2d, thick_axis, scale, channels, spatial_dims
-        self.guide_channels = int(net2d.guide_channels)
-        thick_radius, plane_radius = (int(r) for r in net2d.receptive_radii)
-        self.receptive_radii = tuple(thick_radius if a == self.thick_axis else plane_radius for a in range(3))
-        self.receptive_radius = max(self.receptive_radii)
-
-    def _one_orientation(self, x: torch.Tensor, guide: torch.Tensor, in_plane: int, stacked: int) -> torch.Tensor:
-        b, c = x.shape[:2]
-        flat = _planes(x, self.thick_axis, in_plane, stacked)  # (B*Q, C, A, P)
-        nq = flat.shape[0] // b
-        flat = flat.reshape(b * nq * c, 1, *flat.shape[2:])  # (B*Q*C, 1, A, P)
-        guides = _planes(guide, self.thick_axis, in_plane, stacked)  # (B*Q, G, A*s, P)
-        if c > 1:
-            guides = guides.repeat_interleave(c, dim=0)
-        na, npl = flat.shape[2:]
-        s = self.scale[self.thick_axis]
-        chunk = max(1, _ensemble.PLANE_CHUNK_PIXELS // max(1, na * s * npl))
-        out = None
-        for start in range(0, flat.shape[0], chunk):
-            part = self.net2d(flat[start : start + chunk], guides[start : start + chunk])
-            if out is None:
-                out = part.new_empty((flat.shape[0], *part.shape[1:]))
-            out[start : start + len(part)] = part
-        out = out.reshape(b, nq, c, out.shape[-2], npl)  # (B, Q, C, A*s, P)
-        a, p, q = self.thick_axis + 2, in_plane + 2, stacked + 2
-        order = [0, 0, 0, 0, 0]
-        order[1], order[q], order[a], order[p] = 2, 1, 3, 4
-        return out.permute(*order)
-
-    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        """Upsample ``x`` ``(B, C, X, Y, Z)`` along the thick axis with ``guide`` ``(B, G, *XYZ*scale)``."""
-        expected = (x.shape[0], self.guide_channels, *(n * s for n, s in zip(x.shape[2:], self.scale)))
-        if x.ndim != 5 or tuple(guide.shape) != expected:
-            raise ModelError(
-                f"the guided plane ensemble expects (B, C, X, Y, Z) and a guide {expected}, got "
-                f"{tuple(x.shape)} and {tuple(guide.shape)}"
-            )
-        p, q = [ax for ax in range(3) if ax != self.thick_axis]
-        return 0.5 * (self._one_orientation(x, guide, p, q) + self._one_orientation(x, guide, q, p))

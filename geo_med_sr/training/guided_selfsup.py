@@ -29,9 +29,10 @@ import torch
 from geo_med_sr.degrade import SliceProfile
 from geo_med_sr.errors import ConfigError, InputError
 from geo_med_sr.inference.device import resolve_device
+from geo_med_sr.inference.ensemble import GuidedPlaneEnsemble
 from geo_med_sr.inference.protocols import Source
 from geo_med_sr.networks import build_network
-from geo_med_sr.networks.guided_plane import GuidedPlaneEnsemble, GuidedPlaneNet
+from geo_med_sr.networks.guided_plane import GuidedPlaneNet
 from geo_med_sr.normalize import Normalizer
 from geo_med_sr.training.data import PatchSampler, TrainImage
 from geo_med_sr.training.selfsup import DEFAULT_STEPS, SCRATCH_LR, _in_plane_slices, _training_arrays

@@ -9,9 +9,9 @@ import torch
 
 from geo_med_sr.errors import ConfigError, ModelError
 from geo_med_sr.inference.arrays import ArraySink, ArraySource
-from geo_med_sr.inference.ensemble import PlaneEnsemble
+from geo_med_sr.inference.ensemble import GuidedPlaneEnsemble, PlaneEnsemble
 from geo_med_sr.inference.resolver import SuperResolver
-from geo_med_sr.networks import GuidedPlaneEnsemble, GuidedPlaneNet, build_network
+from geo_med_sr.networks import GuidedPlaneNet, build_network
 from geo_med_sr.upscale.methods import SELF_THROUGH_PLANE
 
 

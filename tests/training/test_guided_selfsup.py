@@ -9,9 +9,9 @@ import torch
 
 from geo_med_sr.degrade import SliceProfile
 from geo_med_sr.inference.arrays import ArraySource
-from geo_med_sr.inference.ensemble import PlaneEnsemble
+from geo_med_sr.inference.ensemble import GuidedPlaneEnsemble, PlaneEnsemble
 from geo_med_sr.inference.resolver import SuperResolver
-from geo_med_sr.networks import GuidedPlaneEnsemble, build_network
+from geo_med_sr.networks import build_network
 from geo_med_sr.normalize import build_normalizer
 from geo_med_sr.training.guided_selfsup import (
     PROTOCOL,
