@@ -3,8 +3,8 @@
 Guided MRI: a thick-slice T2w/FLAIR (one axis ``s`` times coarser) is restored with the same
 patient's isotropic T1w resampled onto the output grid. :class:`GuidedPlaneNet` is the 2D
 network of the through-plane protocol (scale ``(s, 1)``: axis 0 upsampled, axis 1 kept) with
-guide channels on the output grid; :class:`GuidedPlaneEnsemble` applies it to a volume across its
-thick axis in the two plane orientations that contain that axis, averaged, like
+guide channels on the output grid; :class:`~geo_med_sr.inference.ensemble.GuidedPlaneEnsemble`
+applies it to a volume across its thick axis in the two plane orientations that contain that axis, averaged, like
 :class:`~geo_med_sr.inference.ensemble.PlaneEnsemble`.
 
 The network works on the output grid. Its target input is the LR plane upsampled by
