@@ -263,6 +263,7 @@ def main() -> None:
                 row.update(score(prep, values))
             rows.append(row)
             _print(row)
+            save_report(args.json, steps=args.steps, factor=FACTOR, rows=rows)  # kept if a later row is killed
         start = time.monotonic()
         injected = inject(prep["lr"], prep["guide"], case.axis)
         row = {"case": case.name, "method": "inject (classical)", "seconds": round(time.monotonic() - start, 2)}

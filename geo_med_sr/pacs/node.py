@@ -37,9 +37,11 @@ is processed with a guide, a complete series in ``ready/`` of the same StudyInst
 SeriesDescription matches ``guide.series_description`` and whose slices are at most
 ``guide.max_slice_thickness`` mm (the thinnest when several fit), read only. Without one the target
 waits in ``ready/`` (neither processed nor failed; the other series go on) until a guide is complete
-or ``guide.wait`` seconds have passed since the target was complete (after a restart the wait counts
-from the start), then runs ``guide.fallback`` without a guide; the done marker records ``guide`` (the
-guide's SeriesInstanceUID) or ``guide: null`` and ``guide_fallback`` (why). A series that could be a
+or ``guide.wait`` seconds have passed since the target began waiting (kept in ``ready/<uid>.wait.json``:
+a restarted node goes on with the same wait), then runs ``guide.fallback`` without a guide; a guided run
+that refuses (a registration that fails, a guide that misses the anatomy...) falls back the same way. The
+done marker records ``guide`` (the guide's SeriesInstanceUID) or ``guide: null`` and ``guide_fallback``
+(why). A series that could be a
 guide of some rule is kept in ``ready/`` after its own handling (even without ``keep``) while a target
 of its study waits in ``ready/``, and for the longest ``wait`` of those rules after it was complete,
 so that a target arriving after its guide finds it.
@@ -73,6 +75,8 @@ DEFAULT_IDLE_S = 10.0
 DEFAULT_RETRY_S = 60.0
 #: the spool's sub-folders.
 SPOOL_FOLDERS = ("tmp", "incoming", "ready", "output", "done", "failed")
+#: ``ready/<uid>`` + this: when a target began waiting for its guide (survives a restart).
+WAIT_SUFFIX = ".wait.json"
 
 
 # ---------------------------------------------------------------------------------------------- spool
@@ -266,6 +270,7 @@ class Spool:
         for path in (self.folder("ready", uid), self.folder("output", uid)):
             shutil.rmtree(path, ignore_errors=True)
         self.folder("ready", f"{uid}.json").unlink(missing_ok=True)
+        self.folder("ready", f"{uid}{WAIT_SUFFIX}").unlink(missing_ok=True)
         self.folder("output", f"{uid}.json").unlink(missing_ok=True)
 
 
@@ -325,6 +330,7 @@ class DicomNode:
         upscale: :func:`geo_med_sr.super_resolve` (replaceable in tests).
         send: :func:`geo_med_sr.pacs.dimse.send_files` (replaceable in tests).
         clock: monotonic seconds (replaceable in tests).
+        wall_clock: seconds since the epoch, for a guide's wait that outlives a restart (replaceable in tests).
 
     Raises:
         ConfigError: ``idle`` or ``retry`` is not a finite positive number (NaN, infinite, zero...),
@@ -346,6 +352,7 @@ class DicomNode:
         upscale: Callable[..., Any] | None = None,
         send: Callable[..., int] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         from geo_med_sr.pacs import dimse, net
 
@@ -355,6 +362,7 @@ class DicomNode:
         self.rules = rules if rules is not None else Rules(default=Rule(name="auto"))
         self.idle, self.retry, self.keep = _seconds(idle, "--idle"), _seconds(retry, "--retry"), keep
         self._upscale, self._send, self.clock = upscale, send or dimse.send_files, clock
+        self.wall_clock = wall_clock
         for rule, label in self.rules.all():
             if rule.forward is None and self.forward is None:
                 raise ConfigError(f"{label} has no forward destination: give --forward AE@HOST:PORT or forward: in it")
@@ -368,6 +376,7 @@ class DicomNode:
         self._unrecorded: dict[str, str] = {}  # uid -> stage of a failure the spool could not record
         self._ready_at: dict[str, float] = {}  # uid -> clock when the series was complete (or found at start)
         self._waiting: set[str] = set()  # targets that logged that they wait for a guide
+        self._wait_from: dict[str, float] = {}  # uid -> wall clock when it began waiting (ready/<uid>.wait.json)
         self.resume()
 
     # -- receiving (pynetdicom's association threads)
@@ -512,8 +521,15 @@ class DicomNode:
             if made is None:
                 return False  # waits for its guide
             try:
-                self._write_made(uid, {"rule": label, **made})
-                self._process(uid, rule, label, scale, output, made)
+                try:
+                    self._write_made(uid, {"rule": label, **made})
+                    self._process(uid, rule, label, scale, output, made)
+                except GeoMedSRError as exc:
+                    if not made.get("guide") or rule.guide is None or output.exists():
+                        raise
+                    made = self._guide_refused(uid, rule, exc)  # e.g. a registration that failed
+                    self._write_made(uid, {"rule": label, **made})
+                    self._process(uid, rule, label, scale, output, made)
             except Exception as exc:  # the node keeps running; the series is kept and the error recorded
                 self._record_failure(uid, "process", f"{label}: {_one_line(exc)}")
                 return False
@@ -566,9 +582,8 @@ class DicomNode:
             if uid in self._waiting:
                 log.info("series %s: guide series %s is complete", uid, found)
             return {"method": rule.method, "guide": found}
-        now = self.clock()
-        since = self._ready_at.setdefault(uid, now)
-        if now - since < guide.wait:
+        since = self._waiting_since(uid)
+        if self.wall_clock() - since < guide.wait:
             if uid not in self._waiting:
                 self._waiting.add(uid)
                 log.info(
@@ -583,6 +598,37 @@ class DicomNode:
         method = guide.fallback or rule.method
         log.info("series %s: %s; %s without a guide", uid, why, method or "the default method")
         return {"method": method, "guide": None, "guide_fallback": why}
+
+    def _guide_refused(self, uid: str, rule: Rule, exc: Exception) -> dict[str, Any]:
+        """How to process target ``uid`` after its guided run refused (a registration that failed, a guide that
+        misses the anatomy...): the rule's fallback method without a guide, the reason recorded."""
+        assert rule.guide is not None
+        why = f"the guided run refused: {_one_line(exc)}"
+        method = rule.guide.fallback or rule.method
+        log.warning("series %s: %s; %s without a guide", uid, why, method or "the default method")
+        return {"method": method, "guide": None, "guide_fallback": why}
+
+    def _waiting_since(self, uid: str) -> float:
+        """The wall-clock time (``wall_clock``) when target ``uid`` began waiting for its guide.
+
+        Kept in ``ready/<uid>.wait.json`` (written durably the first time), so that a restarted node goes
+        on counting the same wait instead of starting it again; in memory only when the spool cannot take
+        the file (a restart then waits again)."""
+        if uid in self._wait_from:
+            return self._wait_from[uid]
+        path = self.spool.folder("ready", f"{uid}{WAIT_SUFFIX}")
+        try:
+            since = float(json.loads(path.read_text())["since"])
+            if not math.isfinite(since):
+                raise ValueError(since)
+        except (OSError, ValueError, KeyError, TypeError):
+            since = float(self.wall_clock())
+            try:
+                _write_durably(path, json.dumps({"since": since}).encode(), self.spool.folder("tmp"))
+            except OSError as exc:
+                log.warning("series %s: cannot record when its wait began (%s); a restart waits again", uid, exc)
+        self._wait_from[uid] = since
+        return since
 
     def _find_guide(self, uid: str, guide: Any, info: dict[str, Any]) -> str | None:
         """The SeriesInstanceUID of a complete series in ``ready/`` that can guide target ``uid`` (same
@@ -654,6 +700,7 @@ class DicomNode:
             return
         self.spool.remove(uid)
         self._ready_at.pop(uid, None)
+        self._wait_from.pop(uid, None)
 
     def _record_failure(self, uid: str, stage: str, message: str) -> None:
         """Record and log a failure of series ``uid`` at ``stage`` (``process``/``forward``; a forward is

@@ -88,13 +88,16 @@ def target_series(folder: Path, study: str = STUDY) -> list[Path]:
     return sorted(folder.glob("*.dcm"))
 
 
-def guide_series(folder: Path, study: str = STUDY, description: str = "T1 MPRAGE 3D") -> list[Path]:
-    """The 1 mm T1 guide of the same world space (slice centres 1.5 mm before the first thick slice's)."""
+def guide_series(
+    folder: Path, study: str = STUDY, description: str = "T1 MPRAGE 3D", shift_mm: float = 0.0
+) -> list[Path]:
+    """The 1 mm T1 guide of the same world space (slice centres 1.5 mm before the first thick slice's),
+    moved ``shift_mm`` along x (100: it covers none of the target)."""
     make_synthetic_series(
         folder,
         shape=(16, 16, 16),
         spacing=(1.0, 1.0, 1.0),
-        origin=(-30.5, 20.25, 15.0 - 1.5),
+        origin=(-30.5 + shift_mm, 20.25, 15.0 - 1.5),
         values=(250.0 - phantom()).round().astype("uint16"),
         study_uid=study,
         description=description,
@@ -131,7 +134,15 @@ def make_node(spool: Path, rules: Rules, clock: Clock, **kwargs) -> DicomNode:
     kwargs.setdefault("send", Recorder())
     kwargs.setdefault("upscale", Upscale())
     return DicomNode(
-        spool, rules, ae_title="SRNODE", forward="PACS@127.0.0.1:4242", idle=5, retry=30, clock=clock, **kwargs
+        spool,
+        rules,
+        ae_title="SRNODE",
+        forward="PACS@127.0.0.1:4242",
+        idle=5,
+        retry=30,
+        clock=clock,
+        wall_clock=clock,
+        **kwargs,
     )
 
 
@@ -328,3 +339,44 @@ def test_a_guide_of_another_study_or_a_thick_one_is_not_used(tmp_path):
     assert "guide" not in upscale.calls[0]
     done = node.spool.done(target_uid)
     assert done["guide"] is None and done["guide_fallback"] == "no guide series within 10 s"
+
+
+def test_a_restarted_node_goes_on_with_the_same_wait(tmp_path):
+    """The wait of a target for its guide outlives a restart (``ready/<uid>.wait.json``): a node restarted 20 s
+    into a 30 s wait falls back 10 s later, not 30 s after the restart; the file goes with the series."""
+    target = target_series(tmp_path / "t2")
+    target_uid = uid_of(target)
+    clock, upscale, spool = Clock(), Upscale(), tmp_path / "spool"
+    rules = guided_rules(tmp_path, wait=30, fallback="bspline")
+    node = make_node(spool, rules, clock, upscale=upscale)
+    receive_all(node, target)
+    clock.now += 5
+    assert node.poll() == [] and (spool / "ready" / f"{target_uid}.wait.json").is_file()
+    clock.now += 20
+    restarted = make_node(spool, rules, clock, upscale=upscale)
+    assert restarted.poll() == [] and upscale.calls == []  # 20 s of 30 waited
+    clock.now += 11
+    assert restarted.poll() == [target_uid] and len(upscale.calls) == 1 and "guide" not in upscale.calls[0]
+    assert restarted.spool.done(target_uid)["guide_fallback"] == "no guide series within 30 s"
+    assert not (spool / "ready" / f"{target_uid}.wait.json").exists()
+
+
+def test_a_guided_run_that_refuses_falls_back_and_says_why(tmp_path):
+    """A guide that covers none of the target (moved 100 mm away, stated registered) makes the guided run refuse
+    before any work: the node then runs the fallback without a guide and the done marker says why."""
+    target, guide = target_series(tmp_path / "t2"), guide_series(tmp_path / "t1", shift_mm=100.0)
+    target_uid, guide_uid = uid_of(target), uid_of(guide)
+    clock, upscale, spool = Clock(), Upscale(), tmp_path / "spool"
+    rules = guided_rules(tmp_path, wait=30, registered=True, fallback="bspline")
+    node = make_node(spool, rules, clock, upscale=upscale, keep=True)
+    receive_all(node, guide)
+    receive_all(node, target)
+    clock.now += 5
+    assert sorted(node.poll()) == sorted([guide_uid, target_uid])
+    assert [("guide" in call) for call in upscale.calls] == [True, False]
+    done = node.spool.done(target_uid)
+    assert done["guide"] is None and done["method"] == "bspline"
+    assert done["guide_fallback"].startswith("the guided run refused: ") and "%" in done["guide_fallback"]
+    assert node.spool.failed_stage(target_uid) is None
+    provenance = io.read_provenance(spool / "output" / target_uid)
+    assert provenance["method"] == "bspline" and "guide" not in provenance
