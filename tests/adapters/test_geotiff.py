@@ -324,6 +324,40 @@ def test_cog_has_overviews_and_validates(tmp_path):
     assert not (tmp_path / "cog.tif.tiled.tif").exists()
 
 
+def test_cog_data_is_compressed_once_the_intermediate_with_a_fast_codec(tmp_path, monkeypatch):
+    """With cog=True the tiled file the COG is copied from is ZSTD level 1 (where GDAL has it), never the COG's
+    deflate: the data is deflated once, by the copy. The COG keeps deflate + predictor and the exact values."""
+    from geo_med_sr.adapters.geotiff import sink as sink_module
+
+    if not sink_module.gdal_has_zstd():
+        pytest.skip("this GDAL has no ZSTD")
+    path, array = make_geotiff(tmp_path / "in.tif", width=300, height=200, count=2, nodata_region=False)
+    image = GeoTiffAdapter.read(path)
+    seen = {}
+    copy = sink_module.copy_to_cog
+
+    def spy(tiled, *args, **kwargs):
+        with rasterio.open(tiled) as ds:
+            structure = ds.tags(ns="IMAGE_STRUCTURE")
+            seen["tiled"] = (structure.get("COMPRESSION"), structure.get("PREDICTOR"))
+        return copy(tiled, *args, **kwargs)
+
+    monkeypatch.setattr(sink_module, "copy_to_cog", spy)
+    out = tmp_path / "cog.tif"
+    write_in_windows(out, image.array, image.affine, image.meta, cog=True, block_size=128)
+    assert seen["tiled"] == ("ZSTD", "2")
+    with rasterio.open(out) as ds:
+        structure = ds.tags(ns="IMAGE_STRUCTURE")
+        assert (structure.get("COMPRESSION"), structure.get("PREDICTOR")) == ("DEFLATE", "2")
+        np.testing.assert_array_equal(ds.read(), array)
+    is_valid, errors, _ = cog_validate(out, quiet=True)
+    assert is_valid and not errors
+    plain = tmp_path / "plain.tif"
+    write_in_windows(plain, image.array, image.affine, image.meta, cog=False, block_size=128)
+    with rasterio.open(plain) as ds:
+        assert ds.compression.name.lower() == "deflate"  # without cog the written file is the output
+
+
 def test_failed_cog_copy_is_an_output_error_and_leaves_no_files(tmp_path, full_tif, monkeypatch):
     path, _ = full_tif
     image = GeoTiffAdapter.read(path)
