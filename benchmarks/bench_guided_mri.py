@@ -51,6 +51,8 @@ from _peak import peak_run, save_report  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "mri" / "multicontrast"
 FACTOR = 4
 AXES = "xyz"
+#: the rows a case can have (``--runs``).
+RUNS = ("bspline", "self", "self+guide", "self+guide moved+reg", "inject")
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1600, help="self and guided self training steps (both)")
     parser.add_argument("--cases", nargs="+", default=None, help="case names (default: all)")
     parser.add_argument("--moved", action="store_true", help="also the moved guide registered by the tool")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=None,
+        choices=RUNS,
+        help="only these rows (default: all; the others are deterministic, e.g. rerun only the guided rows)",
+    )
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "guided_mri")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "bench_guided_mri.json")
     args = parser.parse_args()
@@ -255,6 +264,7 @@ def main() -> None:
         ]
         if args.moved:
             runs.append(("self+guide moved+reg", "self", "moved", False))
+        runs = [run for run in runs if args.runs is None or run[0] in args.runs]
         for label, method, guide, registered in runs:
             result = run_tool(case, prep, method, args.steps, guide, registered)
             values = result.pop("values", None)
@@ -264,6 +274,8 @@ def main() -> None:
             rows.append(row)
             _print(row)
             save_report(args.json, steps=args.steps, factor=FACTOR, rows=rows)  # kept if a later row is killed
+        if args.runs is not None and "inject" not in args.runs:
+            continue
         start = time.monotonic()
         injected = inject(prep["lr"], prep["guide"], case.axis)
         row = {"case": case.name, "method": "inject (classical)", "seconds": round(time.monotonic() - start, 2)}

@@ -68,3 +68,38 @@ class BSplineIBP(BackProjection):
     def __init__(self, scale: int | Sequence[int]) -> None:
         bspline = BSplineUpsampler(scale)
         super().__init__(bspline, BlockAverage(bspline.scale, len(bspline.scale)))
+
+
+#: back-projection steps after guided ``self``: on the stroke T2w (4 mm along x and along y, 800 steps) 5 and
+#: 20 iterations gave the same PSNR to 0.001 dB, and fewer keep the engine's halo small.
+GUIDED_ITERATIONS = 5
+
+
+class GuidedBackProjection(BackProjection):
+    """Back-projection of a guided upsampler's output onto the measured thick slices.
+
+    The guide supplies the detail between the slices; the slice profile ``degradation`` (the one the
+    network was trained with) says what each thick slice measured. The correction is the linear
+    interpolation of the thick-slice residual, so where the guide's anatomy disagrees with what the
+    target measured (a lesion seen by one contrast only) the measured mean wins.
+
+    Args:
+        upsampler: guided ``forward(x, guide) -> (B, C, *S*s)`` with ``receptive_radius`` and ``guide_channels``.
+        degradation: HR -> LR slice profile whose ``scale`` matches the upsampler's.
+        iterations: back-projection steps.
+
+    Shapes:
+        ``forward(x (B, C, *S), guide (B, G, *S*scale)) -> (B, C, *S*scale)``.
+    """
+
+    guided = True
+
+    def __init__(self, upsampler: nn.Module, degradation: Degradation, iterations: int = GUIDED_ITERATIONS) -> None:
+        super().__init__(upsampler, degradation, iterations)  # type: ignore[arg-type]
+        self.guide_channels = int(upsampler.guide_channels)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = self.upsampler(x, guide)
+        for _ in range(self.iterations):
+            y = y + STEP * interpolate_linear(x - self.degradation(y), self.scale)
+        return y

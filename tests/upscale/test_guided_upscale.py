@@ -81,6 +81,7 @@ def test_output_grid_is_the_target_grid_times_the_scale_with_a_guide_in_another_
     np.testing.assert_allclose(io.read(target).affine, lr_affine, rtol=0, atol=1e-5)
     prov = result.provenance
     assert prov["method"] == "self" and prov["guided"] is True
+    assert prov["consistency"]["degradation"] == "slice" and prov["consistency"]["iterations"] == 5
     assert prov["guide"]["anatomy_covered"] == 1.0 and prov["guide"]["output_without_guide_share"] == 0.0
     assert prov["request"]["guide"]["registered"] is True
     assert sha(guide) == before  # the guide is never written
