@@ -2,8 +2,9 @@
 
 Public entry points (what the ``geo-med-sr`` command calls): :func:`super_resolve` (one
 image, :mod:`geo_med_sr.upscale.pipeline`), :func:`sharpen` (guided sharpening of a
-multi-resolution product, :mod:`geo_med_sr.sharpening.pipeline`) and :func:`batch` (many files on a Dask cluster,
-:mod:`geo_med_sr.upscale.batch`); :mod:`geo_med_sr.io` (``read``/``write``/``read_provenance``)
+multi-resolution product, :mod:`geo_med_sr.sharpening.pipeline`), :func:`batch` (many files on a Dask cluster,
+:mod:`geo_med_sr.upscale.batch`) and :func:`batch_sharpen` (many products, :mod:`geo_med_sr.sharpening.batch`);
+:mod:`geo_med_sr.io` (``read``/``write``/``read_provenance``)
 and :class:`geo_med_sr.spatial.SpatialArray`. They are imported on first use, so
 ``import geo_med_sr`` stays light.
 """
@@ -15,9 +16,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "super_resolve": ("upscale.pipeline", "super_resolve"),
     "batch": ("upscale.batch", "batch"),
+    "batch_sharpen": ("sharpening.batch", "batch_sharpen"),
     "sharpen": ("sharpening.pipeline", "sharpen"),
 }
-__all__ = ["__version__", "batch", "sharpen", "super_resolve"]
+__all__ = ["__version__", "batch", "batch_sharpen", "sharpen", "super_resolve"]
 
 
 def __dir__() -> list[str]:

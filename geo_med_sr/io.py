@@ -142,12 +142,21 @@ def discover_product(
     guide: str | os.PathLike | None = None,
     bands: str | Sequence[str] | None = None,
     offset: float | None = None,
+    item: str | None = None,
 ) -> Any:
     """The band files of a multi-resolution product (:func:`geo_med_sr.adapters.products.discover`);
-    ``bands`` as a list of names or ``"B05,B8A"``."""
+    ``bands`` as a list of names or ``"B05,B8A"``; ``item``: the id of the item of a STAC ItemCollection input."""
     from geo_med_sr.adapters.products import discover
 
-    return discover([Path(p) for p in inputs], pan=pan, guide=guide, bands=bands, offset=offset)
+    return discover([Path(p) for p in inputs], pan=pan, guide=guide, bands=bands, offset=offset, item=item)
+
+
+def list_products(path: str | os.PathLike) -> list[tuple[str, str | None]]:
+    """The products an input of ``batch --sharpen`` holds, ``(name, STAC item id or None)`` each
+    (:func:`geo_med_sr.adapters.products.list_products`: paths and JSON only, no band is read)."""
+    from geo_med_sr.adapters.products import list_products as _list_products
+
+    return _list_products(Path(path))
 
 
 def open_band(path: str | os.PathLike, index: int) -> tuple[ImageSource, Any]:

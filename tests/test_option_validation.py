@@ -87,6 +87,18 @@ COMMANDS = {
         ["batch", "in.tif", "--out-dir", "out", "--scale", "2"],
         {"--workers": _whole(1, 1024), "--threads": _whole(1, 1024), "--budget": BUDGET, "--patch-size": PATCH},
     ),
+    "batch --sharpen": (
+        ["batch", "--sharpen", "S2", "--out-dir", "out"],
+        {
+            "--workers": _whole(1, 1024),
+            "--threads": _whole(1, 1024),
+            "--budget": BUDGET,
+            "--steps": _whole(0, 2**31 - 1),  # as sharpen's
+            "--seed": SEED,
+            "--offset": OFFSET,
+            "--patch-size": PATCH,
+        },
+    ),
     "train": (["train", "--data", "d.nii", "--out", "m.safetensors"], {"--steps": STEPS, "--seed": SEED}),
     "dicom-node": (
         ["dicom-node", "--ae-title", "SR", "--port", "11112"],
@@ -251,6 +263,8 @@ SHARPEN_KEYWORDS = [
     "progress",
     "cog",
     "seed",
+    "item",
+    "request",
 ]
 
 

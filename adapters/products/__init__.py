@@ -10,16 +10,26 @@ Modules, one job each (one file per sensor):
   MTD metadata and the L1C/L2A offsets.
 * :mod:`.landsat`: Landsat product ids, band codes, OLI / ETM+ wavelengths.
 * :mod:`.stac`: local STAC items (validated; asset files confined to the item's folder).
-* :mod:`.discovery`: :func:`discover`: which kind each input path is, band selection, the product.
+* :mod:`.discovery`: :func:`discover`: which kind each input path is, band selection, the product;
+  :func:`list_products`: the products an input of ``batch --sharpen`` holds (an ItemCollection: one per item).
 
 Radiometry: ``physical = (DN + offset) * gain`` (``offset`` in DN units).
 """
 
 from __future__ import annotations
 
-from geo_med_sr.adapters.products.discovery import discover
+from geo_med_sr.adapters.products.discovery import discover, list_products
 from geo_med_sr.adapters.products.names import band_key, parse_band_names
 from geo_med_sr.adapters.products.records import BandSpec, Product
 from geo_med_sr.adapters.products.sentinel2 import S2_BANDS, S2_WAVELENGTH_NM
 
-__all__ = ["S2_BANDS", "S2_WAVELENGTH_NM", "BandSpec", "Product", "band_key", "discover", "parse_band_names"]
+__all__ = [
+    "S2_BANDS",
+    "S2_WAVELENGTH_NM",
+    "BandSpec",
+    "Product",
+    "band_key",
+    "discover",
+    "list_products",
+    "parse_band_names",
+]

@@ -11,13 +11,17 @@ Inputs (each a path; several may be given):
   is a STAC item, the item is read instead (:mod:`.stac`);
 * a ``.SAFE`` folder, one of its granule or ``IMG_DATA`` folders, or its ``MTD_MSIL*.xml``
   (:mod:`.sentinel2`);
-* a local STAC item JSON (:mod:`.stac`; its asset files must lie in its folder);
+* a local STAC item JSON (:mod:`.stac`; its asset files must lie in its folder), or one item of a
+  local STAC ItemCollection JSON (``item=``, its id);
 * band files: Sentinel-2 band files by name (``B05.tif``, ``.._B05.jp2``, ``.._B05_20m.jp2``), or any
   raster, one band per band of the file, named from the band description, else the Landsat band
   code of the file name (``LC08_.._B3.tif`` -> ``"B3"``, :mod:`.landsat`), else ``"<stem> band <i>"``
   (``"<stem>"``);
 * ``pan=`` (a single-band file, role ``"pan"``) or ``guide=`` (a file of any number of bands, role
   ``"guide"``), added to the bands of the inputs.
+
+:func:`list_products` names the products an input of ``batch --sharpen`` holds (one per item of an
+ItemCollection), from paths and JSON only.
 
 Every Sentinel-2 band file, however it was found, must hold exactly one band
 (:func:`~.records.check_one_band`, run on each selected band).
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from geo_med_sr.adapters.products.landsat import landsat_band, landsat_sensor, landsat_wavelength
-from geo_med_sr.adapters.products.names import band_key, parse_band_names, stem
+from geo_med_sr.adapters.products.names import RASTER_SUFFIXES, band_key, parse_band_names, stem
 from geo_med_sr.adapters.products.records import (
     BandSpec,
     Candidate,
@@ -61,10 +65,10 @@ from geo_med_sr.adapters.products.sentinel2 import (
     safe_root,
     spacecraft,
 )
-from geo_med_sr.adapters.products.stac import is_stac_item, read_stac
+from geo_med_sr.adapters.products.stac import is_stac_item, read_stac, stac_collection_ids, stac_item_id
 from geo_med_sr.errors import InputError, file_error
 
-__all__ = ["discover"]
+__all__ = ["discover", "list_products"]
 
 Found = tuple[str, str, list[Candidate]]
 
@@ -111,12 +115,12 @@ def _file(path: Path, role: str, position: int, cache: dict, safe_cache: dict) -
     return out
 
 
-def _discover_input(path: Path, position: int, cache: dict, safe_cache: dict) -> Found:
-    """(kind, product, candidates) of one input path: which kind of product it is."""
+def _discover_input(path: Path, position: int, cache: dict, safe_cache: dict, item: str | None = None) -> Found:
+    """(kind, product, candidates) of one input path: which kind of product it is (``item``: of a STAC JSON)."""
     if path.is_dir():
         return _folder(path, safe_cache)
     if path.suffix.lower() == ".json":
-        return read_stac(path)
+        return read_stac(path, item)
     if re.fullmatch(r"MTD_MSIL\w+\.xml", path.name, re.IGNORECASE):
         return _folder(path.parent, safe_cache)
     return "files", stem(path), _file(path, "spectral", position, cache, safe_cache)
@@ -173,6 +177,7 @@ def discover(
     guide: str | os.PathLike | None = None,
     bands: str | Sequence[str] | None = None,
     offset: float | None = None,
+    item: str | None = None,
 ) -> Product:
     """Find the bands of a multi-resolution product (headers only; grids are not compared).
 
@@ -185,6 +190,8 @@ def discover(
             (:func:`~geo_med_sr.adapters.products.names.parse_band_names`; case-insensitive, ``"B5"`` ==
             ``"B05"``, ``"8A"`` == ``"B8A"``); categorical bands are kept only when named. None keeps all.
         offset: DN offset for every Sentinel-2 spectral band, overriding the metadata.
+        item: the id of the item to read from a STAC ItemCollection input (its assets resolved from
+            the collection's folder, :mod:`.stac`).
 
     Returns:
         The :class:`Product`.
@@ -193,7 +200,8 @@ def discover(
         InputError: a missing path (InputNotFoundError), a folder without band files, a band given
             twice, an unreadable file or metadata, a JSON that is not a STAC item, a missing STAC
             asset file, ``pan`` and ``guide`` together, a pan of several bands, an unknown band name,
-            or ``offset`` without any Sentinel-2 spectral band.
+            or ``offset`` without any Sentinel-2 spectral band; ``item`` without a STAC JSON input, an
+            ItemCollection without ``item`` or without that item.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -204,7 +212,9 @@ def discover(
     cache: dict[Path, Header] = {}
     safe_cache: dict[Path, S2Meta | None] = {}
     paths = [existing(p) for p in inputs]
-    found = [_discover_input(p, i, cache, safe_cache) for i, p in enumerate(paths)]
+    if item is not None and not any(p.suffix.lower() == ".json" and not p.is_dir() for p in paths):
+        raise file_error(InputError, paths[0], f"--item {item!r} picks an item of a STAC JSON and no input is one")
+    found = [_discover_input(p, i, cache, safe_cache, item) for i, p in enumerate(paths)]
     candidates = _select([c for _, _, group in found for c in group], bands, paths[0])
     extra: list[Candidate] = []
     for role, value in (("pan", pan), ("guide", guide)):
@@ -261,3 +271,52 @@ def _meta(found: list[Found], paths: list[Path], sources: list) -> dict[str, Any
         "spacecraft": craft,
         "inputs": [str(p) for p in paths],
     }
+
+
+# ---------------------------------------------------------------- the products of a batch input
+
+
+def _file_name(text: str) -> str:
+    """``text`` as a file name stem: characters other than letters, digits, ``.``, ``_``, ``-`` become ``_``,
+    no leading dot (no hidden or relative name); ``""`` when nothing is left."""
+    return re.sub(r"[^\w.-]", "_", text, flags=re.ASCII).lstrip(".")
+
+
+def list_products(path: str | os.PathLike) -> list[tuple[str, str | None]]:
+    """The products one input of ``batch --sharpen`` holds, as ``(name, item)``, without reading a band.
+
+    * a folder (COG layout, a ``.SAFE`` or one of its folders): one product, named after the folder,
+      or after the ``.SAFE`` (without the suffix) when the folder is in one;
+    * an ``MTD_MSIL*.xml``: the product of its ``.SAFE`` folder;
+    * a STAC item JSON: one product named by the item's id (the file's stem without an id, or when the
+      file is not readable JSON: the product's run then says what is wrong);
+    * a STAC ItemCollection JSON: one product per item, named by its id, ``item`` being that id.
+
+    ``item`` is None except for the items of an ItemCollection. Names are made file-name safe
+    (characters other than letters, digits, ``.``, ``_``, ``-`` become ``_``). Nothing here says
+    that a product is readable: :func:`discover` does, when it runs.
+
+    Raises:
+        InputNotFoundError: ``path`` does not exist.
+        InputError: a file of another kind (band files make one product together: sharpen them with
+            ``geo-med-sr sharpen``), or an ItemCollection whose items cannot be picked by id.
+    """
+    path = existing(path)
+    if path.is_dir() or re.fullmatch(r"MTD_MSIL\w+\.xml", path.name, re.IGNORECASE):
+        folder = path if path.is_dir() else path.parent
+        root = safe_root(folder) or folder
+        name = root.name[: -len(".SAFE")] if root.name.upper().endswith(".SAFE") else root.name
+        return [(_file_name(name) or "product", None)]
+    if path.suffix.lower() == ".json":
+        ids = stac_collection_ids(path)
+        if ids is not None:
+            return [(_file_name(ident) or f"item{i}", ident) for i, ident in enumerate(ids)]
+        ident = stac_item_id(path)
+        return [(_file_name(ident or "") or _file_name(path.stem) or "item", None)]
+    kind = "a band file" if path.suffix.lower() in RASTER_SUFFIXES else "not a product"
+    raise file_error(
+        InputError,
+        path,
+        f"{kind}: batch --sharpen takes product folders (COG layout or .SAFE), STAC item and ItemCollection JSONs "
+        "(the band files of one product: geo-med-sr sharpen FILE... OUTPUT)",
+    )

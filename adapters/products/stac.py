@@ -12,6 +12,14 @@ name beside the item (download the assets there). Anything else is refused when 
 selected; band files passed explicitly are not subject to this.
 Radiometry comes from ``raster:bands`` (scale -> gain, offset / scale -> DN offset) and
 ``earthsearch:boa_offset_applied``; wavelengths from ``eo:bands`` ``center_wavelength`` (µm).
+
+A STAC ItemCollection (a GeoJSON ``FeatureCollection`` of items, what a STAC API search returns) is
+read one item at a time, picked by its id (``item=``; :func:`stac_collection_ids` lists them): the
+item is read as an item JSON in the collection's folder would be, its local hrefs resolved from the
+collection's folder and confined to it. A remote href is refused there: the items of a collection
+share one folder, so "the file of the same name" (``B02.tif`` in every Earth Search item) would be
+ambiguous; download the assets with their hrefs rewritten to the local files (what STAC download
+tools do), or save each item as its own JSON beside its files.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from geo_med_sr.adapters.products.records import (
 from geo_med_sr.adapters.products.sentinel2 import S2_GAIN, baseline_from_name, s2_band, s2_candidate, spacecraft
 from geo_med_sr.errors import InputError, file_error
 
-__all__ = ["STAC_NAMES", "StacItem", "is_stac_item", "read_stac"]
+__all__ = ["STAC_NAMES", "StacItem", "is_stac_item", "read_stac", "stac_collection_ids", "stac_item_id"]
 
 #: STAC asset keys / eo:bands names of the Sentinel-2 bands (Earth Search).
 STAC_NAMES = {
@@ -60,6 +68,11 @@ _BAND_IN_TEXT = re.compile(r"\bband\s*(\d{1,2}a?)\b", re.IGNORECASE)
 _WHAT = "a STAC item JSON"
 _HINT = "fix the item, or pass the band files explicitly"
 _FIX_HREF = "copy or download the asset beside the item (with a relative href), or pass the band files explicitly"
+_FIX_COLLECTION_HREF = (
+    "download the assets with their hrefs rewritten to the local files, or save the item as its own JSON beside them"
+)
+_COLLECTION = "FeatureCollection"
+_IDS_SHOWN = 5
 _SHOWN_CHARS = 200
 
 # ---------------------------------------------------------------- the fields we read, typed
@@ -146,6 +159,17 @@ def is_stac_item(path: Path) -> bool:
     return isinstance(data, dict) and data.get("type") == "Feature"
 
 
+def stac_item_id(path: Path) -> str | None:
+    """The text ``id`` of the STAC item JSON at ``path``; None for another JSON, an item without a text
+    id, or a file that is not readable JSON. Never raises."""
+    try:
+        data = _item_json(path)
+    except InputError:
+        return None
+    ident = data.get("id") if isinstance(data, dict) and data.get("type") == "Feature" else None
+    return ident if isinstance(ident, str) else None
+
+
 def _asset_band(key: str, asset: Asset) -> str | None:
     """The Sentinel-2 band of a STAC asset from its key, its eo:bands name or its description/title."""
     base = key.lower().removesuffix("-jp2")
@@ -178,11 +202,12 @@ class _Located:
     refusal: Exception | None = None
 
 
-def _href_target(folder: Path, href: str) -> Path | str:
+def _href_target(folder: Path, href: str, remote: bool = True) -> Path | str:
     """The path an href names (not resolved yet), or why it names none.
 
     Local hrefs (relative, absolute, ``file://``) name that path; remote ones (``https://``,
-    ``s3://``...) the file of the same name in ``folder``.
+    ``s3://``...) the file of the same name in ``folder``, or none when ``remote`` is False (an
+    item of an ItemCollection: the file of that name would be every item's).
     """
     if "\x00" in href:
         return "holds a NUL character"
@@ -195,19 +220,23 @@ def _href_target(folder: Path, href: str) -> Path | str:
     if not scheme or len(scheme) == 1:  # a path (a Windows drive letter parses as a scheme)
         local = Path(href)
         return local if local.is_absolute() else folder / local
+    if not remote:
+        return "is remote: the items of an ItemCollection share its folder, so no file there is this item's alone"
     name = PurePosixPath(unquote(parsed.path)).name
     if name in ("", ".", ".."):
         return "names no file"
     return folder / name
 
 
-def _locate(item: Path, key: str, href: str) -> _Located:
+def _locate(item: Path, key: str, href: str, collection: str | None = None) -> _Located:
     """The file of asset ``key`` of ``item``: its resolved path, which must lie in the item's folder.
 
-    Nothing is opened; a refusal names the item, the asset, the href and what to do.
+    ``item`` is the JSON file read; ``collection``: the id of the item read from it when it is an
+    ItemCollection (its remote hrefs are then refused). Nothing is opened; a refusal names the item,
+    the asset, the href and what to do.
     """
     folder = item.parent.resolve()
-    target = _href_target(folder, href)
+    target = _href_target(folder, href, remote=collection is None)
     problem = target if isinstance(target, str) else None
     if isinstance(target, Path):
         try:
@@ -219,12 +248,18 @@ def _locate(item: Path, key: str, href: str) -> _Located:
                 problem = f"leads outside the item's folder {folder} (to {resolved})"
             else:
                 return _Located(key, href, resolved)
-    refusal = file_error(InputError, item, f"asset {_shown(key)}: href {_shown(href)} {problem}; {_FIX_HREF}")
+    where = "" if collection is None else f"item {_shown(collection)}: "
+    fix = _FIX_HREF if collection is None else _FIX_COLLECTION_HREF
+    refusal = file_error(InputError, item, f"{where}asset {_shown(key)}: href {_shown(href)} {problem}; {fix}")
     return _Located(key, href, None, refusal)
 
 
-def _band_files(item: Path, code: str, entries: list[tuple[bool, str, Asset]]) -> list[Path] | Exception:
+def _band_files(
+    item: Path, code: str, entries: list[tuple[bool, str, Asset]], collection: str | None = None
+) -> list[Path] | Exception:
     """The files of band ``code`` (COG assets first; a jp2 asset only when no COG asset's file exists).
+
+    ``collection``: the id of the item when ``item`` is an ItemCollection (see :func:`_locate`).
 
     Returns:
         The distinct existing files, or the refusal to raise if the band is selected: an href that
@@ -232,7 +267,7 @@ def _band_files(item: Path, code: str, entries: list[tuple[bool, str, Asset]]) -
     """
     tried: list[_Located] = []
     for jp2 in (False, True):
-        located = [_locate(item, key, asset.href) for is_jp2, key, asset in entries if is_jp2 is jp2]
+        located = [_locate(item, key, asset.href, collection) for is_jp2, key, asset in entries if is_jp2 is jp2]
         refused = next((loc.refusal for loc in located if loc.refusal is not None), None)
         if refused is not None:
             return refused
@@ -241,10 +276,11 @@ def _band_files(item: Path, code: str, entries: list[tuple[bool, str, Asset]]) -
             return list(dict.fromkeys(found if not jp2 else found[:1]))  # two assets of one file: one band
         tried += located
     first = tried[0]
+    where = "" if collection is None else f"item {_shown(collection)}: "
     return file_error(
         InputError,
         item,
-        f"asset {_shown(first.key)} (band {code}, href {_shown(first.href)}): no file {first.path}; "
+        f"{where}asset {_shown(first.key)} (band {code}, href {_shown(first.href)}): no file {first.path}; "
         "download it beside the item, pass the band files explicitly, or select other bands with --bands",
     )
 
@@ -252,23 +288,104 @@ def _band_files(item: Path, code: str, entries: list[tuple[bool, str, Asset]]) -
 # ---------------------------------------------------------------- the item
 
 
-def read_stac(path: Path) -> tuple[str, str, list[Candidate]]:
-    """(kind, product, candidates) of a local STAC item JSON.
+def _collection_features(path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The items of the ItemCollection ``data`` (read from ``path``) by id, in the collection's order.
 
     Raises:
-        InputError: not a readable JSON, not a STAC item, a field we read of the wrong type (one line
-            naming the item and the field path), an item of another mission, or no band asset.
-            A band asset's href out of the item's folder, or its missing file, is refused when that
-            band is selected (the candidate's ``error``).
+        InputError: ``features`` is not a list, or an item is not an object of type ``Feature`` with a
+            non-empty text id, or two items share an id (one line naming the collection and the item).
     """
-    data = _item_json(path)
+    features = data.get("features")
+    if not isinstance(features, list):
+        raise file_error(InputError, path, "an ItemCollection whose 'features' is not a list of items; fix it")
+    items: dict[str, dict[str, Any]] = {}
+    for i, feature in enumerate(features):
+        ident = feature.get("id") if isinstance(feature, dict) else None
+        if not (isinstance(feature, dict) and feature.get("type") == "Feature"):
+            raise file_error(InputError, path, f"features[{i}] is not a STAC item (type 'Feature'); fix the collection")
+        if not (isinstance(ident, str) and ident.strip()):
+            raise file_error(InputError, path, f"features[{i}] has no id (a non-empty text); fix the collection")
+        if ident in items:
+            raise file_error(InputError, path, f"item id {_shown(ident)} is given twice (features[{i}]); keep one")
+        items[ident] = feature
+    return items
+
+
+def stac_collection_ids(path: Path) -> list[str] | None:
+    """The item ids of a STAC ItemCollection JSON (type ``FeatureCollection``), in order; None for any
+    other JSON (an item, something else: :func:`read_stac` says what) or a file that is not readable JSON.
+
+    Raises:
+        InputError: an ItemCollection without items or with an item that cannot be picked by its id
+            (:func:`_collection_features`).
+    """
+    try:
+        data = _item_json(path)
+    except InputError:
+        return None
+    if not (isinstance(data, dict) and data.get("type") == _COLLECTION):
+        return None
+    ids = list(_collection_features(path, data))
+    if not ids:
+        raise file_error(InputError, path, "an ItemCollection without items; nothing to read")
+    return ids
+
+
+def _pick(path: Path, data: Any, item: str | None) -> Any:
+    """The item JSON to read from ``data`` (the parsed ``path``): ``data`` itself, or item ``item`` of
+    an ItemCollection.
+
+    Raises:
+        InputError: an ItemCollection without ``item`` (the ids are listed), ``item`` not in it, or
+            ``item`` given for a single item of another id.
+    """
+    if isinstance(data, dict) and data.get("type") == _COLLECTION:
+        items = _collection_features(path, data)
+        ids = list(items)
+        shown = ", ".join(ids[:_IDS_SHOWN]) + (f" (and {len(ids) - _IDS_SHOWN} more)" if len(ids) > _IDS_SHOWN else "")
+        if item is None:
+            what = f"an ItemCollection of {len(ids)} items ({shown})" if ids else "an ItemCollection without items"
+            raise file_error(
+                InputError,
+                path,
+                f"not a STAC item (type {_COLLECTION!r}): {what}; pick one with --item ID, or sharpen them all with "
+                "'geo-med-sr batch --sharpen'",
+            )
+        if item not in items:
+            raise file_error(InputError, path, f"no item {_shown(item)} in this ItemCollection; its items: {shown}")
+        return items[item]
+    if item is not None and isinstance(data, dict) and data.get("type") == "Feature" and data.get("id") != item:
+        raise file_error(
+            InputError, path, f"a single STAC item of id {_shown(str(data.get('id')))}, not {_shown(item)}; drop --item"
+        )
+    return data
+
+
+def read_stac(path: Path, item: str | None = None) -> tuple[str, str, list[Candidate]]:
+    """(kind, product, candidates) of a local STAC item JSON, or of item ``item`` of a local ItemCollection.
+
+    Args:
+        path: the item JSON, or the ItemCollection JSON (whose folder then holds every item's files).
+        item: the id of the item to read from an ItemCollection (needed there; with a single item it
+            must be that item's id).
+
+    Raises:
+        InputError: not a readable JSON, not a STAC item (an ItemCollection without ``item``, or
+            without that item), a field we read of the wrong type (one line naming the item and the
+            field path), an item of another mission, or no band asset. A band asset's href out of
+            the item's folder, a remote href in an ItemCollection, or its missing file, is refused
+            when that band is selected (the candidate's ``error``).
+    """
+    raw = _item_json(path)
+    in_collection = item if isinstance(raw, dict) and raw.get("type") == _COLLECTION else None
+    data = _pick(path, raw, item)
     if not (isinstance(data, dict) and data.get("type") == "Feature"):
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise file_error(
             InputError, path, f"not a STAC item (type {kind!r}); pass the JSON of one item (type 'Feature' with assets)"
         )
-    item = validated(StacItem, data, path, _HINT)
-    props = item.properties or Properties()
+    item_record = validated(StacItem, data, path, _HINT)
+    props = item_record.properties or Properties()
     platform = f"{props.constellation or ''} {props.platform or ''}".lower().strip()
     if platform and not re.search(r"sentinel[-_ ]?2", platform):
         raise file_error(InputError, path, f"a STAC item of {platform[:80]}, not Sentinel-2; pass its band files")
@@ -276,10 +393,10 @@ def read_stac(path: Path) -> tuple[str, str, list[Candidate]]:
         baseline=props.processing_baseline or baseline_from_name(props.product_uri or ""),
         offset_applied=props.boa_offset_applied is True,
         spacecraft=spacecraft(props.platform),
-        product=item.id or path.stem,
+        product=item_record.id or path.stem,
     )
     assets: dict[str, list[tuple[bool, str, Asset]]] = {}
-    for key, asset in item.assets.items():
+    for key, asset in item_record.assets.items():
         kind = f"{asset.type or ''} {asset.href}".lower()
         code = _asset_band(key, asset) if asset.roles is None or "data" in asset.roles else None
         if code is None or not any(s in kind for s in ("tiff", "jp2", ".tif")):
@@ -289,7 +406,7 @@ def read_stac(path: Path) -> tuple[str, str, list[Candidate]]:
         _stac_radiometry(code, asset, meta)
     candidates = []
     for code, entries in assets.items():
-        files = _band_files(path, code, entries)
+        files = _band_files(path, code, entries, in_collection)
         if isinstance(files, Exception):
             candidate = s2_candidate(code, None, meta)
             candidate.error = files

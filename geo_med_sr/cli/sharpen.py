@@ -44,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_scene_inputs(p)
     p.add_argument("output", help="output .tif (on the finest grid)")
+    p.add_argument(
+        "--item",
+        default=None,
+        help="the id of the item to sharpen when INPUT is a STAC ItemCollection JSON (its assets are found from the "
+        "collection's folder; 'geo-med-sr batch --sharpen' runs every item)",
+    )
     add_guides(p)
     add_band_names(p, "keep", "B05,B06,B8A")
     p.add_argument(
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> None:
         progress=progress_mode(args),
         cog=args.cog,
         seed=args.seed,
+        item=args.item,
     )
     if not args.quiet:
         groups = "; ".join(

@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from geo_med_sr import io
+from geo_med_sr.errors import ConfigError
 from geo_med_sr.provenance import build_provenance
 from geo_med_sr.sharpening.builders import build_group
 from geo_med_sr.sharpening.engine import output_spec, sharpen_scene
-from geo_med_sr.sharpening.plan import check_settings, guide_names, plan_sharpening
+from geo_med_sr.sharpening.plan import SharpenPlan, check_settings, guide_names, plan_sharpening
 from geo_med_sr.sharpening.registry import DEFAULT_METHOD, SHARPEN_METHODS
 from geo_med_sr.sharpening.request import FILES_KEY, sharpen_request
 from geo_med_sr.sharpening.scene import Band, Layout, Scene, band_stats, plan
 
-__all__ = ["SHARPEN_METHODS", "SharpenResult", "open_scene", "sharpen"]
+__all__ = ["SHARPEN_METHODS", "SharpenResult", "open_scene", "sharpen", "sharpen_request_for"]
 
 
 @dataclass
@@ -59,13 +60,15 @@ def open_scene(
     guide: str | os.PathLike | None = None,
     bands: Sequence[str] | None = None,
     offset: float | None = None,
+    item: str | None = None,
 ) -> Iterator[Scene]:
     """The bands named by ``inputs`` (and ``pan``/``guide``) opened for windowed reading (a context).
 
     ``Scene.meta`` holds what the product says (kind, baseline, offsets, inputs) and under
-    ``"files"`` each band's ``[name, path, index]`` (what the request fingerprint hashes).
+    ``"files"`` each band's ``[name, path, index]`` (what the request fingerprint hashes);
+    ``item``: the id of the item of a STAC ItemCollection input.
     """
-    product = io.discover_product(inputs, pan=pan, guide=guide, bands=bands, offset=offset)
+    product = io.discover_product(inputs, pan=pan, guide=guide, bands=bands, offset=offset, item=item)
     opened: list[Band] = []
     try:
         for spec in product.bands:
@@ -121,6 +124,126 @@ def _band_meta(scene: Scene, layout: Layout, spec) -> dict[str, Any]:
     }
 
 
+def check_options(
+    *,
+    bands: Sequence[str] | str | None,
+    method: str,
+    budget: float | None,
+    steps: int | None,
+    model: str | None,
+    offset: float | None,
+    device: str,
+    amp: bool,
+    seed: int,
+    cog: bool,
+    item: str | None = None,
+) -> dict[str, Any]:
+    """The options of :func:`sharpen` that decide what it writes, checked before any file is touched
+    (the rule of each keyword, then the method's :func:`~geo_med_sr.sharpening.plan.check_settings`),
+    returned normalised by keyword (``model`` a path string, numbers as their rules return them).
+    ``geo-med-sr batch --sharpen`` checks them once for every product.
+
+    Raises:
+        ConfigError: one line naming the keyword (``budget=inf: ...``), or the method's refusal of
+            the budget/steps/model combination (:func:`~geo_med_sr.sharpening.plan.check_settings`).
+    """
+    from geo_med_sr import options_check as check
+
+    bands = check.names(bands, "bands=")
+    check.text(method, "method=")
+    model = None if model is None else os.fspath(check.path(model, "model="))
+    check.text(device, "device=")
+    budget = check.BUDGET.check_optional(budget, "budget=")
+    steps = check.STEPS_OR_ZERO.check_optional(steps, "steps=")
+    offset = check.OFFSET.check_optional(offset, "offset=")
+    seed = check.SEED.check(seed, "seed=")
+    for key, value in (("amp", amp), ("cog", cog)):
+        check.flag(value, f"{key}=")
+    check.text(item, "item=", optional=True)
+    check_settings(method, budget, steps, model)
+    return {
+        "bands": bands,
+        "method": method,
+        "budget": budget,
+        "steps": steps,
+        "model": model,
+        "offset": offset,
+        "device": device,
+        "amp": amp,
+        "seed": seed,
+        "cog": cog,
+        "item": item,
+    }
+
+
+def _decide(scene: Scene, layout: Layout, where: Path, options: dict[str, Any]) -> SharpenPlan:
+    """The :class:`~geo_med_sr.sharpening.plan.SharpenPlan` of ``scene`` for the checked ``options`` (headers only)."""
+    o = options
+    with io.naming(where):
+        return plan_sharpening(
+            scene,
+            layout,
+            o["method"],
+            model=o["model"],
+            budget=o["budget"],
+            steps=o["steps"],
+            seed=o["seed"],
+            device=o["device"],
+            amp=o["amp"],
+        )
+
+
+def sharpen_request_for(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    pan: str | os.PathLike | None = None,
+    guide: str | os.PathLike | None = None,
+    bands: Sequence[str] | str | None = None,
+    method: str = DEFAULT_METHOD,
+    budget: float | None = None,
+    steps: int | None = None,
+    model: str | None = None,
+    offset: float | None = None,
+    device: str = "auto",
+    amp: bool = False,
+    cog: bool = True,
+    seed: int = 0,
+    item: str | None = None,
+) -> dict[str, Any]:
+    """The request :func:`sharpen` records for these arguments.
+
+    :func:`~geo_med_sr.sharpening.request.sharpen_request` of the scene and its plan, from band
+    headers, metadata and band file hashes only: no pixel is decoded, nothing trains, torch is not
+    imported. ``geo-med-sr batch --sharpen`` compares it with an existing output's to skip it.
+
+    Args:
+        inputs, pan, guide, bands, method, budget, steps, model, offset, device, amp, cog, seed, item:
+            as for :func:`sharpen` (device and amp do not change the request).
+
+    Raises:
+        GeoMedSRError subclasses, as :func:`sharpen` would raise them before its first pixel.
+    """
+    from geo_med_sr import options_check as check
+
+    paths = [Path(p) for p in check.paths(inputs, "inputs=")]
+    options = check_options(
+        bands=bands,
+        method=method,
+        budget=budget,
+        steps=steps,
+        model=model,
+        offset=offset,
+        device=device,
+        amp=amp,
+        seed=seed,
+        cog=cog,
+        item=item,
+    )
+    o = options
+    with open_scene(paths, pan=pan, guide=guide, bands=o["bands"], offset=o["offset"], item=o["item"]) as scene:
+        return sharpen_request(scene, _decide(scene, plan(scene), paths[0], options), cog=cog)
+
+
 def sharpen(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
@@ -140,12 +263,14 @@ def sharpen(
     progress: bool | None = None,
     cog: bool = True,
     seed: int = 0,
+    item: str | None = None,
+    request: dict[str, Any] | None = None,
 ) -> SharpenResult:
     """Sharpen the coarse bands of a product with its finer bands; write one multiband GeoTIFF (COG).
 
     Args:
         inputs: a Sentinel-2 band folder (COG layout or SAFE), a STAC item JSON, or band files;
-            with ``pan``/``guide``: the multispectral file(s).
+            with ``pan``/``guide``: the multispectral file(s). A STAC ItemCollection JSON with ``item``.
         output: the ``.tif`` to write (on the finest grid).
         pan: a panchromatic GeoTIFF (pan-sharpening); guide: any finer GeoTIFF used as guide.
         bands: band names to keep (``"B05,B8A"``); None keeps all.
@@ -159,6 +284,11 @@ def sharpen(
         overwrite: replace an earlier output of this tool (never anything else).
         progress: progress bar (None: on a terminal); cog: write a Cloud-Optimized GeoTIFF.
         seed: training seed.
+        item: the id of the item to sharpen when an input is a STAC ItemCollection JSON (its assets'
+            hrefs are resolved from the collection's folder).
+        request: :func:`sharpen_request_for` of these arguments when the caller has it (``geo-med-sr
+            batch --sharpen``, which compared it with an existing output's), recorded as given;
+            computed here otherwise.
 
     Raises:
         GeoMedSRError subclasses with a one-line message.
@@ -171,31 +301,34 @@ def sharpen(
     paths = [Path(p) for p in check.paths(inputs, "inputs=")]
     out = Path(check.path(output, "output="))
     extra = [Path(check.path(p, f"{k}=")) for k, p in (("pan", pan), ("guide", guide)) if p is not None]
-    bands = check.names(bands, "bands=")
-    check.text(method, "method=")
-    model = None if model is None else os.fspath(check.path(model, "model="))
-    check.text(device, "device=")
-    budget = check.BUDGET.check_optional(budget, "budget=")
-    steps = check.STEPS_OR_ZERO.check_optional(steps, "steps=")
-    offset = check.OFFSET.check_optional(offset, "offset=")
+    options = check_options(
+        bands=bands,
+        method=method,
+        budget=budget,
+        steps=steps,
+        model=model,
+        offset=offset,
+        device=device,
+        amp=amp,
+        seed=seed,
+        cog=cog,
+        item=item,
+    )
     tile = check.PATCH_SIZE.check(tile, "tile=")
-    seed = check.SEED.check(seed, "seed=")
-    for key, value in (("amp", amp), ("overwrite", overwrite), ("cog", cog)):
-        check.flag(value, f"{key}=")
+    check.flag(overwrite, "overwrite=")
     check.flag(progress, "progress=", optional=True)
-    check_settings(method, budget, steps, model)
+    if request is not None and not isinstance(request, dict):
+        raise ConfigError(f"request={type(request).__name__}: expected the dict of sharpen_request_for, or None")
     written = io.check_output(out, inputs=[*paths, *extra], overwrite=overwrite, formats=("geotiff",))
-    with open_scene(paths, pan=pan, guide=guide, bands=bands, offset=offset) as scene:
+    o = options
+    with open_scene(paths, pan=pan, guide=guide, bands=o["bands"], offset=o["offset"], item=o["item"]) as scene:
         layout = plan(scene)
         # the output pre-flight's size part, from the band headers: before any pixel is read or any training
         io.check_output_size(out, written, (len(layout.outputs), *layout.grid.shape), output_spec(scene, layout).dtype)
         with io.naming(paths[0]):  # a band with no valid pixel: refused before any work
             stats = [band_stats(b) for b in scene.bands]
-        with io.naming(paths[0]):
-            decided = plan_sharpening(
-                scene, layout, method, model=model, budget=budget, steps=steps, seed=seed, device=device, amp=amp
-            )
-        request = sharpen_request(scene, decided, cog=cog)
+        decided = _decide(scene, layout, paths[0], options)
+        request = request if request is not None else sharpen_request(scene, decided, cog=cog)
         methods, records, timings = {}, [], {}
         for g, group in enumerate(layout.groups):
             with io.naming(paths[0]):

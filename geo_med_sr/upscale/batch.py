@@ -16,6 +16,10 @@ series folder, NIfTI gives NIfTI beside a JSON provenance sidecar, a GeoTIFF giv
 - A summary (input, status, seconds, output, error) is printed and written to
   ``out_dir/geo-med-sr-batch.json`` and ``.csv``; ``vrt`` adds a GDAL VRT mosaic of the
   GeoTIFF outputs.
+
+The machinery (lock, leftovers, cluster, report, mosaic: :func:`run_batch`) takes any task
+``task(job, settings) -> Outcome``: ``batch --sharpen`` (:mod:`geo_med_sr.sharpening.batch`) runs
+its sharpening jobs through it.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,11 @@ class Job:
     input: Path
     output: Path
     raster: bool
+
+    @property
+    def label(self) -> str:
+        """The input as the report names it."""
+        return str(self.input)
 
 
 @dataclass(frozen=True)
@@ -122,22 +131,32 @@ def plan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> lis
     from geo_med_sr import io
 
     out_dir = Path(out_dir).absolute()
-    jobs, owners = [], {}
+    jobs = []
     for path in expand_inputs(inputs):
         adapter = io.adapter_for_input(path)
-        output = out_dir / adapter.output_name(path)
-        if output.name in owners:
+        jobs.append(Job(path.absolute(), out_dir / adapter.output_name(path), adapter.band_selection))
+    return check_unique(jobs)
+
+
+def check_unique(jobs: Sequence[Job]) -> list[Job]:
+    """``jobs`` as a list, once no two of them write the same output (and there is one at least).
+
+    Raises:
+        ConfigError: two inputs would write the same output name (naming both), or no job.
+    """
+    owners: dict[str, Job] = {}
+    for job in jobs:
+        first = owners.setdefault(job.output.name, job)
+        if first is not job:
             raise file_error(
                 ConfigError,
-                path,
-                f"would write {output} like {owners[output.name]}; give the inputs different names or run them in "
+                job.label,
+                f"would write {job.output} like {first.label}; give the inputs different names or run them in "
                 "separate batches",
             )
-        owners[output.name] = path
-        jobs.append(Job(path.absolute(), output, adapter.band_selection))
     if not jobs:
         raise ConfigError("batch: no inputs given")
-    return jobs
+    return list(jobs)
 
 
 # ----------------------------------------------------------------------------- one task
@@ -183,6 +202,25 @@ def drop_orphan_sidecars(output: Path) -> list[Path]:
     return removed
 
 
+def stale_output(job: Job) -> OutputError:
+    """The refusal of an existing output that another request made, without ``overwrite``."""
+    return file_error(
+        OutputError,
+        job.output,
+        "exists but was not made from this input with these settings (different input, method, model, scale "
+        "or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir",
+    )
+
+
+def failure(job: Job, exc: Exception) -> str:
+    """The report's one-line error of ``exc`` raised by ``job``: the message of a known error, else the
+    exception type, message and where it was raised (a bug or a library failure)."""
+    if isinstance(exc, GeoMedSRError):
+        return " ".join(str(exc).split())
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{job.label}: unexpected {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+
+
 def run_job(job: Job, settings: Settings) -> Outcome:
     """Run one input (on a worker): skip it when its output is up to date, else super-resolve.
 
@@ -197,7 +235,7 @@ def run_job(job: Job, settings: Settings) -> Outcome:
     bands = settings.bands if job.raster else None
 
     def outcome(status: str, error: str = "") -> Outcome:
-        return Outcome(str(job.input), str(job.output), status, time.perf_counter() - start, error)
+        return Outcome(job.label, str(job.output), status, time.perf_counter() - start, error)
 
     try:
         config = SRConfig.model_validate(settings.config)
@@ -209,12 +247,7 @@ def run_job(job: Job, settings: Settings) -> Outcome:
         if state:
             return outcome(SKIPPED)
         if state is False and not settings.overwrite:
-            raise file_error(
-                OutputError,
-                job.output,
-                "exists but was not made from this input with these settings (different input, method, model, scale "
-                "or options, or not by geo_med_sr); pass --overwrite to replace it or choose another --out-dir",
-            )
+            raise stale_output(job)
         drop_orphan_sidecars(job.output)
         import torch
 
@@ -235,14 +268,8 @@ def run_job(job: Job, settings: Settings) -> Outcome:
             method=method,
         )
         return outcome(DONE)
-    except GeoMedSRError as exc:
-        return outcome(FAILED, " ".join(str(exc).split()))
-    except Exception as exc:  # a bug or a library failure on one input must not stop the others
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        return outcome(
-            FAILED,
-            f"{job.input}: unexpected {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})",
-        )
+    except Exception as exc:  # a bad input, a bug or a library failure on one input must not stop the others
+        return outcome(FAILED, failure(job, exc))
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -321,14 +348,18 @@ def input_bytes(path: Path) -> int:
         return 0
 
 
-def _run_all(client: Any, jobs: Sequence[Job], settings: Settings, progress: bool | None) -> list[Outcome]:
+#: what runs one job on a worker: ``task(job, settings)``, never raising for a bad input (a failed Outcome).
+Task = Callable[[Any, Any], Outcome]
+
+
+def _run_all(client: Any, jobs: Sequence[Job], task: Task, settings: Any, progress: bool | None) -> list[Outcome]:
     as_completed = require("distributed", "geo-med-sr batch").as_completed
     from tqdm.auto import tqdm
 
     # largest inputs first, so that no worker starts a long file when the others are nearly done
     sizes = [input_bytes(job.input) for job in jobs]
     futures = {
-        client.submit(run_job, job, settings, pure=False, priority=sizes[i], key=f"geo-med-sr-{i}-{time.time_ns()}"): i
+        client.submit(task, job, settings, pure=False, priority=sizes[i], key=f"geo-med-sr-{i}-{time.time_ns()}"): i
         for i, job in enumerate(jobs)
     }
     outcomes: list[Outcome | None] = [None] * len(jobs)
@@ -339,11 +370,11 @@ def _run_all(client: Any, jobs: Sequence[Job], settings: Settings, progress: boo
                 outcomes[i] = future.result()
             except Exception as exc:  # the worker died (memory limit, crash) or the task was cancelled
                 outcomes[i] = Outcome(
-                    str(jobs[i].input),
+                    jobs[i].label,
                     str(jobs[i].output),
                     FAILED,
                     0.0,
-                    f"{jobs[i].input}: the worker running it failed ({type(exc).__name__}: {exc})",
+                    f"{jobs[i].label}: the worker running it failed ({type(exc).__name__}: {exc})",
                 )
             bar.update(1)
             bar.set_postfix_str(f"{outcomes[i].status} {jobs[i].input.name}", refresh=False)
@@ -442,10 +473,74 @@ def batch(
     threads = check.WORKERS.check_optional(threads, "threads=")
     start = time.perf_counter()
     config = config or SRConfig()
+    out_dir = check_out_dir(out_dir)
+    jobs = plan(inputs, out_dir)
+    settings = Settings(
+        str(scale) if isinstance(scale, (str, int)) else ",".join(str(s) for s in scale),
+        config.model_dump(),
+        None if bands is None else (bands if isinstance(bands, str) else ",".join(str(b) for b in bands)),
+        cog,
+        overwrite,
+    )
+    return run_batch(
+        jobs,
+        out_dir,
+        run_job,
+        settings,
+        workers=workers,
+        scheduler=scheduler,
+        threads=threads,
+        vrt=vrt,
+        overwrite=overwrite,
+        progress=progress,
+        start=start,
+    )
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, once it is known not to be a file.
+
+    Raises:
+        OutputError: ``out_dir`` is a file.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise file_error(OutputError, out_dir, "--out-dir is a file; give a folder")
-    jobs = plan(inputs, out_dir)
+    return out_dir
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    out_dir: Path,
+    task: Task,
+    settings: Any,
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+    vrt: str | os.PathLike | None,
+    overwrite: bool,
+    progress: bool | None,
+    start: float,
+) -> BatchReport:
+    """Run ``task(job, settings)`` for every job on a Dask cluster, in ``out_dir``, as the module docstring says.
+
+    The rest of the pre-flight comes first (no input inside ``out_dir``, ``out_dir`` created, the
+    ``vrt`` output); then, holding the folder's lock, the temporaries of a killed run are removed,
+    the tasks run (largest inputs first) and the report (and mosaic) is written.
+
+    Args:
+        jobs: the planned jobs (:func:`check_unique` passed).
+        out_dir: the output folder (:func:`check_out_dir` passed).
+        task: a picklable module-level function run on the workers (:func:`run_job`).
+        settings: a frozen dataclass with a ``threads`` field, sent to every task; ``threads`` is set
+            here (the given value, else the cores divided among the local workers).
+        workers, scheduler, threads, vrt, overwrite, progress: as for :func:`batch`.
+        start: ``time.perf_counter()`` when the batch began (its seconds in the report).
+
+    Raises:
+        OutputError: an input inside ``out_dir``, a bad ``vrt``, another batch writing to ``out_dir``.
+    """
     for job in jobs:
         if job.input.resolve().parent == out_dir.resolve():
             raise file_error(
@@ -460,19 +555,12 @@ def batch(
     n_workers = workers or default_workers(len(jobs))
     if threads is None and not scheduler:
         threads = max(1, (os.cpu_count() or 1) // n_workers)
-    settings = Settings(
-        str(scale) if isinstance(scale, (str, int)) else ",".join(str(s) for s in scale),
-        config.model_dump(),
-        None if bands is None else (bands if isinstance(bands, str) else ",".join(str(b) for b in bands)),
-        cog,
-        overwrite,
-        threads,
-    )
+    settings = replace(settings, threads=threads)
     with _exclusive(out_dir):
         remove_leftovers(jobs)
         try:
             with _client(n_workers, scheduler) as client:
-                outcomes = _run_all(client, jobs, settings, progress)
+                outcomes = _run_all(client, jobs, task, settings, progress)
         except BaseException:
             # interrupted (Ctrl-C, SIGTERM) or the cluster failed: the local workers stopped with the cluster, so
             # the temporaries they were writing are removed here (only ours: .NAME.partial-*). Tasks already sent to
