@@ -1,7 +1,8 @@
 """Guided MRI at clinical size: peak memory and time of ``upscale --guide`` beside single-contrast ``self``.
 
     .venv/bin/python benchmarks/bench_guided_memory.py [--shape 512 512 40] [--steps 50] [--register] \
-        [--work benchmarks/.work/guided_memory] [--json benchmarks/results/bench_guided_memory.json]
+        [--only self|guided] [--work benchmarks/.work/guided_memory] \
+        [--json benchmarks/results/bench_guided_memory.json]
 
 A synthetic thick series (``--shape``, 0.5 x 0.5 x 4 mm voxels, smooth random anatomy, float32 NIfTI) and a
 1 mm isotropic guide over the same field of view (its contrast inverted); the target is restored x4 along its
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--shape", nargs=3, type=int, default=[512, 512, 40])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--register", action="store_true", help="let the tool register the guide")
+    parser.add_argument("--only", choices=("self", "guided"), default=None, help="run one of the two rows")
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "guided_memory")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "bench_guided_memory.json")
     args = parser.parse_args()
@@ -60,13 +62,16 @@ def main() -> None:
     nib.save(nib.Nifti1Image(values.astype(np.float32), affine), target)
     rows = []
     print(f"{'run':<34} {'seconds':>8} {'peak MB':>8}")
-    for label, extra in (
-        ("self (single contrast)", []),
-        (
+    runs = {
+        "self": ("self (single contrast)", []),
+        "guided": (
             "self --guide" + (" (registered by the tool)" if args.register else " --guide-registered"),
             ["--guide", str(guide)] + ([] if args.register else ["--guide-registered"]),
         ),
-    ):
+    }
+    for key, (label, extra) in runs.items():
+        if args.only not in (None, key):
+            continue
         out = args.work / f"out_{len(rows)}.nii.gz"
         cmd = [sys.executable, "-m", "geo_med_sr", "upscale", str(target), str(out), "--scale", "1,1,4"]
         cmd += ["--method", "self", "--steps", str(args.steps), "--quiet", "--overwrite", *extra]
