@@ -133,9 +133,10 @@ def detail_energy(arrays: list[tuple[np.ndarray, np.ndarray]], axes: Sequence[in
             if n < 3:
                 continue
             v, m = values[0].astype(np.float64), valid
-            take = lambda a, lo: np.take(a, range(lo, lo + n - 2), axis=axis)  # noqa: E731
-            d2 = take(v, 0) - 2 * take(v, 1) + take(v, 2)
-            both = take(m, 0) & take(m, 1) & take(m, 2)
+            d2 = np.diff(v, n=2, axis=axis)
+            ends = np.diff(m.astype(np.int8), n=1, axis=axis) == 0  # two neighbours alike
+            both = np.take(m, range(1, n - 1), axis=axis) & np.take(ends, range(n - 2), axis=axis)
+            both &= np.take(ends, range(1, n - 1), axis=axis)
             total += float(np.sum(d2[both] ** 2))
             count += int(both.sum())
         energy.append(total / count if count else 0.0)
