@@ -58,14 +58,15 @@ def test_config_rebuilds_the_network():
     net = trained_ish(3, features=6, blocks=2)
     assert net.config() == {
         "name": "guided-plane",
-        "params": {"scale": 3, "guide_channels": 2, "features": 6, "blocks": 2},
+        "params": {"scale": 3, "guide_channels": 2, "features": 6, "blocks": 2, "detail": True},
     }
     again = build_network(**net.config())
     again.load_state_dict(net.state_dict())
     x, g = torch.randn(2, 1, 5, 6), torch.randn(2, 2, 15, 6)
     with torch.no_grad():
         assert torch.equal(again.eval()(x, g), net(x, g))
-    assert net.receptive_radii == (3, 6) and net.receptive_radius == 6  # ceil(6 / 3) + 1 LR pixels across
+    # across: ceil((6 + 2 * 3) / 3) + 1 LR pixels (convolutions, the guide detail's means, the interpolation)
+    assert net.receptive_radii == (5, 6) and net.receptive_radius == 6
 
 
 def test_wrong_guide_shape_is_refused():

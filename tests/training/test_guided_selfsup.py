@@ -112,7 +112,13 @@ def test_zero_steps_is_the_untrained_through_plane_self(case):
     """No training: exactly the untrained single-contrast through-plane network (linear interpolation across z)."""
     model, info = train(case, steps=0)
     assert info["steps"] == 0 and info["final_l1"] is None
-    assert model.net2d.config()["params"] == {"scale": S, "guide_channels": 2, "features": 32, "blocks": 4}
+    assert model.net2d.config()["params"] == {
+        "scale": S,
+        "guide_channels": 2,
+        "features": 32,
+        "blocks": 4,
+        "detail": True,
+    }
     edsr = build_network("edsr", spatial_dims=2, in_channels=1, scale=[S, 1], **SELF_THROUGH_PLANE)
     x, g = torch.from_numpy(case["lr"])[None], torch.from_numpy(case["guide"])[None]
     with torch.no_grad():
