@@ -117,22 +117,32 @@ def _images(arrays: list[tuple[np.ndarray, np.ndarray]]) -> list[TrainImage]:
 #: an in-plane direction whose detail energy (mean squared second difference of the target) is below this share
 #: of the other in-plane direction's is not trained on: it was interpolated (resliced from thick slices, zoomed),
 #: and degrading it would teach the network that there is no detail to restore. Measured: the stroke subject's
-#: native 1 mm axes are within 0.56-1.0 of each other; the glioma subject's z (interpolated upstream from thick
-#: slices) has 0.04-0.17 of its x/y energy.
+#: native 1 mm axes are within 0.53-0.65 of each other on the thick benchmark targets; the glioma subject's z
+#: (interpolated upstream from thick slices) has 0.05-0.07 of its x/y energy.
 NATIVE_DETAIL_RATIO = 0.25
 
 
 def detail_energy(arrays: list[tuple[np.ndarray, np.ndarray]], axes: Sequence[int]) -> list[float]:
-    """Mean squared second difference of channel 0 along each of ``axes`` (spatial, 0-based), where the three
-    voxels are valid: how much fine detail each direction holds (normalised units squared)."""
+    """Mean squared second difference of channel 0 along each of ``axes`` (spatial, 0-based) inside the
+    anatomy: valid voxels of the foreground (:func:`~geo_med_sr.guidance.checks.foreground`) eroded by 2, so
+    that the edge of a skull-stripped or masked volume (sharp along every axis) does not decide. How much
+    fine detail each direction holds (normalised units squared)."""
+    from scipy import ndimage
+
+    from geo_med_sr.guidance.checks import foreground
+
+    inside = []
+    for values, valid in arrays:
+        anatomy = foreground(values[0]) if values.ndim == 4 else np.ones(valid.shape, bool)
+        inside.append(valid & ndimage.binary_erosion(anatomy, iterations=2))
     energy = []
     for axis in axes:
         total, count = 0.0, 0
-        for values, valid in arrays:
+        for (values, _), m in zip(arrays, inside):
             n = values.shape[axis + 1]
             if n < 3:
                 continue
-            v, m = values[0].astype(np.float64), valid
+            v = values[0].astype(np.float64)
             d2 = np.diff(v, n=2, axis=axis)
             ends = np.diff(m.astype(np.int8), n=1, axis=axis) == 0  # two neighbours alike
             both = np.take(m, range(1, n - 1), axis=axis) & np.take(ends, range(n - 2), axis=axis)
