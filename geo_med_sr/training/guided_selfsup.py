@@ -35,13 +35,7 @@ from geo_med_sr.networks import build_network
 from geo_med_sr.networks.guided_plane import GuidedPlaneNet
 from geo_med_sr.normalize import Normalizer
 from geo_med_sr.training.data import PatchSampler, TrainImage
-from geo_med_sr.training.selfsup import (
-    DEFAULT_STEPS,
-    SCRATCH_LR,
-    _in_plane_slices,
-    _training_arrays,
-    native_directions,
-)
+from geo_med_sr.training.selfsup import DEFAULT_STEPS, SCRATCH_LR, _in_plane_slices, _training_arrays
 
 __all__ = ["GUIDE_DROPOUT", "PROTOCOL", "guided_self_supervised_upsampler"]
 
@@ -196,8 +190,7 @@ def guided_self_supervised_upsampler(
     torch.manual_seed(seed)  # the initial weights: with ``steps`` the output is reproducible
     net = _network(network, s, guide.shape[0])
     arrays = _training_arrays(source, normalizer, stats, seed, extra=guide)
-    directions, trained_along = native_directions(arrays, through_plane_axis)
-    images = _in_plane_slices(arrays, through_plane_axis, split_channels=False, directions=directions)
+    images = _in_plane_slices(arrays, through_plane_axis, split_channels=False)
     if not images:
         raise InputError("the target has no valid pixel to train on")
     largest = max(min(im.values.shape[1] // s, im.values.shape[2]) for im in images)
@@ -218,6 +211,5 @@ def guided_self_supervised_upsampler(
         "start": "random init",
         "guide_dropout": GUIDE_DROPOUT,
         "guide_channels": int(guide.shape[0]),
-        "trained_along": trained_along,
     }
     return GuidedPlaneEnsemble(net, through_plane_axis), info

@@ -114,67 +114,10 @@ def _images(arrays: list[tuple[np.ndarray, np.ndarray]]) -> list[TrainImage]:
     ]
 
 
-#: an in-plane direction whose detail energy (mean squared second difference of the target) is below this share
-#: of the other in-plane direction's is not trained on: it was interpolated (resliced from thick slices, zoomed),
-#: and degrading it would teach the network that there is no detail to restore. Measured: the stroke subject's
-#: native 1 mm axes are within 0.53-0.65 of each other on the thick benchmark targets; the glioma subject's z
-#: (interpolated upstream from thick slices) has 0.05-0.07 of its x/y energy.
-NATIVE_DETAIL_RATIO = 0.25
-
-
-def detail_energy(arrays: list[tuple[np.ndarray, np.ndarray]], axes: Sequence[int]) -> list[float]:
-    """Mean squared second difference of channel 0 along each of ``axes`` (spatial, 0-based) inside the
-    anatomy: valid voxels of the foreground (:func:`~geo_med_sr.guidance.checks.foreground`) eroded by 2, so
-    that the edge of a skull-stripped or masked volume (sharp along every axis) does not decide. How much
-    fine detail each direction holds (normalised units squared)."""
-    from scipy import ndimage
-
-    from geo_med_sr.guidance.checks import foreground
-
-    inside = []
-    for values, valid in arrays:
-        anatomy = foreground(values[0]) if values.ndim == 4 else np.ones(valid.shape, bool)
-        inside.append(valid & ndimage.binary_erosion(anatomy, iterations=2))
-    energy = []
-    for axis in axes:
-        total, count = 0.0, 0
-        for (values, _), m in zip(arrays, inside):
-            n = values.shape[axis + 1]
-            if n < 3:
-                continue
-            v = values[0].astype(np.float64)
-            d2 = np.diff(v, n=2, axis=axis)
-            ends = np.diff(m.astype(np.int8), n=1, axis=axis) == 0  # two neighbours alike
-            both = np.take(m, range(1, n - 1), axis=axis) & np.take(ends, range(n - 2), axis=axis)
-            both &= np.take(ends, range(1, n - 1), axis=axis)
-            total += float(np.sum(d2[both] ** 2))
-            count += int(both.sum())
-        energy.append(total / count if count else 0.0)
-    return energy
-
-
-def native_directions(arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: int) -> tuple[tuple[int, ...], dict]:
-    """The in-plane directions to train along (0: the first in-plane axis, 1: the second, in volume order) and
-    the record of why (:data:`NATIVE_DETAIL_RATIO`): both, unless one holds far less detail than the other."""
-    axes = [a for a in range(3) if a != thick_axis]
-    energy = detail_energy(arrays, axes)
-    top = max(energy)
-    kept = tuple(j for j, e in enumerate(energy) if top == 0 or e >= NATIVE_DETAIL_RATIO * top)
-    record = {
-        "axes": [axes[j] for j in kept],
-        "detail_energy": {str(a): round(e, 6) for a, e in zip(axes, energy)},
-    }
-    return kept, record
-
-
 def _in_plane_slices(
-    arrays: list[tuple[np.ndarray, np.ndarray]],
-    thick_axis: int,
-    split_channels: bool = True,
-    directions: Sequence[int] = (0, 1),
+    arrays: list[tuple[np.ndarray, np.ndarray]], thick_axis: int, split_channels: bool = True
 ) -> list[TrainImage]:
-    """2D HR slices perpendicular to the thick axis, as they are (their first in-plane axis is the one the
-    training degrades: direction 0) and transposed (direction 1); ``directions`` keeps those given.
+    """2D HR slices perpendicular to the thick axis, each also transposed (both in-plane directions).
 
     One one-channel image per channel, or with ``split_channels=False`` one image holding every
     channel of the slice (a target and its guide, transposed alike).
@@ -187,17 +130,15 @@ def _in_plane_slices(
             for group in groups:
                 plane, plane_valid = vol[group, k], mask[k]
                 if plane_valid.any():
-                    if 0 in directions:
-                        images.append(TrainImage(Path("<input>"), plane, plane_valid, ""))
-                    if 1 in directions:
-                        images.append(
-                            TrainImage(
-                                Path("<input>"),
-                                np.ascontiguousarray(plane.transpose(0, 2, 1)),
-                                np.ascontiguousarray(plane_valid.T),
-                                "",
-                            )
+                    images.append(TrainImage(Path("<input>"), plane, plane_valid, ""))
+                    images.append(
+                        TrainImage(
+                            Path("<input>"),
+                            np.ascontiguousarray(plane.transpose(0, 2, 1)),
+                            np.ascontiguousarray(plane_valid.T),
+                            "",
                         )
+                    )
     return images
 
 
@@ -387,15 +328,12 @@ def self_supervised_upsampler(
         s = scale[through_plane_axis]
         net = build_network(**network)
         degradation = SliceProfile((s, 1), 2, thickness=slice_thickness)
-        directions, trained_along = native_directions(arrays, through_plane_axis)
-        images = _in_plane_slices(arrays, through_plane_axis, directions=directions)
-        info = _fit(net, images, degradation, budget, dev, seed, log, steps=steps)
+        info = _fit(net, _in_plane_slices(arrays, through_plane_axis), degradation, budget, dev, seed, log, steps=steps)
         protocol_text = "through-plane (in-plane slices, slice profile)"
         ensemble = PlaneEnsemble(net, through_plane_axis)
         return ensemble, {
             **_reproducible(info),
             "protocol": protocol_text,
-            "trained_along": trained_along,
             "budget_s": budget,
             "steps_from": steps_from,
             "start": "random init",

@@ -190,25 +190,3 @@ def test_budget_and_steps_together_are_refused():
 
     with pytest.raises((ConfigError, ValueError), match="not both"):
         SRConfig().updated(model={"method": "self", "steps": 5, "budget": 3.0})
-
-
-def test_an_interpolated_in_plane_direction_is_not_trained_along():
-    """A volume whose second in-plane axis was zoomed from a 4x coarser sampling (as a reslice of thick slices
-    is) holds little detail along it: the through-plane training degrades only the native direction. Native
-    axes of similar detail are both kept."""
-    from scipy import ndimage
-
-    from geo_med_sr.training.selfsup import NATIVE_DETAIL_RATIO, native_directions
-
-    rng = np.random.default_rng(0)
-    native = ndimage.gaussian_filter(rng.normal(size=(24, 24, 8)), 0.7).astype(np.float32)
-    valid = np.ones(native.shape, bool)
-    kept, record = native_directions([(native[None], valid)], thick_axis=2)
-    assert kept == (0, 1) and record["axes"] == [0, 1]
-    coarse = ndimage.gaussian_filter(rng.normal(size=(24, 6, 8)), 0.7)
-    smooth_y = ndimage.zoom(coarse, (1, 4, 1), order=3).astype(np.float32)  # (24, 24, 8), y interpolated
-    kept, record = native_directions([(smooth_y[None], valid)], thick_axis=2)
-    energy = record["detail_energy"]
-    assert kept == (0,) and record["axes"] == [0] and energy["1"] < NATIVE_DETAIL_RATIO * energy["0"]
-    kept, record = native_directions([(smooth_y[None], valid)], thick_axis=0)  # in-plane axes y and z
-    assert record["axes"] == [2] and kept == (1,)
