@@ -20,6 +20,7 @@ shape ``upscale`` writes too) says what ran (method, gains, training steps) and 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -161,36 +162,26 @@ def check_options(
         check.flag(value, f"{key}=")
     check.text(item, "item=", optional=True)
     check_settings(method, budget, steps, model)
-    return {
-        "bands": bands,
-        "method": method,
-        "budget": budget,
-        "steps": steps,
-        "model": model,
-        "offset": offset,
-        "device": device,
-        "amp": amp,
-        "seed": seed,
-        "cog": cog,
-        "item": item,
-    }
+    return dict(
+        bands=bands,
+        method=method,
+        budget=budget,
+        steps=steps,
+        model=model,
+        offset=offset,
+        device=device,
+        amp=amp,
+        seed=seed,
+        cog=cog,
+        item=item,
+    )
 
 
 def _decide(scene: Scene, layout: Layout, where: Path, options: dict[str, Any]) -> SharpenPlan:
     """The :class:`~geo_med_sr.sharpening.plan.SharpenPlan` of ``scene`` for the checked ``options`` (headers only)."""
-    o = options
+    wanted = inspect.signature(plan_sharpening).parameters  # method, model, budget, steps, seed, device, amp
     with io.naming(where):
-        return plan_sharpening(
-            scene,
-            layout,
-            o["method"],
-            model=o["model"],
-            budget=o["budget"],
-            steps=o["steps"],
-            seed=o["seed"],
-            device=o["device"],
-            amp=o["amp"],
-        )
+        return plan_sharpening(scene, layout, **{k: v for k, v in options.items() if k in wanted})
 
 
 def sharpen_request_for(
