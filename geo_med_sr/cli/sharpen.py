@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run ``sharpen`` from parsed arguments and print a one-line summary."""
+    """Run ``sharpen`` from parsed arguments and print a summary: what was written, then the seconds per stage
+    (:attr:`~geo_med_sr.sharpening.pipeline.SharpenResult.stages`)."""
     from geo_med_sr.sharpening.pipeline import sharpen
 
     result = sharpen(
@@ -100,3 +101,4 @@ def run(args: argparse.Namespace) -> None:
             f"wrote {result.output}: {result.shape[0]}x{result.shape[1]} pixels, {len(result.bands)} bands, "
             f"method {args.method}: {groups}"
         )
+        print("seconds: " + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.stages.items()))

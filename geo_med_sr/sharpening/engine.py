@@ -12,12 +12,16 @@ each tile grown by the halo and mirror-reflected outside the grid. Sharpening's 
   categorical bands (SCL) by nearest neighbour.
 
 Every value is a function of global indices, so the result does not depend on the tile size.
+Where the time goes is summed per stage on a :class:`StageClock` (reported, never written).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +30,35 @@ from geo_med_sr.inference.protocols import GuidedMethod, OutputSpec, Sink, Windo
 from geo_med_sr.multires import Relation
 from geo_med_sr.sharpening.scene import Band, Group, GroupInputs, Layout, Scene, group_inputs, nearest
 
-__all__ = ["GuideSource", "OutputSpec", "output_spec", "run_method", "sharpen_scene"]
+__all__ = ["GuideSource", "OutputSpec", "StageClock", "output_spec", "run_method", "sharpen_scene"]
+
+
+class StageClock:
+    """Wall-clock seconds per stage of a job, summed over every call (``with clock("read"): ...``).
+
+    What :func:`sharpen_scene` adds: ``read`` (the guide windows and their physical values),
+    ``inputs`` (each group's coarse bands sampled under the tile, the guides' detail), ``network``
+    (the methods) and ``write`` (the sink's writes). The times are reported, never written into an
+    output: the same job gives the same bytes. With the driver's threads the stages overlap.
+
+    Attributes:
+        seconds: stage name -> seconds, in the order the stages first ran.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Count ``seconds`` more for ``stage``."""
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - start)
 
 
 def output_spec(scene: Scene, layout: Layout) -> OutputSpec:
@@ -65,22 +97,26 @@ class GuideSource:
         band: a guide band (ratio 1 to the output grid).
         relation: its relation to the output grid (an integer offset).
         shape: the output grid's shape.
+        clock: where the reads count as ``read`` (None: not timed).
     """
 
-    def __init__(self, band: Band, relation: Relation, shape: Sequence[int]) -> None:
+    def __init__(self, band: Band, relation: Relation, shape: Sequence[int], clock: StageClock | None = None) -> None:
         self.source = band.source
         self.shift = tuple(int(round(o)) for o in relation.offset)
         self.shape = (1, *(int(n) for n in shape))
+        self.clock = clock if clock is not None else StageClock()
 
     def _own(self, window: Window) -> Window:
         return Window((a - s, b - s) for (a, b), s in zip(window, self.shift))
 
     def read(self, window: Window) -> np.ndarray:
         """Stored values ``(1, *window.shape)``."""
-        return self.source.read(self._own(window))
+        with self.clock("read"):
+            return self.source.read(self._own(window))
 
     def read_valid(self, window: Window) -> np.ndarray | None:
-        return self.source.read_valid(self._own(window))
+        with self.clock("read"):
+            return self.source.read_valid(self._own(window))
 
     def read_band_valid(self, window: Window) -> None:
         """None: one band, whose validity :meth:`read_valid` gives."""
@@ -115,15 +151,17 @@ class _Sharpening:
         layout: Layout,
         methods: Mapping[int, GuidedMethod],
         stats: Sequence[dict],
+        clock: StageClock,
     ) -> None:
-        self.scene, self.layout, self.methods, self.stats = scene, layout, methods, stats
+        self.scene, self.layout, self.methods, self.stats, self.clock = scene, layout, methods, stats, clock
         self.slot = {band: k for k, band in enumerate(layout.outputs)}
         self.written = [g for g, group in enumerate(layout.groups) if any(t in self.slot for t in group.targets)]
         #: output pixels of context around a tile: the largest receptive radius of the methods that run
         self.halo = max((int(methods[g].receptive_radius) for g in self.written), default=0)
 
     def prepare(self, windows: list[WindowInputs]) -> list[_Tile]:
-        return [self._prepare(w) for w in windows]
+        with self.clock("read"):
+            return [self._prepare(w) for w in windows]
 
     def _prepare(self, w: WindowInputs) -> _Tile:
         bands, layout = self.scene.bands, self.layout
@@ -189,8 +227,10 @@ class _Sharpening:
         self._copy_guides(tile, out, valid)
         for g in self.written:
             method = self.methods[g]
-            inputs = self._group_inputs(tile, g)
-            result, ok = _cropped(method, inputs, int(method.receptive_radius), tile.window.shape)
+            with self.clock("inputs"):
+                inputs = self._group_inputs(tile, g)
+            with self.clock("network"):
+                result, ok = _cropped(method, inputs, int(method.receptive_radius), tile.window.shape)
             del inputs
             for k, band in enumerate(self.layout.groups[g].targets):
                 if band in self.slot:
@@ -200,6 +240,24 @@ class _Sharpening:
 
     def finish(self, values: np.ndarray) -> np.ndarray:
         return values
+
+
+class _TimedSink:
+    """``sink`` with its writes counted as ``write`` on ``clock`` (everything else passed through)."""
+
+    def __init__(self, sink: Sink, clock: StageClock) -> None:
+        self.sink, self.clock = sink, clock
+
+    @property
+    def block(self) -> tuple[int, ...]:
+        return self.sink.block
+
+    def write(self, window: Window, data: np.ndarray, *args: Any, **kwargs: Any) -> None:
+        with self.clock("write"):
+            self.sink.write(window, data, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
 
 
 def sharpen_scene(
@@ -212,6 +270,7 @@ def sharpen_scene(
     tile: int = 512,
     progress: Callable[[int, int], None] | None = None,
     threads: bool = False,
+    clock: StageClock | None = None,
 ) -> None:
     """Sharpen every group of ``scene`` tile by tile into ``sink`` (``(C_out, *layout.grid.shape)``).
 
@@ -227,10 +286,13 @@ def sharpen_scene(
             window holds every band of a 512-pixel tile in float64 and its methods hold the GIL, so
             the queued windows cost peak memory (+8 to +20 % on the shared S2 scene) and gained no time
             (``benchmarks/bench_compare.py``); the output is the same either way.
+        clock: where the seconds of ``read``, ``inputs``, ``network`` and ``write`` are added
+            (:class:`StageClock`); None: not kept.
     """
-    compute = _Sharpening(scene, layout, methods, stats)
+    clock = clock if clock is not None else StageClock()
+    compute = _Sharpening(scene, layout, methods, stats, clock)
     shape = layout.grid.shape
-    guides = [GuideSource(scene.bands[i], layout.relations[i], shape) for i in layout.guides]
+    guides = [GuideSource(scene.bands[i], layout.relations[i], shape, clock) for i in layout.guides]
     driver = WindowDriver(
         (1, 1),
         tile,
@@ -241,4 +303,4 @@ def sharpen_scene(
         desc="sharpening",
         unit="tile",
     )
-    driver.run(compute, sink, spec, guides=guides, shape=shape)
+    driver.run(compute, _TimedSink(sink, clock), spec, guides=guides, shape=shape)

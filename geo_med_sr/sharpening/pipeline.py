@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from geo_med_sr import io
 from geo_med_sr.errors import ConfigError
 from geo_med_sr.provenance import build_provenance
 from geo_med_sr.sharpening.builders import build_group
-from geo_med_sr.sharpening.engine import output_spec, sharpen_scene
+from geo_med_sr.sharpening.engine import StageClock, output_spec, sharpen_scene
 from geo_med_sr.sharpening.plan import SharpenPlan, check_settings, guide_names, plan_sharpening
 from geo_med_sr.sharpening.registry import DEFAULT_METHOD, SHARPEN_METHODS
 from geo_med_sr.sharpening.request import FILES_KEY, sharpen_request
@@ -51,6 +52,12 @@ class SharpenResult:
     #: wall-clock seconds per group and stage (``{"B05,...": {"train": s}}``): kept out of the file, so the
     #: same job gives the same bytes.
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: wall-clock seconds of the whole job per stage, also kept out of the file: ``prepare`` (open the bands,
+    #: plan, band statistics, the request's file hashes), ``train`` (each group's method: self-training,
+    #: GLP gains, loading weights), ``read``, ``inputs``, ``network``, ``write`` (the tiles; see
+    #: :class:`~geo_med_sr.sharpening.engine.StageClock`), ``cog`` (finishing the file: the flush and, with
+    #: ``cog``, the overviews and the COG copy) and ``total`` (the call; the stages run inside it).
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -312,6 +319,7 @@ def sharpen(
         raise ConfigError(f"request={type(request).__name__}: expected the dict of sharpen_request_for, or None")
     written = io.check_output(out, inputs=[*paths, *extra], overwrite=overwrite, formats=("geotiff",))
     o = options
+    started, clock = time.perf_counter(), StageClock()
     with open_scene(paths, pan=pan, guide=guide, bands=o["bands"], offset=o["offset"], item=o["item"]) as scene:
         layout = plan(scene)
         # the output pre-flight's size part, from the band headers: before any pixel is read or any training
@@ -320,9 +328,10 @@ def sharpen(
             stats = [band_stats(b) for b in scene.bands]
         decided = _decide(scene, layout, paths[0], options)
         request = request if request is not None else sharpen_request(scene, decided, cog=cog)
+        clock.add("prepare", time.perf_counter() - started)
         methods, records, timings = {}, [], {}
         for g, group in enumerate(layout.groups):
-            with io.naming(paths[0]):
+            with io.naming(paths[0]), clock("train"):
                 methods[g], info = build_group(decided, scene, layout, stats, g, progress)
             if "train_seconds" in info:  # wall-clock time: reported, not written (same job, same bytes)
                 timings[",".join(scene.bands[i].name for i in group.targets)] = {"train": info.pop("train_seconds")}
@@ -365,7 +374,11 @@ def sharpen(
             with io.open_sink(
                 out, shape, layout.grid.centre_affine(), meta, spec.dtype, overwrite=overwrite, cog=cog
             ) as sink:
-                sharpen_scene(scene, layout, methods, stats, sink, spec, tile=tile, progress=tick)
+                sharpen_scene(scene, layout, methods, stats, sink, spec, tile=tile, progress=tick, clock=clock)
+                finishing = time.perf_counter()
+            clock.add("cog", time.perf_counter() - finishing)  # the sink's close: flush, overviews, COG copy
         finally:
             bar.close()
-    return SharpenResult(out, tuple(layout.grid.shape), names, provenance, timings)
+    clock.add("total", time.perf_counter() - started)
+    stages = {k: round(v, 3) for k, v in clock.seconds.items()}
+    return SharpenResult(out, tuple(layout.grid.shape), names, provenance, timings, stages)

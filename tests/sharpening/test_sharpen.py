@@ -215,6 +215,26 @@ def test_cli_sharpen_and_its_one_line_errors(tmp_path, capsys):
     assert "B99" in capsys.readouterr().err
 
 
+def test_stage_seconds_are_reported_within_the_wall_time_and_never_written(tmp_path, capsys):
+    import time
+
+    folder = s2_folder(tmp_path / "S2X", scl=False)
+    out = tmp_path / "o.tif"
+    start = time.perf_counter()
+    assert main(["sharpen", str(folder), str(out), "--method", "glp"]) == 0
+    wall = time.perf_counter() - start
+    (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("seconds: ")]
+    stages = {name: float(value) for name, value in (item.split() for item in line[len("seconds: ") :].split(", "))}
+    assert list(stages) == ["prepare", "train", "read", "inputs", "network", "write", "cog", "total"]
+    assert min(stages.values()) >= 0 and stages["total"] <= wall
+    # the stages are disjoint parts of the call (rounded to 10 ms in the line)
+    assert sum(v for k, v in stages.items() if k != "total") <= stages["total"] + 0.04
+    tags = read(out)[1]["meta"].values()  # no wall-clock time in the file: the same job gives the same bytes
+    assert not any(f'"{stage}"' in value for value in tags for stage in ("stages", "prepare", "total"))
+    result = sharpen(folder, tmp_path / "p.tif", method="bicubic", cog=False, progress=False)
+    assert set(result.stages) == set(stages) and result.stages["cog"] <= result.stages["total"]
+
+
 def test_evaluate_sharpen_reports_every_metric(tmp_path, capsys):
     folder = s2_folder(tmp_path / "S2X", n=96, scl=False)
     report = tmp_path / "r.json"
