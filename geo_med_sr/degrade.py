@@ -146,9 +146,14 @@ class Degradation:
         raise NotImplementedError
 
     @property
+    def receptive_radii(self) -> tuple[int, ...]:
+        """LR pixels beyond its own block that an LR sample depends on, per axis."""
+        return tuple(math.ceil(((len(w) - s) // 2) / s) for w, s in zip(self.weights, self.scale))
+
+    @property
     def receptive_radius(self) -> int:
-        """LR pixels beyond its own block that an LR sample depends on."""
-        return max(math.ceil(((len(w) - s) // 2) / s) for w, s in zip(self.weights, self.scale))
+        """The largest of :attr:`receptive_radii`."""
+        return max(self.receptive_radii)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, *S_hr)`` -> ``(B, C, *(S_hr // scale))``."""

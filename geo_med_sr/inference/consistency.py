@@ -49,9 +49,21 @@ class BackProjection(nn.Module):
         self.spatial_dims = degradation.spatial_dims
 
     @property
+    def receptive_radii(self) -> tuple[int, ...]:
+        """LR pixels of context per axis: the upsampler's (its ``receptive_radii`` when it has them) plus,
+        per iteration, the degradation's reach along the axis and the interpolation's (1 LR pixel where
+        the axis is upsampled; none where its factor is 1: linear interpolation by 1 is the identity)."""
+        own = getattr(self.upsampler, "receptive_radii", None)
+        base = tuple(own) if own is not None else (int(self.upsampler.receptive_radius),) * self.spatial_dims
+        return tuple(
+            int(r) + self.iterations * (d + (1 if s > 1 else 0))
+            for r, d, s in zip(base, self.degradation.receptive_radii, self.scale)
+        )
+
+    @property
     def receptive_radius(self) -> int:
-        """Upsampler radius plus, per iteration, the degradation's and the interpolation's reach."""
-        return int(self.upsampler.receptive_radius) + self.iterations * (self.degradation.receptive_radius + 1)
+        """The largest of :attr:`receptive_radii` (one halo for every axis)."""
+        return max(self.receptive_radii)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.upsampler(x)
@@ -99,7 +111,17 @@ class GuidedBackProjection(BackProjection):
         self.guide_channels = int(upsampler.guide_channels)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y = self.upsampler(x, guide)
-        for _ in range(self.iterations):
-            y = y + STEP * interpolate_linear(x - self.degradation(y), self.scale)
-        return y
+        """Tile by tile through the batch (tiles are independent): the temporaries of the network's
+        two plane orientations and of the projection are those of one tile at a time."""
+        out = None
+        for i in range(x.shape[0]):
+            y = self.upsampler(x[i : i + 1], guide[i : i + 1])
+            for _ in range(self.iterations):
+                y = y + STEP * interpolate_linear(x[i : i + 1] - self.degradation(y), self.scale)
+            if out is None:
+                out = y.new_empty((x.shape[0], *y.shape[1:]))
+            out[i] = y[0]
+            del y
+        if out is None:
+            raise ValueError("GuidedBackProjection needs at least one tile")
+        return out

@@ -37,6 +37,15 @@ def _parameter_dtype(model: object) -> torch.dtype | None:
     return None
 
 
+def _model_halo(model: object) -> int | tuple[int, ...]:
+    """The halo a model needs: its ``receptive_radii`` per axis when it has them (a plane ensemble
+    reaches further along its thick axis than across it), else its ``receptive_radius``."""
+    radii = getattr(model, "receptive_radii", None)
+    if radii is not None:
+        return tuple(int(r) for r in radii)
+    return int(model.receptive_radius)  # type: ignore[attr-defined]
+
+
 def _as_compute(raw: np.ndarray) -> np.ndarray:
     """Raw values in their compute dtype (float64 for wide storage types, else float32)."""
     return raw.astype(compute_dtype(raw.dtype), copy=False)
@@ -85,7 +94,8 @@ class SuperResolver:
             ``out_channels``.
         scale: integer factor per spatial axis.
         patch_size: tile size in LR pixels (int or per axis).
-        halo: LR pixels of context around each tile; defaults to ``model.receptive_radius``.
+        halo: LR pixels of context around each tile; defaults to the model's ``receptive_radii`` per
+            axis when it has them, else its ``receptive_radius``.
             With ``halo >= receptive radius`` the result equals whole-image inference.
         batch_size: tiles per forward pass.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
@@ -116,7 +126,7 @@ class SuperResolver:
         self.model = model
         self.scale_arg = scale
         self.patch_size = patch_size
-        self.halo = model.receptive_radius if halo is None else halo
+        self.halo = _model_halo(model) if halo is None else halo
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)

@@ -28,7 +28,7 @@ from geo_med_sr.geometry import scale_affine, scaled_shape
 from geo_med_sr.geometry import spacing as voxel_spacing
 from geo_med_sr.inference.arrays import ArraySink, ArraySource
 from geo_med_sr.inference.memory import available_bytes
-from geo_med_sr.inference.protocols import ImageSink, ImageSource, Window
+from geo_med_sr.inference.protocols import ImageSink, ImageSource, Source, Window
 from geo_med_sr.inference.radiometry import Radiometry, sample_valid_values
 from geo_med_sr.inference.resolver import SuperResolver
 from geo_med_sr.normalize import Normalizer, build_normalizer
@@ -210,7 +210,7 @@ class _Engine:
     stats: dict[str, Any]
     fill_radius: int
     provenance: dict[str, Any]
-    guides: tuple[ArraySource, ...] = ()
+    guides: tuple[Source, ...] = ()
 
     def output_shape(self, source: ImageSource) -> tuple[int, ...]:
         """``(C_out, *S*scale)`` of the output of ``source``."""
@@ -277,10 +277,10 @@ def _engine(
     provenance = build_provenance("upscale", **prov, scale=list(method.scale), normalization=stats)
     if profile is not None:
         provenance["slice_profile"] = profile
-    guides: tuple[ArraySource, ...] = ()
+    guides: tuple[Source, ...] = ()
     if prepared is not None:
         provenance["guide"] = prepared.provenance
-        guides = (ArraySource(prepared.on_output),)
+        guides = (prepared.on_output,)
     elif guide is not None:
         provenance["guide"] = {"path": str(guide.path), "used": False, "why": f"{method.name} does not use a guide"}
     return _Engine(resolver, normalizer, stats, fill, provenance, guides)

@@ -146,6 +146,10 @@ def test_back_projected_guided_output_is_consistent_and_tile_invariant(thick_axi
     profile = SliceProfile(ens.scale, 3)
     projected = GuidedBackProjection(ens, profile, iterations=20)
     assert projected.guided and projected.guide_channels == ens.guide_channels
+    # the projection reaches further along the thick axis only: the in-plane halo stays the network's
+    radii = projected.receptive_radii
+    assert radii[thick_axis] > ens.receptive_radii[thick_axis]
+    assert all(radii[a] == ens.receptive_radii[a] for a in range(3) if a != thick_axis)
     raw = SuperResolver(ens, ens.scale, patch_size=64, device="cpu", progress=False)(x, guides=[g])
     whole = SuperResolver(projected, ens.scale, patch_size=64, device="cpu", progress=False)(x, guides=[g])
 

@@ -258,3 +258,28 @@ def test_a_dicom_guide_of_another_patient_is_refused_naming_the_tags(tmp_path):
         allow_other_study=True,
     )
     assert set(result.provenance["guide"]["other_study_tags"]) == {"PatientID", "StudyInstanceUID"}
+
+
+def test_guide_channels_read_by_window_equal_the_whole_grid():
+    """The output-grid guide is read window by window (raw values + mask, channels computed per read):
+    every window equals the whole grid's channels cropped, bit for bit, and 0 outside the guide."""
+    from geo_med_sr.inference.arrays import read_reflected
+    from geo_med_sr.inference.protocols import Window
+    from geo_med_sr.normalize import build_normalizer
+    from geo_med_sr.upscale.guided import GuideChannels
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 500, size=(9, 7, 40)).astype(np.float32)
+    inside = rng.random(values.shape) > 0.2
+    normalizer = build_normalizer("percentile")
+    stats = normalizer.fit(values[None], inside)
+    channels = GuideChannels(values, inside, normalizer, stats)
+    whole = channels.whole()
+    assert channels.shape == whole.shape == (2, 9, 7, 40) and whole.dtype == np.float32
+    assert np.all(whole[0][~inside] == 0) and np.array_equal(whole[1], inside)
+    for box in [((0, 9), (0, 7), (0, 40)), ((2, 5), (1, 7), (13, 31)), ((-2, 4), (5, 9), (30, 44))]:
+        window = Window(box)
+        expected = np.pad(whole, [(0, 0)] + [(4, 4)] * 3, mode="reflect")[
+            (slice(None), *(slice(a + 4, b + 4) for a, b in box))
+        ]
+        np.testing.assert_array_equal(read_reflected(channels, window), expected)
