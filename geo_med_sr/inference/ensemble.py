@@ -81,6 +81,9 @@ class SelfEnsemble(nn.Module):
 #: output pixels of one batch of planes through the 2D network of :class:`PlaneEnsemble` (bounds its feature maps:
 #: about 64 feature channels x 4 bytes x a few live maps per pixel, a few hundred MB).
 PLANE_CHUNK_PIXELS = 1 << 18
+#: the same for :class:`GuidedPlaneEnsemble`, whose network also holds the guide, its detail and their features:
+#: on one 84 x 84 x 62 tile (x4 along z) 1 << 17 peaked 130 MB below 1 << 18 (guided MRI's 2 GB bound).
+GUIDED_PLANE_CHUNK_PIXELS = 1 << 17
 
 
 class PlaneEnsemble(nn.Module):
@@ -144,7 +147,7 @@ class GuidedPlaneEnsemble(PlaneEnsemble):
     """Apply a :class:`GuidedPlaneNet` to a volume across its thick axis in two plane orientations and average.
 
     The same planes as :class:`~geo_med_sr.inference.ensemble.PlaneEnsemble` (through the 2D network in
-    chunks of at most :data:`~geo_med_sr.inference.ensemble.PLANE_CHUNK_PIXELS` output pixels; each
+    chunks of at most :data:`GUIDED_PLANE_CHUNK_PIXELS` output pixels; each
     plane is computed on its own, so the result does not depend on the chunking); the guide's planes
     are taken in exactly the same permutation as the target's.
 
@@ -185,7 +188,7 @@ class GuidedPlaneEnsemble(PlaneEnsemble):
             guides = guides.repeat_interleave(c, dim=0)
         na, npl = flat.shape[2:]
         s = self.scale[self.thick_axis]
-        chunk = max(1, PLANE_CHUNK_PIXELS // max(1, na * s * npl))
+        chunk = max(1, GUIDED_PLANE_CHUNK_PIXELS // max(1, na * s * npl))
         out = None
         for start in range(0, flat.shape[0], chunk):
             part = self.net2d(flat[start : start + chunk], guides[start : start + chunk])

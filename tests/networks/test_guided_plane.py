@@ -159,3 +159,24 @@ def test_back_projected_guided_output_is_consistent_and_tile_invariant(thick_axi
     assert residual(raw) > 1e-2 and residual(whole) < 1e-3 * residual(raw)
     tiled = SuperResolver(projected, ens.scale, patch_size=3, batch_size=2, device="cpu", progress=False)
     np.testing.assert_allclose(tiled(x, guides=[g]), whole, atol=1e-5)
+
+
+def test_guided_planes_in_bounded_chunks_equal_one_batch(monkeypatch):
+    """The guided ensemble's planes go through the network a few at a time (GUIDED_PLANE_CHUNK_PIXELS): the
+    result equals all planes at once, the guide's planes staying with their target planes."""
+    from geo_med_sr.inference import ensemble
+
+    ens = GuidedPlaneEnsemble(trained_ish(2, seed=3), thick_axis=2)
+    x, g = volume_and_guide((11, 9, 6), ens.scale, seed=4)
+    x_t, g_t = torch.from_numpy(x)[None], torch.from_numpy(g)[None]
+    net = ens.net2d
+    with torch.no_grad():
+        monkeypatch.setattr(ensemble, "GUIDED_PLANE_CHUNK_PIXELS", 1 << 30)
+        whole = ens(x_t, g_t)
+        calls = []
+        forward = net.forward
+        monkeypatch.setattr(net, "forward", lambda t, guide: calls.append(len(t)) or forward(t, guide))
+        monkeypatch.setattr(ensemble, "GUIDED_PLANE_CHUNK_PIXELS", 3 * 12 * 11)  # 3 planes of 12 x 11 pixels
+        chunked = ens(x_t, g_t)
+    assert max(calls) <= 3 and len(calls) > 2
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-6)
