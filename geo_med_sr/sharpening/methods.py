@@ -86,26 +86,46 @@ def fit_glp(pairs: Iterable[tuple[GroupInputs, np.ndarray, np.ndarray]]) -> np.n
     Raises:
         InputError: no valid pixel to fit on.
     """
-    a = y = None
-    count = None
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # per band: D^T D, D^T residual, pixels
     for inputs, label, valid in pairs:
+        if inputs.detail is None:
+            raise ValueError("fit_glp needs the guides' detail (group_inputs(..., detail=True))")
         t, g = inputs.up.shape[0], inputs.detail.shape[0]
-        if a is None:
-            a, y, count = np.zeros((t, g, g)), np.zeros((t, g)), np.zeros(t, dtype=np.int64)
-        for b in range(t):
-            keep = valid[b] & inputs.valid[b]
-            d = inputs.detail[:, keep].T
-            a[b] += d.T @ d
-            y[b] += d.T @ (label[b] - inputs.up[b])[keep]
-            count[b] += int(keep.sum())
-    if a is None or np.any(count == 0):
+        if sums is None:
+            sums = np.zeros((t, g, g)), np.zeros((t, g)), np.zeros(t, dtype=np.int64)
+        a, y, count = sums
+        detail = inputs.detail.reshape(g, -1)
+        for bands, keep in _shared_masks((valid & inputs.valid).reshape(t, -1)):
+            # bands with the same valid pixels share one Gram matrix; the detail is copied only where a mask
+            # leaves pixels out (none on a scene without nodata)
+            d = detail if keep is None else detail[:, keep]
+            a[bands] += d @ d.T
+            for b in bands:
+                residual = (label[b] - inputs.up[b]).reshape(-1)
+                y[b] += d @ (residual if keep is None else residual[keep])
+            count[bands] += d.shape[1]
+    if sums is None or np.any(sums[2] == 0):
         raise InputError("no valid pixel to fit the GLP gains on at the reduced resolution")
+    a, y, _ = sums
     g = a.shape[1]
     gains = np.zeros(y.shape)
     for b in range(len(gains)):
         ridge = GLP_RIDGE * max(float(np.trace(a[b])) / g, 1e-12)
         gains[b] = np.linalg.solve(a[b] + ridge * np.eye(g), y[b])
     return gains
+
+
+def _shared_masks(keep: np.ndarray) -> list[tuple[list[int], np.ndarray | None]]:
+    """The distinct rows of ``keep`` ``(T, N)`` with the bands that have them: ``[(bands, mask), ...]``,
+    the mask None where it keeps every pixel."""
+    groups: list[tuple[list[int], np.ndarray]] = []
+    for b, row in enumerate(keep):
+        same = next((bands for bands, mask in groups if np.array_equal(mask, row)), None)
+        if same is None:
+            groups.append(([b], row))
+        else:
+            same.append(b)
+    return [(bands, None if mask.all() else mask) for bands, mask in groups]
 
 
 def fit_glp_full_scale(samples: Sequence[GroupInputs]) -> np.ndarray:

@@ -33,14 +33,17 @@ from geo_med_sr.multires import (
     Grid,
     Relation,
     Weights,
+    apply_banded,
     apply_separable,
     covered_range,
     cubic_weights,
     fine_positions,
     fold,
-    gaussian_weights,
+    gaussian_kernel,
+    keys_cubic,
     nearest_indices,
     relate,
+    tap_weights,
 )
 
 __all__ = ["Band", "Group", "Layout", "Scene", "check_guides_finer", "group_inputs", "plan"]
@@ -350,6 +353,8 @@ def on_grid(band: Band, rel: Relation, idx: Sequence[np.ndarray], fill: float) -
     lo = [int(v.min()) for v in own]
     hi = [int(v.max()) + 1 for v in own]
     values, valid = read_band(band, lo, hi, fill)
+    if all(len(v) == h - a and v[0] == a and np.all(np.diff(v) == 1) for v, a, h in zip(own, lo, hi)):
+        return values, valid  # a box of the band (no mirrored index): already in order
     sel = np.ix_(own[0] - lo[0], own[1] - lo[1])
     return values[sel], valid[sel]
 
@@ -357,6 +362,10 @@ def on_grid(band: Band, rel: Relation, idx: Sequence[np.ndarray], fill: float) -
 def glp_weights(idx: np.ndarray, n_out: int, ratio: int, offset: float) -> Weights:
     """MTF-GLP low-pass along one axis: Gaussian MTF filter (gain :data:`MTF_NYQUIST_GAIN` at the coarse
     Nyquist), decimation to the coarse pixel centres and cubic interpolation back to output pixels ``idx``.
+
+    The three maps are composed tap by tap (4 coarse centres per output pixel, 4 output pixels per coarse
+    centre, the Gaussian's taps around each), folded at the grid's border, so a window of ``m`` pixels
+    costs ``O(m * 16 * taps)``.
 
     Args:
         idx: output-grid indices ``(N,)`` of the pixels to filter (folded into the grid).
@@ -367,13 +376,18 @@ def glp_weights(idx: np.ndarray, n_out: int, ratio: int, offset: float) -> Weigh
     Returns:
         Weights over output-grid indices (mirror-folded).
     """
-    up = cubic_weights(fine_positions(idx, ratio, offset), None)  # coarse centres, inside or beyond the band
-    coarse = np.arange(up.lo, up.hi)
-    centres = offset + (coarse + 0.5) * ratio - 0.5
-    decimate = cubic_weights(centres, n_out)
+    positions = fine_positions(idx, ratio, offset)
+    coarse = np.floor(positions).astype(np.int64)[:, None] + np.arange(-1, 3)  # (N, 4) centres, inside or beyond
+    up = keys_cubic(positions[:, None] - coarse)
+    centres = offset + (coarse + 0.5) * ratio - 0.5  # on the output grid
+    fine = np.floor(centres).astype(np.int64)[..., None] + np.arange(-1, 3)  # (N, 4, 4) output pixels
+    decimate = keys_cubic(centres[..., None] - fine)
     sigma = ratio * math.sqrt(-2.0 * math.log(MTF_NYQUIST_GAIN)) / math.pi
-    mtf = gaussian_weights(np.arange(decimate.lo, decimate.hi), n_out, sigma)
-    return up.compose(decimate).compose(mtf)
+    mtf = gaussian_kernel(sigma)  # on taps -r..r
+    radius = len(mtf) // 2
+    taps = fold(fold(fine, n_out)[..., None] + np.arange(-radius, radius + 1), n_out)  # (N, 4, 4, 2r + 1)
+    weights = up[:, :, None, None] * decimate[..., None] * mtf
+    return tap_weights(taps.reshape(len(idx), -1), weights.reshape(len(idx), -1), None)
 
 
 @dataclass
@@ -439,11 +453,9 @@ def group_inputs(
     if detail:
         rel = layout.relations[group.targets[0]]
         wx, wy = (glp_weights(idx[a], layout.grid.shape[a], rel.ratio[a], rel.offset[a]) for a in range(2))
-        lows = []
-        for i in layout.guides:
-            values, _ = on_grid(
-                bands[i], layout.relations[i], [np.arange(wx.lo, wx.hi), np.arange(wy.lo, wy.hi)], stats[i]["mean"]
-            )
-            lows.append(apply_separable(values[None], wx, wy)[0])
-        out.detail = out.guides - np.stack(lows)
+        box = [np.arange(wx.lo, wx.hi), np.arange(wy.lo, wy.hi)]
+        lows = apply_banded(
+            np.stack([on_grid(bands[i], layout.relations[i], box, stats[i]["mean"])[0] for i in layout.guides]), wx, wy
+        )
+        out.detail = out.guides - lows
     return out

@@ -20,7 +20,7 @@ import numpy as np
 
 from geo_med_sr.errors import InputError
 from geo_med_sr.inference.arrays import ArraySource
-from geo_med_sr.multires import Grid, area_weights, relate
+from geo_med_sr.multires import Grid, Weights, apply_banded, area_weights, relate
 from geo_med_sr.sharpening.scene import Band, Group, Layout, Scene, read_band
 
 __all__ = ["ReducedPair", "check_contrast", "label_range", "reduce_group"]
@@ -82,13 +82,20 @@ def _reduce_onto(band: Band, target: Grid, q_pixels: float, shape: tuple[int, in
 
 
 def _average(wx: np.ndarray, values: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    """``wx @ values @ wy.T``: ``(X, Y)`` -> ``(mx, my)`` separable weighted averages."""
-    return wx @ values @ wy.T
+    """``wx @ values @ wy.T``: ``(X, Y)`` -> ``(mx, my)`` separable weighted averages (a banded product: each
+    output reads its footprint only, so a window of ``n`` pixels costs ``O(n^2)``, not ``O(n^3)``)."""
+    return apply_banded(values[None], Weights(wx, 0), Weights(wy, 0))[0]
 
 
 def _untouched(wx: np.ndarray, valid: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    """Output pixels whose footprint holds no invalid input pixel."""
-    return ((wx > 0).astype(np.float64) @ (~valid).astype(np.float64) @ (wy > 0).astype(np.float64).T) == 0
+    """Output pixels whose footprint holds no invalid input pixel (counts of invalid pixels: whole numbers,
+    exact in any order of summation)."""
+    if valid.all():
+        return np.ones((wx.shape[0], wy.shape[0]), bool)
+    invalid = (~valid)[None].astype(np.float64)
+    return (
+        apply_banded(invalid, Weights((wx > 0).astype(np.float64), 0), Weights((wy > 0).astype(np.float64), 0))[0] == 0
+    )
 
 
 def label_range(scene: Scene, layout: Layout, group: Group) -> tuple[tuple[int, int], ...]:
