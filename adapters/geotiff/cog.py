@@ -1,10 +1,11 @@
 """Cloud-Optimized GeoTIFF output: overviews on the sink's tiled file, then a checked COG copy.
 
-:class:`~geo_med_sr.adapters.geotiff.GeoTiffSink` writes a tiled, compressed GTiff (a sibling
-``<name>.tiled.tif``) and, with ``cog=True``, finishes it the way ``rio_cogeo``'s
-``cog_translate`` ends: internal overviews (average) on the tiled file (:func:`build_overviews`),
-then a GTiff copy with ``COPY_SRC_OVERVIEWS=YES`` and rio-cogeo's deflate profile (plus predictor
-and ``BIGTIFF=IF_SAFER``; :func:`cog_profile`, :func:`copy_to_cog`); the result passes
+:class:`~geo_med_sr.adapters.geotiff.GeoTiffSink` writes a tiled, compressed, band-interleaved GTiff
+(a sibling ``<name>.tiled.tif``) and, with ``cog=True``, finishes it the way ``rio_cogeo``'s
+``cog_translate`` ends: internal overviews (average, each level from full resolution) on the tiled
+file (:func:`build_overviews`), then a pixel-interleaved GTiff copy with ``COPY_SRC_OVERVIEWS=YES``
+and rio-cogeo's deflate profile (plus predictor and ``BIGTIFF=IF_SAFER``; :func:`cog_profile`,
+:func:`copy_to_cog`); the result passes
 ``rio_cogeo.cogeo.cog_validate``. ``cog_translate`` itself is not used because it first re-reads
 the data through a ``WarpedVRT``, which (measured with rio-cogeo 7) rewrites values: in a 4-band
 uint8 raster (GDAL makes band 4 ``alpha`` by default) with nodata 0, pixels that are nodata in
@@ -55,8 +56,25 @@ def overview_config(block: tuple[int, int]) -> dict[str, str]:
     return {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_OVR_BLOCKSIZE": str(overview_block(*block))}
 
 
-def build_overviews(tiled: Path, spatial: tuple[int, int], block: tuple[int, int]) -> dict[str, Any]:
+def build_overviews(
+    tiled: Path, spatial: tuple[int, int], block: tuple[int, int], config: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Add internal average overviews to the tiled file ``tiled`` of ``spatial`` ``(W, H)`` pixels.
+
+    ``config``: GDAL options while the overviews are built only (the sink's fast compression level
+    of the intermediate's overviews, never in force for the COG copy).
+
+    Each level is built by a call of its own, so GDAL computes every level from full resolution:
+    an overview pixel is GDAL's average of the valid (not nodata, not masked) full-resolution pixels
+    it covers (with integer factors, the mean of the ``f x f`` block, rounded half away from zero;
+    nodata or masked where the whole block is), as the mask's overviews are. Given several levels
+    at once GDAL may cascade instead (level ``2f`` averaged from the rounded level ``f``, which
+    weighs a pixel that is partly nodata like a whole one): always for a band-interleaved file, and
+    for a pixel-interleaved one when a level's source chunk fits ``GDAL_OVR_CHUNK_MAX_SIZE``; its
+    multi-band path also cut some rows' windows at its chunk edges (the sink's docstring). The
+    sink's intermediate is band-interleaved because GDAL builds those band by band, 5-10x faster
+    than its multi-band path for pixel-interleaved files, whose time grows faster than the image
+    (12 bands: 2.7 s instead of 15.5 s at 2048^2, 12 s instead of 135 s at 4096^2).
 
     Returns:
         :func:`~geo_med_sr.adapters.geotiff.tags.layout_metadata` of the tiled file: what the
@@ -64,9 +82,9 @@ def build_overviews(tiled: Path, spatial: tuple[int, int], block: tuple[int, int
     """
     width, height = spatial
     factors = overview_factors(width, height, min(block))
-    with rasterio.open(tiled, "r+") as dataset:
-        if factors:
-            dataset.build_overviews(factors, Resampling.average)
+    with rasterio.Env(**(config or {})), rasterio.open(tiled, "r+") as dataset:
+        for factor in factors:  # one level per call: each from full resolution, never cascaded
+            dataset.build_overviews([factor], Resampling.average)
         dataset.update_tags(OVERVIEW_RESAMPLING="AVERAGE")
         return layout_metadata(dataset)
 

@@ -324,6 +324,104 @@ def test_cog_has_overviews_and_validates(tmp_path):
     assert not (tmp_path / "cog.tif.tiled.tif").exists()
 
 
+NORTH_UP = np.array([[10.0, 0.0, 500005.0], [0.0, -10.0, 5999995.0], [0.0, 0.0, 1.0]])  # centre affine, 10 m
+
+
+def overview_levels(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(values, mask)`` of every overview level of ``path``, finest first."""
+    with rasterio.open(path) as ds:
+        count = len(ds.overviews(1))
+    levels = []
+    for level in range(count):
+        with rasterio.open(path, overview_level=level) as ovr:
+            levels.append((ovr.read(), ovr.read_masks()))
+    return levels
+
+
+def block_mean(array: np.ndarray, valid: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of each ``f x f`` block of ``array`` ``(C, H, W)`` over its ``valid`` pixels, rounded half up, and
+    whether the block has any valid pixel: ``((C, H/f, W/f), (C, H/f, W/f))``."""
+    c, h, w = array.shape
+    blocks = array.reshape(c, h // factor, factor, w // factor, factor).astype(np.float64)
+    valid = np.broadcast_to(valid, array.shape).reshape(blocks.shape)
+    count = valid.sum(axis=(2, 4))
+    mean = np.floor(np.where(valid, blocks, 0.0).sum(axis=(2, 4)) / np.maximum(count, 1) + 0.5)
+    return mean, count > 0
+
+
+@pytest.mark.parametrize("kind", ["nodata", "mask"])
+def test_cog_overviews_are_block_means_of_the_full_resolution_at_every_level(tmp_path, kind):
+    """Every overview level is computed from full resolution: the mean of its block's valid pixels (nodata, or an
+    internal mask); nodata/masked where the whole block is.
+
+    Never the average of the rounded, nodata-blind level above (GDAL's cascade), which the previous
+    pixel-interleaved intermediate got for outputs this small (a level's source chunk under
+    GDAL_OVR_CHUNK_MAX_SIZE): x4 and x8 were off by up to 589 here. The sink's docstring says which
+    outputs changed."""
+    rng = np.random.default_rng(3)
+    width, height = 512, 384  # multiples of 8: every overview pixel is one whole block
+    array = rng.integers(100, 4000, size=(3, width, height)).astype(np.uint16)  # (C, W, H)
+    valid = rng.random((width, height)) >= 0.15  # scattered: many blocks partly invalid
+    valid[40:72, 16:48] = False  # whole x8 blocks (and x16 partly)
+    meta = {"geotiff": {"crs": "EPSG:32633", "nodata": 0 if kind == "nodata" else None}}
+    out = tmp_path / "cog.tif"
+    with GeoTiffSink(
+        out, array.shape, NORTH_UP, meta, array.dtype, cog=True, block_size=64, mask=kind == "mask"
+    ) as sink:
+        for (c0, c1), (r0, r1) in split_boxes(width, height, (width // 3, width // 2 + 1), (height // 4,)):
+            sink.write(((c0, c1), (r0, r1)), array[:, c0:c1, r0:r1], valid=valid[c0:c1, r0:r1])
+    with rasterio.open(out) as ds:
+        assert ds.overviews(1) == [2, 4, 8] == gt.overview_factors(width, height, 64)
+        assert ds.tags(ns="IMAGE_STRUCTURE")["INTERLEAVE"] == "PIXEL"
+        full = ds.read()
+    np.testing.assert_array_equal(full[:, valid.T], array.transpose(0, 2, 1)[:, valid.T])
+    for factor, (values, mask) in zip([2, 4, 8], overview_levels(out)):
+        mean, any_valid = block_mean(full, valid.T, factor)
+        assert any_valid.mean() > 0.9 and not any_valid.all()  # some whole blocks invalid, most not
+        np.testing.assert_array_equal(values[any_valid], mean[any_valid], err_msg=f"overview x{factor}")
+        np.testing.assert_array_equal(mask != 0, any_valid, err_msg=f"mask of overview x{factor}")
+        if kind == "nodata":
+            assert (values[~any_valid] == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["nodata", "mask"])
+def test_cog_overviews_equal_gdal_averages_of_the_full_resolution_on_any_grid(tmp_path, kind):
+    """Sizes that are no multiple of the factors (GDAL weighs the pixels an overview pixel partly covers), per-band
+    nodata or an internal mask: every level (and the mask's) equals GDAL's average of the full resolution, the
+    values the previous implementation (a pixel-interleaved copy, all levels in one call) gave wherever GDAL did
+    not cascade, which a small GDAL_OVR_CHUNK_MAX_SIZE rules out."""
+    import rasterio.shutil
+    from rasterio.enums import Resampling
+
+    rng = np.random.default_rng(5)
+    width, height = 601, 383
+    array = rng.integers(100, 4000, size=(4, width, height)).astype(np.uint16)
+    valid = rng.random((4, width, height)) > 0.1 if kind == "nodata" else rng.random((width, height)) > 0.1
+    valid[..., 100:180, 40:95] = False
+    meta = {"geotiff": {"crs": "EPSG:32633", "nodata": 0 if kind == "nodata" else None}}
+    out = tmp_path / "cog.tif"
+    with GeoTiffSink(
+        out, array.shape, NORTH_UP, meta, array.dtype, cog=True, block_size=64, mask=kind == "mask"
+    ) as sink:
+        for (c0, c1), (r0, r1) in split_boxes(width, height, (200, 333), (150,)):
+            sink.write(((c0, c1), (r0, r1)), array[:, c0:c1, r0:r1], valid=valid[..., c0:c1, r0:r1])
+    reference = tmp_path / "reference.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK="YES"):
+        rasterio.shutil.copy(str(out), str(reference), driver="GTiff", tiled=True, interleave="pixel")
+    with rasterio.Env(GDAL_OVR_CHUNK_MAX_SIZE="100000", GDAL_TIFF_INTERNAL_MASK="YES"):
+        with rasterio.open(reference, "r+") as ds:
+            ds.build_overviews(gt.overview_factors(width, height, 64), Resampling.average)
+    with rasterio.open(out) as ds:
+        assert ds.overviews(1) == [2, 4, 8, 16]
+    got, expected = overview_levels(out), overview_levels(reference)
+    assert len(got) == len(expected) == 4
+    for factor, (values, mask), (want, want_mask) in zip([2, 4, 8, 16], got, expected):
+        np.testing.assert_array_equal(values, want, err_msg=f"overview x{factor}")
+        np.testing.assert_array_equal(mask, want_mask, err_msg=f"mask of overview x{factor}")
+    is_valid, errors, warns = cog_validate(out, strict=True, quiet=True)
+    assert is_valid and not errors and not warns
+
+
 def test_cog_data_is_compressed_once_the_intermediate_with_a_fast_codec(tmp_path, monkeypatch):
     """With cog=True the tiled file the COG is copied from is ZSTD level 1 (where GDAL has it), never the COG's
     deflate: the data is deflated once, by the copy. The COG keeps deflate + predictor and the exact values."""
@@ -339,16 +437,30 @@ def test_cog_data_is_compressed_once_the_intermediate_with_a_fast_codec(tmp_path
     def spy(tiled, *args, **kwargs):
         with rasterio.open(tiled) as ds:
             structure = ds.tags(ns="IMAGE_STRUCTURE")
-            seen["tiled"] = (structure.get("COMPRESSION"), structure.get("PREDICTOR"))
+            seen["tiled"] = (structure.get("COMPRESSION"), structure.get("PREDICTOR"), structure.get("INTERLEAVE"))
+            seen["tiled_overviews"] = ds.overviews(1)
+        seen["copy_overview_level"] = rasterio.env.get_gdal_config("ZSTD_LEVEL_OVERVIEW")
         return copy(tiled, *args, **kwargs)
 
+    def spy_overviews(tiled, spatial, block, config=None):
+        seen["overview_config"] = config
+        return build(tiled, spatial, block, config)
+
+    build = sink_module.build_overviews
     monkeypatch.setattr(sink_module, "copy_to_cog", spy)
+    monkeypatch.setattr(sink_module, "build_overviews", spy_overviews)
     out = tmp_path / "cog.tif"
     write_in_windows(out, image.array, image.affine, image.meta, cog=True, block_size=128)
-    assert seen["tiled"] == ("ZSTD", "2")
+    assert seen["tiled"] == ("ZSTD", "2", "BAND")  # band-interleaved: GDAL's fast overview path
+    assert seen["tiled_overviews"] == [2, 4] and seen["overview_config"] == {"ZSTD_LEVEL_OVERVIEW": "1"}
+    assert seen["copy_overview_level"] is None  # the fast level is for the intermediate only, never the COG's
     with rasterio.open(out) as ds:
         structure = ds.tags(ns="IMAGE_STRUCTURE")
-        assert (structure.get("COMPRESSION"), structure.get("PREDICTOR")) == ("DEFLATE", "2")
+        assert (structure.get("COMPRESSION"), structure.get("PREDICTOR"), structure.get("INTERLEAVE")) == (
+            "DEFLATE",
+            "2",
+            "PIXEL",
+        )
         np.testing.assert_array_equal(ds.read(), array)
     is_valid, errors, _ = cog_validate(out, quiet=True)
     assert is_valid and not errors
@@ -356,6 +468,7 @@ def test_cog_data_is_compressed_once_the_intermediate_with_a_fast_codec(tmp_path
     write_in_windows(plain, image.array, image.affine, image.meta, cog=False, block_size=128)
     with rasterio.open(plain) as ds:
         assert ds.compression.name.lower() == "deflate"  # without cog the written file is the output
+        assert ds.tags(ns="IMAGE_STRUCTURE")["INTERLEAVE"] == "PIXEL"
 
 
 def test_failed_cog_copy_is_an_output_error_and_leaves_no_files(tmp_path, full_tif, monkeypatch):
