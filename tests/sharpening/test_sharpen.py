@@ -226,7 +226,7 @@ def test_stage_seconds_are_reported_within_the_wall_time_and_never_written(tmp_p
     (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("seconds: ")]
     stages = {name: float(value) for name, value in (item.split() for item in line[len("seconds: ") :].split(", "))}
     assert list(stages) == ["prepare", "train", "read", "inputs", "network", "write", "cog", "total"]
-    assert min(stages.values()) >= 0 and stages["total"] <= wall
+    assert min(stages.values()) >= 0 and stages["total"] <= wall + 0.005  # the line rounds to 10 ms
     # the stages are disjoint parts of the call (rounded to 10 ms in the line)
     assert sum(v for k, v in stages.items() if k != "total") <= stages["total"] + 0.04
     tags = read(out)[1]["meta"].values()  # no wall-clock time in the file: the same job gives the same bytes
