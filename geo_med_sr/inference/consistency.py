@@ -65,11 +65,14 @@ class BackProjection(nn.Module):
         """The largest of :attr:`receptive_radii` (one halo for every axis)."""
         return max(self.receptive_radii)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.upsampler(x)
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``y`` ``(B, C, *S*s)`` back-projected onto the measured ``x`` ``(B, C, *S)`` (:attr:`iterations` steps)."""
         for _ in range(self.iterations):
             y = y + STEP * interpolate_linear(x - self.degradation(y), self.scale)
         return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(x, self.upsampler(x))
 
 
 class BSplineIBP(BackProjection):
@@ -115,9 +118,7 @@ class GuidedBackProjection(BackProjection):
         two plane orientations and of the projection are those of one tile at a time."""
         out = None
         for i in range(x.shape[0]):
-            y = self.upsampler(x[i : i + 1], guide[i : i + 1])
-            for _ in range(self.iterations):
-                y = y + STEP * interpolate_linear(x[i : i + 1] - self.degradation(y), self.scale)
+            y = self.project(x[i : i + 1], self.upsampler(x[i : i + 1], guide[i : i + 1]))
             if out is None:
                 out = y.new_empty((x.shape[0], *y.shape[1:]))
             out[i] = y[0]
